@@ -1,0 +1,15 @@
+//! schedule-sync keeps Temporal Schedules in step with schedules declared in
+//! YAML workflow files.
+//!
+//! - [`project`] loads and validates a project folder;
+//! - [`cron`] reads Temporal's cron syntax;
+//! - [`duration`] reads humane durations;
+//! - [`connection`] connects to Temporal following its own conventions;
+//! - [`dev_server`] runs a local Temporal dev server for development and tests.
+#![deny(missing_docs)]
+
+pub mod connection;
+pub mod cron;
+pub mod dev_server;
+pub mod duration;
+pub mod project;

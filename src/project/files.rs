@@ -1,0 +1,248 @@
+//! Finding the workflow files that the project's globs name, and reading a
+//! file into a node tree within fixed limits.
+
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+
+use globset::{Glob, GlobSetBuilder};
+
+use super::diagnostic::Diagnostic;
+use super::node::{Node, Position};
+
+/// The largest project or workflow file we read.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+/// The most workflow files one project may have.
+pub const MAX_WORKFLOW_FILES: usize = 100_000;
+/// How deep below the project folder the walk goes.
+pub const MAX_DEPTH: usize = 64;
+
+/// The files that the globs matched, and what went wrong on the way.
+pub struct Found {
+    /// Relative paths, sorted, without duplicates.
+    pub files: Vec<PathBuf>,
+    /// Globs that matched nothing, unreadable folders, symlink loops.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// The folder part of a glob that holds no pattern characters, where a walk
+/// for it may start.
+fn literal_base(glob: &str) -> PathBuf {
+    let mut base = PathBuf::new();
+    let components: Vec<Component<'_>> = Path::new(glob).components().collect();
+    for (i, component) in components.iter().enumerate() {
+        let text = component.as_os_str().to_string_lossy();
+        if i + 1 == components.len() || text.contains(['*', '?', '[', ']', '{', '}', '\\']) {
+            break;
+        }
+        base.push(component);
+    }
+    base
+}
+
+/// Walks the project folder for the files matching `globs`, each given with
+/// its position in `project.yaml`.
+pub fn find(dir: &Path, project_file: &Path, globs: &[(String, Position)]) -> Found {
+    let mut diagnostics = Vec::new();
+    let mut matchers = Vec::with_capacity(globs.len());
+    for (text, _) in globs {
+        // Checked already when project.yaml was read.
+        if let Ok(glob) = Glob::new(text) {
+            matchers.push(glob.compile_matcher());
+        }
+    }
+    let mut set = GlobSetBuilder::new();
+    for (text, _) in globs {
+        if let Ok(glob) = Glob::new(text) {
+            set.add(glob);
+        }
+    }
+    let Ok(set) = set.build() else {
+        return Found { files: Vec::new(), diagnostics };
+    };
+    let mut hits = vec![0usize; globs.len()];
+    let mut files = BTreeSet::new();
+    let bases: BTreeSet<PathBuf> = globs.iter().map(|(g, _)| literal_base(g)).collect();
+    let mut too_many = false;
+
+    for base in &bases {
+        // A base inside another base is walked with it.
+        if bases.iter().any(|other| other != base && base.starts_with(other)) {
+            continue;
+        }
+        let root = dir.join(base);
+        if !root.exists() {
+            continue;
+        }
+        let walker = walkdir::WalkDir::new(&root)
+            .follow_links(true)
+            .max_depth(MAX_DEPTH)
+            .sort_by_file_name();
+        for entry in walker {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(error) => {
+                    let path = error.path().map_or_else(|| root.clone(), Path::to_path_buf);
+                    let relative = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
+                    let reason = if error.loop_ancestor().is_some() {
+                        "a symbolic link loops back to a folder above it".to_owned()
+                    } else {
+                        error
+                            .io_error()
+                            .map_or_else(|| error.to_string(), std::string::ToString::to_string)
+                    };
+                    diagnostics.push(Diagnostic::warning(
+                        &relative,
+                        Position::default(),
+                        format!("skipped: {reason}"),
+                    ));
+                    continue;
+                }
+            };
+            let Ok(relative) = entry.path().strip_prefix(dir) else { continue };
+            let matched = set.matches(relative);
+            if matched.is_empty() || relative == project_file {
+                continue;
+            }
+            for index in &matched {
+                hits[*index] += 1;
+            }
+            if entry.file_type().is_dir() {
+                diagnostics.push(Diagnostic::warning(
+                    relative,
+                    Position::default(),
+                    "skipped: a folder matches the workflow glob",
+                ));
+                continue;
+            }
+            if files.len() >= MAX_WORKFLOW_FILES {
+                too_many = true;
+                break;
+            }
+            files.insert(relative.to_path_buf());
+        }
+    }
+    if too_many {
+        diagnostics.push(
+            Diagnostic::error(
+                project_file,
+                Position::default(),
+                format!("the workflow globs match more than {MAX_WORKFLOW_FILES} files"),
+            )
+            .expected("globs that name only the project's workflow files"),
+        );
+    }
+    for ((text, at), count) in globs.iter().zip(hits) {
+        if count == 0 {
+            diagnostics.push(Diagnostic::warning(
+                project_file,
+                *at,
+                format!("the glob {text:?} matches no file"),
+            ));
+        }
+    }
+    Found { files: files.into_iter().collect(), diagnostics }
+}
+
+/// Reads `dir/relative` as UTF-8 text within [`MAX_FILE_BYTES`].
+///
+/// # Errors
+///
+/// A whole-file diagnostic when the file is missing, unreadable, too large or
+/// not UTF-8.
+pub fn read(dir: &Path, relative: &Path) -> Result<String, Diagnostic> {
+    use std::io::Read;
+    let whole_file = |message: String| Diagnostic::error(relative, Position::default(), message);
+    let path = dir.join(relative);
+    let file = std::fs::File::open(&path)
+        .map_err(|e| whole_file(format!("cannot open the file: {e}")))?;
+    let mut bytes = Vec::new();
+    // Read one byte past the limit to tell a full-size file from a larger one
+    // without trusting the metadata (a FIFO or /dev/zero has none).
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| whole_file(format!("cannot read the file: {e}")))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(whole_file(format!(
+            "the file is larger than {} KiB",
+            MAX_FILE_BYTES / 1024
+        ))
+        .expected("a workflow definition of reasonable size"));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        whole_file(format!(
+            "the file is not UTF-8 text (bad byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+/// The parser options: duplicate keys are errors, booleans are YAML 1.2's,
+/// and budgets stop alias bombs and deep nesting early.
+fn options() -> serde_saphyr::Options {
+    let mut alias_limits = serde_saphyr::options::AliasLimits::default();
+    alias_limits.max_total_replayed_events = 20_000;
+    alias_limits.max_replay_stack_depth = 16;
+    alias_limits.max_alias_expansions_per_anchor = 100;
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_events: 200_000,
+            max_aliases: 1_000,
+            max_anchors: 1_000,
+            max_depth: 64,
+            max_nodes: 200_000,
+            max_documents: 1,
+        },
+        alias_limits: alias_limits,
+        duplicate_keys: serde_saphyr::options::DuplicateKeyPolicy::Error,
+        strict_booleans: true,
+    }
+}
+
+/// Parses YAML text into a node tree.
+///
+/// # Errors
+///
+/// A diagnostic at the parser's position, with its message.
+pub fn parse(relative: &Path, source: &str) -> Result<Node, Diagnostic> {
+    if source.trim().is_empty() {
+        return Ok(Node { value: super::node::Value::Null, at: Position { line: 1, column: 1 } });
+    }
+    serde_saphyr::from_str_with_options::<Node>(source, options()).map_err(|error| {
+        let at = error
+            .location()
+            .map(|l| Position {
+                line: u32::try_from(l.line()).unwrap_or(0),
+                column: u32::try_from(l.column()).unwrap_or(0),
+            })
+            .unwrap_or_default();
+        let message = error.render_with_options(serde_saphyr::render_options! {
+            snippets: serde_saphyr::SnippetMode::Off,
+        });
+        Diagnostic::error(relative, at, format!("invalid YAML: {}", strip_location(&message)))
+            .expected("a well-formed YAML document")
+            .with_snippet(source)
+    })
+}
+
+/// Drops the parser's own ` at line X column Y` suffix; the diagnostic has it.
+fn strip_location(message: &str) -> &str {
+    let first = message.lines().next().unwrap_or(message);
+    match first.rfind(" at line ") {
+        Some(i) => &first[..i],
+        None => first,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_walk_starts_below_the_literal_part_of_a_glob() {
+        assert_eq!(literal_base("workflows/**/*.yaml"), PathBuf::from("workflows"));
+        assert_eq!(literal_base("a/b/*.yaml"), PathBuf::from("a/b"));
+        assert_eq!(literal_base("*.yaml"), PathBuf::new());
+        assert_eq!(literal_base("one.yaml"), PathBuf::new());
+        assert_eq!(literal_base("x/{a,b}/c.yaml"), PathBuf::from("x"));
+    }
+}

@@ -1,0 +1,181 @@
+//! The project model: loading `project.yaml` and its workflow files into
+//! validated, typed values, with every problem reported at once.
+
+mod check;
+pub mod diagnostic;
+mod files;
+mod model;
+pub mod names;
+pub mod node;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+pub use check::{DEFAULT_WORKFLOWS_GLOB, MIN_CATCHUP_WINDOW, SCHEDULE_KEYS};
+pub use diagnostic::{Diagnostic, Related, Severity};
+pub use files::{MAX_FILE_BYTES, MAX_WORKFLOW_FILES};
+pub use model::{CronEntry, OverlapPolicy, Project, Schedule, Timing, Workflow};
+
+use check::{Defaults, FileCheck};
+use node::Position;
+
+/// The name of the project file in a project folder.
+pub const PROJECT_FILE: &str = "project.yaml";
+
+/// A valid project and the warnings found while loading it.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The project.
+    pub project: Project,
+    /// Problems that do not make the project invalid.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// A project that failed to load: every problem found, errors and warnings,
+/// sorted by file, line and column.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the project is invalid: {} error(s)", self.error_count())]
+pub struct InvalidProject {
+    /// Every problem found.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl InvalidProject {
+    /// How many of the diagnostics are errors.
+    pub fn error_count(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+}
+
+/// Loads and validates the project in `dir`. Reads only files; no network.
+///
+/// # Errors
+///
+/// [`InvalidProject`] with every problem of every file when any file is invalid.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// std::fs::write(dir.path().join("project.yaml"), "name: demo\ntask_queue: q\n").unwrap();
+/// std::fs::create_dir(dir.path().join("workflows")).unwrap();
+/// std::fs::write(
+///     dir.path().join("workflows/report.yaml"),
+///     "id: report\nschedule:\n  cron: \"0 2 * * *\"\n",
+/// )
+/// .unwrap();
+/// let loaded = schedule_sync::project::load(dir.path()).unwrap();
+/// assert_eq!(loaded.project.workflows[0].task_queue, "q");
+/// ```
+pub fn load(dir: &Path) -> Result<Loaded, InvalidProject> {
+    let project_path = Path::new(PROJECT_FILE);
+    let invalid = |mut diagnostics: Vec<Diagnostic>| {
+        sort(&mut diagnostics);
+        InvalidProject { diagnostics }
+    };
+    let source = match files::read(dir, project_path) {
+        Ok(source) => source,
+        Err(mut diagnostic) => {
+            if !dir.join(project_path).exists() {
+                diagnostic.message = format!("no {PROJECT_FILE} in {}", dir.display());
+                diagnostic.expected = Some(format!("a project folder with {PROJECT_FILE}"));
+            }
+            return Err(invalid(vec![diagnostic]));
+        }
+    };
+    let root = files::parse(project_path, &source).map_err(|d| invalid(vec![d]))?;
+    let mut check = FileCheck::new(project_path, &source);
+    let declared = check::project_file(&mut check, &root);
+    let mut diagnostics = check.diagnostics;
+    let Some(declared) = declared.filter(|_| !diagnostics.iter().any(Diagnostic::is_error)) else {
+        return Err(invalid(diagnostics));
+    };
+
+    let found = files::find(dir, project_path, &declared.workflows);
+    diagnostics.extend(found.diagnostics);
+    let defaults = Defaults { task_queue: &declared.task_queue };
+    let results: Vec<(Option<(Workflow, Position)>, Vec<Diagnostic>)> = found
+        .files
+        .into_par_iter()
+        .map(|file| load_workflow(dir, file, &defaults))
+        .collect();
+
+    let mut workflows = Vec::with_capacity(results.len());
+    for (workflow, file_diagnostics) in results {
+        diagnostics.extend(file_diagnostics);
+        workflows.extend(workflow);
+    }
+    diagnostics.extend(duplicates(dir, &workflows));
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        return Err(invalid(diagnostics));
+    }
+    let mut workflows: Vec<Workflow> = workflows.into_iter().map(|(w, _)| w).collect();
+    workflows.sort_by(|a, b| a.id.cmp(&b.id));
+    sort(&mut diagnostics);
+    Ok(Loaded {
+        project: Project { name: declared.name, task_queue: declared.task_queue, workflows },
+        warnings: diagnostics,
+    })
+}
+
+fn load_workflow(
+    dir: &Path,
+    file: PathBuf,
+    defaults: &Defaults<'_>,
+) -> (Option<(Workflow, Position)>, Vec<Diagnostic>) {
+    let source = match files::read(dir, &file) {
+        Ok(source) => source,
+        Err(diagnostic) => return (None, vec![diagnostic]),
+    };
+    let root = match files::parse(&file, &source) {
+        Ok(root) => root,
+        Err(diagnostic) => return (None, vec![diagnostic]),
+    };
+    let mut check = FileCheck::new(&file, &source);
+    let workflow = check::workflow_file(&mut check, &root, file.clone(), defaults);
+    (workflow, check.diagnostics)
+}
+
+/// One error per workflow id declared in more than one file, naming the first.
+fn duplicates(dir: &Path, workflows: &[(Workflow, Position)]) -> Vec<Diagnostic> {
+    let mut first: HashMap<&str, (&Path, Position)> = HashMap::with_capacity(workflows.len());
+    let mut ordered: Vec<&(Workflow, Position)> = workflows.iter().collect();
+    ordered.sort_by(|a, b| a.0.file.cmp(&b.0.file));
+    let mut out = Vec::new();
+    for (workflow, at) in ordered {
+        match first.get(workflow.id.as_str()) {
+            None => {
+                first.insert(&workflow.id, (&workflow.file, *at));
+            }
+            Some((file, first_at)) => {
+                let source = std::fs::read_to_string(dir.join(&workflow.file)).unwrap_or_default();
+                out.push(
+                    Diagnostic::error(
+                        &workflow.file,
+                        *at,
+                        format!(
+                            "the workflow id `{}` is also declared in {}",
+                            workflow.id,
+                            file.display()
+                        ),
+                    )
+                    .expected("workflow ids that are unique within the project")
+                    .related(Related {
+                        file: file.to_path_buf(),
+                        line: first_at.line,
+                        column: first_at.column,
+                        note: "first declared".to_owned(),
+                    })
+                    .with_snippet(&source),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn sort(diagnostics: &mut [Diagnostic]) {
+    diagnostics.sort_by(|a, b| {
+        (&a.file, a.line, a.column, a.severity).cmp(&(&b.file, b.line, b.column, b.severity))
+    });
+}

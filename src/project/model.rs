@@ -1,0 +1,150 @@
+//! The typed, validated project: what the YAML files declare, with every
+//! default filled in.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::cron::CronSpec;
+
+/// A loaded and validated project.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Project {
+    /// The owner identity of the project's schedules.
+    pub name: String,
+    /// The default task queue for started workflows.
+    pub task_queue: String,
+    /// Every workflow file, sorted by workflow id.
+    pub workflows: Vec<Workflow>,
+}
+
+impl Project {
+    /// The workflows that declare a schedule.
+    pub fn scheduled(&self) -> impl Iterator<Item = (&Workflow, &Schedule)> {
+        self.workflows
+            .iter()
+            .filter_map(|w| w.schedule.as_ref().map(|s| (w, s)))
+    }
+}
+
+/// One workflow file.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Workflow {
+    /// Unique within the project.
+    pub id: String,
+    /// The Temporal workflow type; the id unless the file says otherwise.
+    #[serde(rename = "type")]
+    pub workflow_type: String,
+    /// The task queue; the project's unless the file says otherwise.
+    pub task_queue: String,
+    /// The file, relative to the project folder.
+    pub file: PathBuf,
+    /// The schedule, when the file declares one.
+    pub schedule: Option<Schedule>,
+}
+
+/// A workflow's schedule, defaults filled in.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Schedule {
+    /// When it fires.
+    pub timing: Timing,
+    /// IANA time zone name; `UTC` by default.
+    pub timezone: String,
+    /// False keeps the schedule in Temporal, paused.
+    pub enabled: bool,
+    /// Random delay added to each firing, up to this much.
+    #[serde(with = "humane")]
+    pub jitter: Duration,
+    /// What to do when a run is still going at the next firing.
+    pub overlap_policy: OverlapPolicy,
+    /// How far back missed firings are caught up; Temporal's default when absent.
+    #[serde(with = "humane_option")]
+    pub catchup_window: Option<Duration>,
+    /// Pause the schedule when a run fails.
+    pub pause_on_failure: bool,
+    /// No firing before this.
+    pub start_at: Option<DateTime<Utc>>,
+    /// No firing after this.
+    pub end_at: Option<DateTime<Utc>>,
+    /// The one argument passed to the workflow, as JSON.
+    pub input: Option<serde_json::Value>,
+}
+
+/// The firing times of a schedule.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Timing {
+    /// One or more cron strings; the schedule fires at the union of their times.
+    Cron(Vec<CronEntry>),
+    /// A fixed interval.
+    Every {
+        /// Time between firings.
+        #[serde(with = "humane")]
+        every: Duration,
+        /// Shift from the epoch, below `every`.
+        #[serde(with = "humane")]
+        offset: Duration,
+    },
+}
+
+/// A cron string as written, and what it means.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CronEntry {
+    /// The text as written in the file.
+    pub text: String,
+    /// The parsed form.
+    #[serde(skip)]
+    pub spec: CronSpec,
+}
+
+/// Temporal's overlap policies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverlapPolicy {
+    /// Do not start a run while one is going.
+    Skip,
+    /// Keep at most one firing waiting.
+    BufferOne,
+    /// Keep every firing waiting.
+    BufferAll,
+    /// Cancel the running one, then start.
+    CancelOther,
+    /// Terminate the running one, then start.
+    TerminateOther,
+    /// Start regardless.
+    AllowAll,
+}
+
+impl OverlapPolicy {
+    /// The YAML spellings, in the order the docs list them, with the alias last.
+    pub const SPELLINGS: [(&'static str, OverlapPolicy); 7] = [
+        ("skip", OverlapPolicy::Skip),
+        ("buffer_one", OverlapPolicy::BufferOne),
+        ("buffer_all", OverlapPolicy::BufferAll),
+        ("cancel_other", OverlapPolicy::CancelOther),
+        ("terminate_other", OverlapPolicy::TerminateOther),
+        ("allow_all", OverlapPolicy::AllowAll),
+        ("allow", OverlapPolicy::AllowAll),
+    ];
+}
+
+mod humane {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::duration::format_duration(*d))
+    }
+}
+
+mod humane_option {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&crate::duration::format_duration(*d)),
+            None => s.serialize_none(),
+        }
+    }
+}
