@@ -1,0 +1,43 @@
+//! Shared helpers for the integration tests.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use schedule_sync::dev_server::{self, DevServer, DevServerOptions};
+
+/// The `temporal` binary. A missing binary fails the test: the test command
+/// installs it, so its absence is a broken set-up, never a reason to skip.
+pub fn temporal_cli() -> PathBuf {
+    dev_server::find_cli().unwrap_or_else(|| {
+        panic!(
+            "no `temporal` binary: run scripts/install-temporal-cli.sh or set {}",
+            dev_server::CLI_ENV
+        )
+    })
+}
+
+/// Starts a fresh dev server for one test.
+pub async fn dev_server() -> DevServer {
+    DevServer::start(DevServerOptions::new(temporal_cli()))
+        .await
+        .unwrap_or_else(|e| panic!("the Temporal dev server did not start: {e}"))
+}
+
+/// Runs the `temporal` CLI against `server` and parses its JSON output.
+pub fn temporal_json(server: &DevServer, args: &[&str]) -> serde_json::Value {
+    let output = std::process::Command::new(server.cli())
+        .args(args)
+        .args(["--address", &server.address(), "--namespace", server.namespace()])
+        .args(["--output", "json"])
+        .output()
+        .expect("the temporal CLI runs");
+    assert!(
+        output.status.success(),
+        "temporal {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!("temporal {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&output.stdout))
+    })
+}
