@@ -71,7 +71,9 @@ impl<'a> FileCheck<'a> {
 
     fn wrong_type(&mut self, node: &Node, key: &str, expected: &str) {
         let found = node.describe();
-        let d = self.error(node.at, format!("`{key}` is {found}"));
+        // A key is quoted as code; a whole file ("the workflow file") is not.
+        let subject = if key.contains([' ', '.']) { key.to_owned() } else { format!("`{key}`") };
+        let d = self.error(node.at, format!("{subject} is {found}"));
         d.expected = Some(expected.to_owned());
     }
 
@@ -276,14 +278,13 @@ pub struct Defaults<'p> {
     pub task_queue: &'p str,
 }
 
-/// Checks the root node of a workflow file. Returns the workflow and the
-/// position of its `id`, for duplicate reports.
+/// Checks the root node of a workflow file.
 pub fn workflow_file(
     check: &mut FileCheck<'_>,
     root: &Node,
     file: PathBuf,
     defaults: &Defaults<'_>,
-) -> Option<(Workflow, Position)> {
+) -> Option<Workflow> {
     let Some(entries) = root.as_map() else {
         let expected = "a mapping with at least `id`";
         if root.value == Value::Null {
@@ -294,15 +295,12 @@ pub fn workflow_file(
         return None;
     };
     check.unknown_keys(entries, &WORKFLOW_KEYS, "the workflow file", false);
-    let (id, id_at) = match entries.iter().find(|(k, _)| k.as_str() == Some("id")) {
-        Some((key, node)) => (
-            check.check_name(node, "id", names::is_workflow_id, names::WORKFLOW_ID_RULE),
-            key.at,
-        ),
+    let id = match get(entries, "id") {
+        Some(node) => check.check_name(node, "id", names::is_workflow_id, names::WORKFLOW_ID_RULE),
         None => {
             check.error(root.at, "the workflow file has no `id`").expected =
                 Some("`id: <workflow id>`, unique within the project".to_owned());
-            (None, root.at)
+            None
         }
     };
     let workflow_type = get(entries, "type").and_then(|n| check.temporal_name(n, "type"));
@@ -315,16 +313,13 @@ pub fn workflow_file(
         return None;
     }
     let id = id?;
-    Some((
-        Workflow {
-            workflow_type: workflow_type.unwrap_or_else(|| id.clone()),
-            task_queue: task_queue.unwrap_or_else(|| defaults.task_queue.to_owned()),
-            id,
-            file,
-            schedule,
-        },
-        id_at,
-    ))
+    Some(Workflow {
+        workflow_type: workflow_type.unwrap_or_else(|| id.clone()),
+        task_queue: task_queue.unwrap_or_else(|| defaults.task_queue.to_owned()),
+        id,
+        file,
+        schedule,
+    })
 }
 
 fn schedule(check: &mut FileCheck<'_>, node: &Node) -> Option<Schedule> {
@@ -357,8 +352,9 @@ fn schedule(check: &mut FileCheck<'_>, node: &Node) -> Option<Schedule> {
         }
         (Some(cron), None) => {
             if let Some(offset) = offset {
-                check.error(offset.at, "`offset` goes with `every`, not with `cron`").help =
-                    Some("for a cron interval with a phase write `@every 1h/15m`".to_owned());
+                let d = check.error(offset.at, "`offset` goes with `every`, not with `cron`");
+                d.expected = Some("`offset` only next to `every: <interval>`".to_owned());
+                d.help = Some("for a cron interval with a phase write `@every 1h/15m`".to_owned());
             }
             cron_entries(check, cron, timezone.as_deref().map(|z| (z, timezone_node.map(|n| n.at))))
         }

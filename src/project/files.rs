@@ -114,6 +114,15 @@ pub fn find(dir: &Path, project_file: &Path, globs: &[(String, Position)]) -> Fo
                 ));
                 continue;
             }
+            if !entry.file_type().is_file() {
+                // A FIFO or device would block or never end when read.
+                diagnostics.push(Diagnostic::warning(
+                    relative,
+                    Position::default(),
+                    "skipped: not a regular file",
+                ));
+                continue;
+            }
             if files.len() >= MAX_WORKFLOW_FILES {
                 too_many = true;
                 break;
@@ -151,7 +160,9 @@ pub fn find(dir: &Path, project_file: &Path, globs: &[(String, Position)]) -> Fo
 /// not UTF-8.
 pub fn read(dir: &Path, relative: &Path) -> Result<String, Diagnostic> {
     use std::io::Read;
-    let whole_file = |message: String| Diagnostic::error(relative, Position::default(), message);
+    let whole_file = |message: String| {
+        Diagnostic::error(relative, Position::default(), message).expected("a readable UTF-8 text file")
+    };
     let path = dir.join(relative);
     let file = std::fs::File::open(&path)
         .map_err(|e| whole_file(format!("cannot open the file: {e}")))?;
@@ -169,10 +180,17 @@ pub fn read(dir: &Path, relative: &Path) -> Result<String, Diagnostic> {
         .expected("a workflow definition of reasonable size"));
     }
     String::from_utf8(bytes).map_err(|e| {
-        whole_file(format!(
-            "the file is not UTF-8 text (bad byte at offset {})",
-            e.utf8_error().valid_up_to()
-        ))
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let text = String::from_utf8_lossy(valid);
+        let line = text.matches('\n').count() + 1;
+        let column = text.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let at = Position {
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            column: u32::try_from(column).unwrap_or(u32::MAX),
+        };
+        Diagnostic::error(relative, at, "the file is not UTF-8 text")
+            .expected("a readable UTF-8 text file")
+            .with_snippet(&String::from_utf8_lossy(e.as_bytes()))
     })
 }
 
@@ -224,10 +242,15 @@ pub fn parse(relative: &Path, source: &str) -> Result<Node, Diagnostic> {
     })
 }
 
-/// Drops the parser's own ` at line X column Y` suffix; the diagnostic has it.
+/// Drops the parser's own ` at line X column Y` suffix (the diagnostic has
+/// it) and its advice to programmers.
 fn strip_location(message: &str) -> &str {
     let first = message.lines().next().unwrap_or(message);
-    match first.rfind(" at line ") {
+    let first = match first.find(" at line ") {
+        Some(i) => &first[..i],
+        None => first,
+    };
+    match first.find(", set DuplicateKeyPolicy") {
         Some(i) => &first[..i],
         None => first,
     }

@@ -94,22 +94,21 @@ pub fn load(dir: &Path) -> Result<Loaded, InvalidProject> {
     let found = files::find(dir, project_path, &declared.workflows);
     diagnostics.extend(found.diagnostics);
     let defaults = Defaults { task_queue: &declared.task_queue };
-    let results: Vec<(Option<(Workflow, Position)>, Vec<Diagnostic>)> = found
+    let outcomes: Vec<FileOutcome> = found
         .files
         .into_par_iter()
         .map(|file| load_workflow(dir, file, &defaults))
         .collect();
 
-    let mut workflows = Vec::with_capacity(results.len());
-    for (workflow, file_diagnostics) in results {
-        diagnostics.extend(file_diagnostics);
-        workflows.extend(workflow);
+    diagnostics.extend(duplicates(dir, &outcomes));
+    let mut workflows = Vec::with_capacity(outcomes.len());
+    for outcome in outcomes {
+        diagnostics.extend(outcome.diagnostics);
+        workflows.extend(outcome.workflow);
     }
-    diagnostics.extend(duplicates(dir, &workflows));
     if diagnostics.iter().any(Diagnostic::is_error) {
         return Err(invalid(diagnostics));
     }
-    let mut workflows: Vec<Workflow> = workflows.into_iter().map(|(w, _)| w).collect();
     workflows.sort_by(|a, b| a.id.cmp(&b.id));
     sort(&mut diagnostics);
     Ok(Loaded {
@@ -118,58 +117,64 @@ pub fn load(dir: &Path) -> Result<Loaded, InvalidProject> {
     })
 }
 
-fn load_workflow(
-    dir: &Path,
+/// What one workflow file gave: the workflow when it is valid, the id it
+/// declares (valid or not, for the duplicate check) and its problems.
+struct FileOutcome {
     file: PathBuf,
-    defaults: &Defaults<'_>,
-) -> (Option<(Workflow, Position)>, Vec<Diagnostic>) {
-    let source = match files::read(dir, &file) {
-        Ok(source) => source,
-        Err(diagnostic) => return (None, vec![diagnostic]),
-    };
-    let root = match files::parse(&file, &source) {
-        Ok(root) => root,
-        Err(diagnostic) => return (None, vec![diagnostic]),
-    };
-    let mut check = FileCheck::new(&file, &source);
-    let workflow = check::workflow_file(&mut check, &root, file.clone(), defaults);
-    (workflow, check.diagnostics)
+    workflow: Option<Workflow>,
+    declared_id: Option<(String, Position)>,
+    diagnostics: Vec<Diagnostic>,
 }
 
-/// One error per workflow id declared in more than one file, naming the first.
-fn duplicates(dir: &Path, workflows: &[(Workflow, Position)]) -> Vec<Diagnostic> {
-    let mut first: HashMap<&str, (&Path, Position)> = HashMap::with_capacity(workflows.len());
-    let mut ordered: Vec<&(Workflow, Position)> = workflows.iter().collect();
-    ordered.sort_by(|a, b| a.0.file.cmp(&b.0.file));
-    let mut out = Vec::new();
-    for (workflow, at) in ordered {
-        match first.get(workflow.id.as_str()) {
-            None => {
-                first.insert(&workflow.id, (&workflow.file, *at));
-            }
-            Some((file, first_at)) => {
-                let source = std::fs::read_to_string(dir.join(&workflow.file)).unwrap_or_default();
-                out.push(
-                    Diagnostic::error(
-                        &workflow.file,
-                        *at,
-                        format!(
-                            "the workflow id `{}` is also declared in {}",
-                            workflow.id,
-                            file.display()
-                        ),
-                    )
-                    .expected("workflow ids that are unique within the project")
-                    .related(Related {
-                        file: file.to_path_buf(),
-                        line: first_at.line,
-                        column: first_at.column,
-                        note: "first declared".to_owned(),
-                    })
-                    .with_snippet(&source),
-                );
-            }
+fn load_workflow(dir: &Path, file: PathBuf, defaults: &Defaults<'_>) -> FileOutcome {
+    let mut outcome = FileOutcome { file, workflow: None, declared_id: None, diagnostics: Vec::new() };
+    let parsed = files::read(dir, &outcome.file)
+        .and_then(|source| files::parse(&outcome.file, &source).map(|root| (source, root)));
+    let (source, root) = match parsed {
+        Ok(parsed) => parsed,
+        Err(diagnostic) => {
+            outcome.diagnostics.push(diagnostic);
+            return outcome;
         }
+    };
+    outcome.declared_id = root.as_map().and_then(|entries| {
+        entries.iter().find_map(|(key, value)| {
+            (key.as_str() == Some("id")).then(|| value.as_str().map(|id| (id.to_owned(), key.at)))?
+        })
+    });
+    let mut check = FileCheck::new(&outcome.file, &source);
+    outcome.workflow = check::workflow_file(&mut check, &root, outcome.file.clone(), defaults);
+    outcome.diagnostics = check.diagnostics;
+    outcome
+}
+
+/// One error per workflow id declared in more than one file, naming the
+/// first. Outcomes come sorted by file, so "first" is stable.
+fn duplicates(dir: &Path, outcomes: &[FileOutcome]) -> Vec<Diagnostic> {
+    let mut first: HashMap<&str, (&Path, Position)> = HashMap::with_capacity(outcomes.len());
+    let mut out = Vec::new();
+    for outcome in outcomes {
+        let Some((id, at)) = &outcome.declared_id else { continue };
+        let Some((file, first_at)) = first.get(id.as_str()).copied() else {
+            first.insert(id, (&outcome.file, *at));
+            continue;
+        };
+        let source = std::fs::read_to_string(dir.join(&outcome.file)).unwrap_or_default();
+        out.push(
+            Diagnostic::error(
+                &outcome.file,
+                *at,
+                format!("the workflow id `{id}` is also declared in {}", file.display()),
+            )
+            .expected("workflow ids that are unique within the project")
+            .related(Related {
+                file: file.to_path_buf(),
+                line: first_at.line,
+                column: first_at.column,
+                note: "first declared".to_owned(),
+            })
+            .with_snippet(&source),
+        );
     }
     out
 }
