@@ -40,7 +40,10 @@ impl fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("address", &self.address())
             .field("namespace", &self.namespace)
-            .field("api_key", &self.options.api_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "api_key",
+                &self.options.api_key.as_ref().map(|_| "<redacted>"),
+            )
             .field("tls", &self.options.tls_options.is_some())
             .finish()
     }
@@ -66,8 +69,9 @@ impl Settings {
     ///
     /// [`ConnectionError::Config`] when the config file or variables are invalid.
     pub fn load(overrides: &Overrides) -> Result<Self, ConnectionError> {
-        let mut profile = load_client_config_profile(LoadClientConfigProfileOptions::default(), None)
-            .map_err(|e| ConnectionError::Config(sanitise(&e.to_string())))?;
+        let mut profile =
+            load_client_config_profile(LoadClientConfigProfileOptions::default(), None)
+                .map_err(|e| ConnectionError::Config(sanitise(&e.to_string())))?;
         if let Some(address) = &overrides.address {
             profile.address = Some(address.clone());
         }
@@ -111,19 +115,28 @@ impl Settings {
         let mut options = self.options.clone();
         options.connect_timeout = Some(timeout);
         let attempt = async {
-            let connection = Connection::connect(options)
-                .await
-                .map_err(|e| ConnectionError::Connect {
-                    address: self.address(),
-                    message: sanitise(&e.to_string()),
-                })?;
-            Client::new(connection, ClientOptions::new(self.namespace.clone()).build()).map_err(|e| {
-                ConnectionError::Connect { address: self.address(), message: sanitise(&e.to_string()) }
+            let connection =
+                Connection::connect(options)
+                    .await
+                    .map_err(|e| ConnectionError::Connect {
+                        address: self.address(),
+                        message: sanitise(&e.to_string()),
+                    })?;
+            Client::new(
+                connection,
+                ClientOptions::new(self.namespace.clone()).build(),
+            )
+            .map_err(|e| ConnectionError::Connect {
+                address: self.address(),
+                message: sanitise(&e.to_string()),
             })
         };
         tokio::time::timeout(timeout, attempt)
             .await
-            .map_err(|_| ConnectionError::Timeout { address: self.address(), after: timeout })?
+            .map_err(|_| ConnectionError::Timeout {
+                address: self.address(),
+                after: timeout,
+            })?
     }
 }
 
@@ -164,9 +177,14 @@ pub fn sanitise(message: &str) -> String {
     }
     // user:password@ in URLs
     while let Some(at) = out.find('@') {
-        let Some(scheme_end) = out[..at].rfind("://") else { break };
+        let Some(scheme_end) = out[..at].rfind("://") else {
+            break;
+        };
         let credentials = &out[scheme_end + 3..at];
-        if credentials.is_empty() || credentials.contains(char::is_whitespace) || credentials == "<redacted>" {
+        if credentials.is_empty()
+            || credentials.contains(char::is_whitespace)
+            || credentials == "<redacted>"
+        {
             break;
         }
         out.replace_range(scheme_end + 3..at, "<redacted>");
@@ -209,10 +227,19 @@ mod tests {
         });
         let settings = Settings::plain(&address, "default").unwrap();
         let started = tokio::time::Instant::now();
-        let error = settings.connect(Duration::from_millis(300)).await.unwrap_err();
+        let error = settings
+            .connect(Duration::from_millis(300))
+            .await
+            .unwrap_err();
         let took = started.elapsed();
         silent.abort();
-        assert!(matches!(error, ConnectionError::Timeout { .. } | ConnectionError::Connect { .. }), "{error}");
+        assert!(
+            matches!(
+                error,
+                ConnectionError::Timeout { .. } | ConnectionError::Connect { .. }
+            ),
+            "{error}"
+        );
         assert!(took < Duration::from_secs(3), "took {took:?}");
     }
 }

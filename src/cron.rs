@@ -85,12 +85,16 @@ pub struct Range {
 
 impl Range {
     fn single(value: u32) -> Self {
-        Range { start: value, end: value, step: 1 }
+        Range {
+            start: value,
+            end: value,
+            step: 1,
+        }
     }
 
     /// Whether `value` is one of the range's values.
     pub fn contains(&self, value: u32) -> bool {
-        value >= self.start && value <= self.end && (value - self.start) % self.step == 0
+        value >= self.start && value <= self.end && (value - self.start).is_multiple_of(self.step)
     }
 }
 
@@ -106,7 +110,10 @@ pub struct CronError {
 
 impl CronError {
     fn at(offset: usize, message: impl Into<String>) -> Self {
-        CronError { message: message.into(), offset }
+        CronError {
+            message: message.into(),
+            offset,
+        }
     }
 }
 
@@ -124,20 +131,71 @@ struct Field {
     names: Names,
 }
 
-const SECOND: Field = Field { name: "second", min: 0, max: 59, names: Names::None };
-const MINUTE: Field = Field { name: "minute", min: 0, max: 59, names: Names::None };
-const HOUR: Field = Field { name: "hour", min: 0, max: 23, names: Names::None };
-const DAY_OF_MONTH: Field = Field { name: "day-of-month", min: 1, max: 31, names: Names::None };
-const MONTH: Field = Field { name: "month", min: 1, max: 12, names: Names::Months };
-const DAY_OF_WEEK: Field = Field { name: "day-of-week", min: 0, max: 7, names: Names::Weekdays };
-const YEAR: Field = Field { name: "year", min: MIN_YEAR, max: MAX_YEAR, names: Names::None };
+const SECOND: Field = Field {
+    name: "second",
+    min: 0,
+    max: 59,
+    names: Names::None,
+};
+const MINUTE: Field = Field {
+    name: "minute",
+    min: 0,
+    max: 59,
+    names: Names::None,
+};
+const HOUR: Field = Field {
+    name: "hour",
+    min: 0,
+    max: 23,
+    names: Names::None,
+};
+const DAY_OF_MONTH: Field = Field {
+    name: "day-of-month",
+    min: 1,
+    max: 31,
+    names: Names::None,
+};
+const MONTH: Field = Field {
+    name: "month",
+    min: 1,
+    max: 12,
+    names: Names::Months,
+};
+const DAY_OF_WEEK: Field = Field {
+    name: "day-of-week",
+    min: 0,
+    max: 7,
+    names: Names::Weekdays,
+};
+const YEAR: Field = Field {
+    name: "year",
+    min: MIN_YEAR,
+    max: MAX_YEAR,
+    names: Names::None,
+};
 
 const MONTHS: [&str; 12] = [
-    "january", "february", "march", "april", "may", "june", "july", "august", "september",
-    "october", "november", "december",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
 ];
 const WEEKDAYS: [&str; 7] = [
-    "sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
+    "sunday",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
 ];
 
 /// A piece of the cron string with its offset in characters.
@@ -155,14 +213,20 @@ fn tokens(text: &str, base: usize) -> Vec<Token<'_>> {
         match (c.is_whitespace(), start) {
             (false, None) => start = Some((bytes, chars)),
             (true, Some((b, ch))) => {
-                out.push(Token { text: &text[b..bytes], offset: base + ch });
+                out.push(Token {
+                    text: &text[b..bytes],
+                    offset: base + ch,
+                });
                 start = None;
             }
             _ => {}
         }
     }
     if let Some((b, ch)) = start {
-        out.push(Token { text: &text[b..], offset: base + ch });
+        out.push(Token {
+            text: &text[b..],
+            offset: base + ch,
+        });
     }
     out
 }
@@ -198,10 +262,16 @@ pub fn parse(text: &str) -> Result<CronSpec, CronError> {
             let zone_len = after.find(char::is_whitespace).unwrap_or(after.len());
             let zone = &after[..zone_len];
             if zone.is_empty() {
-                return Err(CronError::at(offset, format!("`{prefix}` names no time zone")));
+                return Err(CronError::at(
+                    offset,
+                    format!("`{prefix}` names no time zone"),
+                ));
             }
             if after[zone_len..].trim().is_empty() {
-                return Err(CronError::at(offset, "a time zone prefix with no cron fields after it"));
+                return Err(CronError::at(
+                    offset,
+                    "a time zone prefix with no cron fields after it",
+                ));
             }
             timezone = Some(zone.to_owned());
             offset += char_len(prefix) + char_len(zone);
@@ -231,10 +301,18 @@ pub fn parse(text: &str) -> Result<CronSpec, CronError> {
     };
     if first.text.starts_with('@') {
         let timing = parse_macro(&fields)?;
-        return Ok(CronSpec { timing, timezone, comment });
+        return Ok(CronSpec {
+            timing,
+            timezone,
+            comment,
+        });
     }
     let calendar = parse_fields(&fields, end_offset)?;
-    Ok(CronSpec { timing: Timing::Calendar(calendar), timezone, comment })
+    Ok(CronSpec {
+        timing: Timing::Calendar(calendar),
+        timezone,
+        comment,
+    })
 }
 
 fn parse_macro(fields: &[Token<'_>]) -> Result<Timing, CronError> {
@@ -270,10 +348,16 @@ fn parse_macro(fields: &[Token<'_>]) -> Result<Timing, CronError> {
 
 fn parse_every(fields: &[Token<'_>]) -> Result<Timing, CronError> {
     let Some(spec) = fields.get(1) else {
-        return Err(CronError::at(fields[0].offset, "`@every` needs an interval, such as `@every 15m`"));
+        return Err(CronError::at(
+            fields[0].offset,
+            "`@every` needs an interval, such as `@every 15m`",
+        ));
     };
     if let Some(extra) = fields.get(2) {
-        return Err(CronError::at(extra.offset, "`@every` takes one interval, optionally `/phase`"));
+        return Err(CronError::at(
+            extra.offset,
+            "`@every` takes one interval, optionally `/phase`",
+        ));
     }
     let (every_text, phase_text) = match spec.text.split_once('/') {
         Some((every, phase)) => (every, Some(phase)),
@@ -282,7 +366,10 @@ fn parse_every(fields: &[Token<'_>]) -> Result<Timing, CronError> {
     let every = parse_duration(every_text)
         .map_err(|e| CronError::at(spec.offset, format!("bad interval: {e}")))?;
     if every < Duration::from_secs(1) {
-        return Err(CronError::at(spec.offset, "the interval must be at least 1s"));
+        return Err(CronError::at(
+            spec.offset,
+            "the interval must be at least 1s",
+        ));
     }
     let phase = match phase_text {
         None => Duration::ZERO,
@@ -291,7 +378,10 @@ fn parse_every(fields: &[Token<'_>]) -> Result<Timing, CronError> {
             let phase = parse_duration(text)
                 .map_err(|e| CronError::at(phase_offset, format!("bad phase: {e}")))?;
             if phase >= every {
-                return Err(CronError::at(phase_offset, "the phase must be shorter than the interval"));
+                return Err(CronError::at(
+                    phase_offset,
+                    "the phase must be shorter than the interval",
+                ));
             }
             phase
         }
@@ -303,7 +393,15 @@ fn parse_fields(fields: &[Token<'_>], end_offset: usize) -> Result<Calendar, Cro
     let layout: &[&Field] = match fields.len() {
         5 => &[&MINUTE, &HOUR, &DAY_OF_MONTH, &MONTH, &DAY_OF_WEEK],
         6 => &[&MINUTE, &HOUR, &DAY_OF_MONTH, &MONTH, &DAY_OF_WEEK, &YEAR],
-        7 => &[&SECOND, &MINUTE, &HOUR, &DAY_OF_MONTH, &MONTH, &DAY_OF_WEEK, &YEAR],
+        7 => &[
+            &SECOND,
+            &MINUTE,
+            &HOUR,
+            &DAY_OF_MONTH,
+            &MONTH,
+            &DAY_OF_WEEK,
+            &YEAR,
+        ],
         n => {
             let offset = fields.get(7).map_or(end_offset, |t| t.offset);
             return Err(CronError::at(
@@ -349,17 +447,28 @@ fn parse_field(field: &Field, token: Token<'_>) -> Result<Vec<Range>, CronError>
     Ok(ranges)
 }
 
-fn parse_part(field: &Field, part: &str, offset: usize, out: &mut Vec<Range>) -> Result<(), CronError> {
+fn parse_part(
+    field: &Field,
+    part: &str,
+    offset: usize,
+    out: &mut Vec<Range>,
+) -> Result<(), CronError> {
     let name = field.name;
     if part.is_empty() {
-        return Err(CronError::at(offset, format!("an empty entry in the {name} field")));
+        return Err(CronError::at(
+            offset,
+            format!("an empty entry in the {name} field"),
+        ));
     }
     let (range_text, step) = match part.split_once('/') {
         None => (part, None),
         Some((range_text, step_text)) => {
             let step_offset = offset + char_len(range_text) + 1;
             if step_text.contains('/') {
-                return Err(CronError::at(offset, format!("the {name} field has too many `/`")));
+                return Err(CronError::at(
+                    offset,
+                    format!("the {name} field has too many `/`"),
+                ));
             }
             let step = step_text
                 .parse::<u32>()
@@ -375,7 +484,10 @@ fn parse_part(field: &Field, part: &str, offset: usize, out: &mut Vec<Range>) ->
         (field.min, field.max)
     } else if let Some((low, high)) = range_text.split_once('-') {
         if high.contains('-') {
-            return Err(CronError::at(offset, format!("the {name} field has too many `-`")));
+            return Err(CronError::at(
+                offset,
+                format!("the {name} field has too many `-`"),
+            ));
         }
         let start = parse_value(field, low, offset)?;
         let high_offset = offset + char_len(low) + 1;
@@ -413,8 +525,14 @@ fn parse_part(field: &Field, part: &str, offset: usize, out: &mut Vec<Range>) ->
 fn parse_value(field: &Field, text: &str, offset: usize) -> Result<u32, CronError> {
     let lower = text.to_ascii_lowercase();
     let named = match field.names {
-        Names::Months if lower.len() >= 3 => MONTHS.iter().position(|m| m.starts_with(&lower)).map(|i| i as u32 + 1),
-        Names::Weekdays if lower.len() >= 2 => WEEKDAYS.iter().position(|d| d.starts_with(&lower)).map(|i| i as u32),
+        Names::Months if lower.len() >= 3 => MONTHS
+            .iter()
+            .position(|m| m.starts_with(&lower))
+            .map(|i| i as u32 + 1),
+        Names::Weekdays if lower.len() >= 2 => WEEKDAYS
+            .iter()
+            .position(|d| d.starts_with(&lower))
+            .map(|i| i as u32),
         _ => None,
     };
     if let Some(value) = named {
@@ -433,14 +551,20 @@ fn parse_value(field: &Field, text: &str, offset: usize) -> Result<u32, CronErro
         };
         return Err(CronError::at(
             offset,
-            format!("`{text}` in the {} field is not a number in {bounds}{hint}", field.name),
+            format!(
+                "`{text}` in the {} field is not a number in {bounds}{hint}",
+                field.name
+            ),
         ));
     }
     match text.parse::<u32>() {
         Ok(value) if (field.min..=field.max).contains(&value) => Ok(value),
         _ => Err(CronError::at(
             offset,
-            format!("{text} is out of range for the {} field ({bounds})", field.name),
+            format!(
+                "{text} is out of range for the {} field ({bounds})",
+                field.name
+            ),
         )),
     }
 }
@@ -493,8 +617,14 @@ mod tests {
 
     #[test]
     fn sunday_as_seven_folds_into_zero() {
-        assert_eq!(calendar("0 0 * * 5-7").day_of_week, vec![r(0, 0, 1), r(5, 6, 1)]);
-        assert_eq!(calendar("0 0 * * 1-7/3").day_of_week, vec![r(0, 0, 1), r(1, 6, 3)]);
+        assert_eq!(
+            calendar("0 0 * * 5-7").day_of_week,
+            vec![r(0, 0, 1), r(5, 6, 1)]
+        );
+        assert_eq!(
+            calendar("0 0 * * 1-7/3").day_of_week,
+            vec![r(0, 0, 1), r(1, 6, 3)]
+        );
         assert_eq!(calendar("0 0 * * 3-7/3").day_of_week, vec![r(3, 6, 3)]);
     }
 
@@ -512,7 +642,10 @@ mod tests {
     fn every_takes_an_interval_and_a_phase() {
         assert_eq!(
             parse("@every 1h/15m").unwrap().timing,
-            Timing::Interval { every: Duration::from_secs(3600), phase: Duration::from_secs(900) }
+            Timing::Interval {
+                every: Duration::from_secs(3600),
+                phase: Duration::from_secs(900)
+            }
         );
         assert_eq!(parse("@every 1h/1h").unwrap_err().offset, 10);
         assert!(parse("@every 500ms").is_err());
@@ -524,7 +657,10 @@ mod tests {
         let spec = parse("  CRON_TZ=America/New_York 0 9 * * 1 # Monday standup").unwrap();
         assert_eq!(spec.timezone.as_deref(), Some("America/New_York"));
         assert_eq!(spec.comment.as_deref(), Some("Monday standup"));
-        assert_eq!(parse("TZ=UTC @daily").unwrap().timezone.as_deref(), Some("UTC"));
+        assert_eq!(
+            parse("TZ=UTC @daily").unwrap().timezone.as_deref(),
+            Some("UTC")
+        );
         assert!(parse("CRON_TZ=UTC").is_err());
     }
 

@@ -52,8 +52,12 @@ pub fn find_cli() -> Option<PathBuf> {
     }
     let cache = std::env::var_os("SCHEDULE_SYNC_CACHE")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("schedule-sync")))
-        .or_else(|| std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache/schedule-sync")));
+        .or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("schedule-sync"))
+        })
+        .or_else(|| {
+            std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache/schedule-sync"))
+        });
     if let Some(cache) = cache
         && let Ok(versions) = std::fs::read_dir(cache.join("temporal-cli"))
     {
@@ -143,7 +147,9 @@ impl DevServer {
     ///
     /// A [`DevServerError`] with the end of the server's log when it fails.
     pub async fn start(options: DevServerOptions) -> Result<Self, DevServerError> {
-        let dir = tempfile::Builder::new().prefix("schedule-sync-temporal-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("schedule-sync-temporal-")
+            .tempdir()?;
         let port = free_port()?;
         let log = dir.path().join("server.log");
         let mut command = Command::new("sh");
@@ -161,7 +167,9 @@ impl DevServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         for (name, kind) in &options.search_attributes {
-            command.arg("--search-attribute").arg(format!("{name}={kind}"));
+            command
+                .arg("--search-attribute")
+                .arg(format!("{name}={kind}"));
         }
         if let Some(namespace) = &options.namespace {
             command.args(["--namespace", namespace]);
@@ -175,7 +183,10 @@ impl DevServer {
             watchdog,
             stdin,
             port,
-            namespace: options.namespace.clone().unwrap_or_else(|| "default".to_owned()),
+            namespace: options
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".to_owned()),
             cli: options.cli.clone(),
             dir,
         };
@@ -192,10 +203,17 @@ impl DevServer {
                 Err(e) => e,
             };
             if let Some(status) = self.watchdog.try_wait()? {
-                return Err(DevServerError::Exited { status, log: self.log_tail() });
+                return Err(DevServerError::Exited {
+                    status,
+                    log: self.log_tail(),
+                });
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(DevServerError::Timeout { after: timeout, last, log: self.log_tail() });
+                return Err(DevServerError::Timeout {
+                    after: timeout,
+                    last,
+                    log: self.log_tail(),
+                });
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

@@ -59,7 +59,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         if rest.starts_with('.') {
             return Err(DurationError::Fraction(text.to_owned()));
         }
-        let unit_len = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_alphabetic()).len();
+        let unit_len = rest.len()
+            - rest
+                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .len();
         let unit = &rest[..unit_len];
         let unit_size = match unit {
             "" => return Err(DurationError::MissingUnit(text.to_owned())),
@@ -95,7 +98,13 @@ pub fn format_duration(duration: Duration) -> String {
     }
     let mut out = String::new();
     let mut millis = duration.as_millis();
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+        ("ms", 1),
+    ] {
         if millis >= size {
             out.push_str(&format!("{}{unit}", millis / size));
             millis %= size;
@@ -120,11 +129,26 @@ mod tests {
     #[test]
     fn malformed_durations_say_what_is_wrong() {
         assert_eq!(parse_duration(""), Err(DurationError::Empty));
-        assert_eq!(parse_duration("30"), Err(DurationError::MissingUnit("30".into())));
-        assert_eq!(parse_duration("5mins"), Err(DurationError::UnknownUnit("mins".into())));
-        assert_eq!(parse_duration("-5s"), Err(DurationError::ExpectedNumber("-5s".into())));
-        assert_eq!(parse_duration("1.5h"), Err(DurationError::Fraction("1.5h".into())));
-        assert_eq!(parse_duration("99999999999999999999s"), Err(DurationError::Overflow));
+        assert_eq!(
+            parse_duration("30"),
+            Err(DurationError::MissingUnit("30".into()))
+        );
+        assert_eq!(
+            parse_duration("5mins"),
+            Err(DurationError::UnknownUnit("mins".into()))
+        );
+        assert_eq!(
+            parse_duration("-5s"),
+            Err(DurationError::ExpectedNumber("-5s".into()))
+        );
+        assert_eq!(
+            parse_duration("1.5h"),
+            Err(DurationError::Fraction("1.5h".into()))
+        );
+        assert_eq!(
+            parse_duration("99999999999999999999s"),
+            Err(DurationError::Overflow)
+        );
         assert_eq!(parse_duration("4294967296s"), Err(DurationError::Overflow));
     }
 

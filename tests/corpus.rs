@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use schedule_sync::project::{self, Diagnostic, Timing};
 
 fn cases(kind: &str) -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus").join(kind);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corpus")
+        .join(kind);
     let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
         .expect("the corpus exists")
         .map(|e| e.expect("readable").path())
@@ -32,7 +34,8 @@ fn expected(case: &Path) -> Vec<String> {
 /// Whether `diagnostic` is the one `line` describes: `file:line:column: text`.
 fn matches(diagnostic: &Diagnostic, line: &str) -> bool {
     let mut parts = line.splitn(4, ':');
-    let (Some(file), Some(l), Some(c), Some(text)) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(file), Some(l), Some(c), Some(text)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         panic!("malformed expectation {line:?}");
     };
@@ -45,9 +48,22 @@ fn matches(diagnostic: &Diagnostic, line: &str) -> bool {
 fn assert_same(case: &Path, found: &[&Diagnostic], expected: &[&str]) {
     let shown: Vec<String> = found
         .iter()
-        .map(|d| format!("{}:{}:{}: {}", d.file.display(), d.line, d.column, d.message))
+        .map(|d| {
+            format!(
+                "{}:{}:{}: {}",
+                d.file.display(),
+                d.line,
+                d.column,
+                d.message
+            )
+        })
         .collect();
-    assert_eq!(found.len(), expected.len(), "{}: found {shown:#?}", case.display());
+    assert_eq!(
+        found.len(),
+        expected.len(),
+        "{}: found {shown:#?}",
+        case.display()
+    );
     for line in expected {
         assert!(
             found.iter().any(|d| matches(d, line)),
@@ -59,8 +75,16 @@ fn assert_same(case: &Path, found: &[&Diagnostic], expected: &[&str]) {
 
 #[test]
 fn the_corpus_is_large_enough() {
-    assert!(cases("bad").len() >= 40, "{} bad projects", cases("bad").len());
-    assert!(cases("good").len() >= 15, "{} good projects", cases("good").len());
+    assert!(
+        cases("bad").len() >= 40,
+        "{} bad projects",
+        cases("bad").len()
+    );
+    assert!(
+        cases("good").len() >= 15,
+        "{} good projects",
+        cases("good").len()
+    );
 }
 
 #[test]
@@ -70,12 +94,20 @@ fn every_bad_project_reports_exactly_its_errors() {
             Ok(_) => panic!("{} loaded, but it is invalid", case.display()),
             Err(invalid) => invalid,
         };
-        let errors: Vec<&Diagnostic> = invalid.diagnostics.iter().filter(|d| d.is_error()).collect();
+        let errors: Vec<&Diagnostic> = invalid
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .collect();
         let lines = expected(&case);
         let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
         assert_same(&case, &errors, &lines);
         for error in &errors {
-            assert!(error.expected.is_some(), "{}: {error} says nothing of what was expected", case.display());
+            assert!(
+                error.expected.is_some(),
+                "{}: {error} says nothing of what was expected",
+                case.display()
+            );
         }
     }
 }
@@ -92,10 +124,27 @@ fn every_good_project_loads_with_the_expected_facts() {
             let project = &loaded.project;
             let first_schedule = project.scheduled().next().map(|(_, s)| s);
             match key {
-                "workflows" => assert_eq!(project.workflows.len().to_string(), value, "{}", case.display()),
-                "schedules" => assert_eq!(project.scheduled().count().to_string(), value, "{}", case.display()),
-                "timezone" => assert_eq!(first_schedule.unwrap().timezone, value, "{}", case.display()),
-                "task_queue" => assert_eq!(project.workflows[0].task_queue, value, "{}", case.display()),
+                "workflows" => assert_eq!(
+                    project.workflows.len().to_string(),
+                    value,
+                    "{}",
+                    case.display()
+                ),
+                "schedules" => assert_eq!(
+                    project.scheduled().count().to_string(),
+                    value,
+                    "{}",
+                    case.display()
+                ),
+                "timezone" => assert_eq!(
+                    first_schedule.unwrap().timezone,
+                    value,
+                    "{}",
+                    case.display()
+                ),
+                "task_queue" => {
+                    assert_eq!(project.workflows[0].task_queue, value, "{}", case.display())
+                }
                 "warning" => warnings.push(value),
                 other => panic!("{}: unknown expectation {other}", case.display()),
             }
@@ -113,11 +162,23 @@ fn the_example_project_is_valid_and_complete() {
     let project = loaded.project;
     assert_eq!(project.name, "billing");
     let ids: Vec<&str> = project.workflows.iter().map(|w| w.id.as_str()).collect();
-    assert_eq!(ids, ["dunning", "invoice-sweep", "nightly-report", "quarter-close", "refund"]);
+    assert_eq!(
+        ids,
+        [
+            "dunning",
+            "invoice-sweep",
+            "nightly-report",
+            "quarter-close",
+            "refund"
+        ]
+    );
     let report = &project.workflows[2];
     assert_eq!(report.task_queue, "reports");
     let schedule = report.schedule.as_ref().unwrap();
-    assert_eq!(schedule.input, Some(serde_json::json!({"region": "eu", "formats": ["pdf", "csv"]})));
+    assert_eq!(
+        schedule.input,
+        Some(serde_json::json!({"region": "eu", "formats": ["pdf", "csv"]}))
+    );
     let sweep = project.workflows[1].schedule.as_ref().unwrap();
     assert!(matches!(sweep.timing, Timing::Every { .. }));
     assert_eq!(project.workflows[1].task_queue, "billing-workers");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use schedule_sync::dev_server::FINGERPRINT_ATTRIBUTE;
 use temporalio_common::protos::temporal::api::common::v1::{
-    Payload, Memo, SearchAttributes, WorkflowType,
+    Memo, Payload, SearchAttributes, WorkflowType,
 };
 use temporalio_common::protos::temporal::api::schedule::v1::{
     Schedule, ScheduleAction, SchedulePolicies, ScheduleSpec, ScheduleState, schedule_action,
@@ -28,7 +28,11 @@ fn json_payload(value: &serde_json::Value) -> Payload {
 #[tokio::test]
 async fn a_schedule_created_by_the_client_reads_back_through_the_cli() {
     let server = support::dev_server().await;
-    let client = server.settings().connect(Duration::from_secs(5)).await.expect("connects");
+    let client = server
+        .settings()
+        .connect(Duration::from_secs(5))
+        .await
+        .expect("connects");
 
     let request = CreateScheduleRequest {
         namespace: server.namespace().to_owned(),
@@ -41,12 +45,19 @@ async fn a_schedule_created_by_the_client_reads_back_through_the_cli() {
                 ..Default::default()
             }),
             action: Some(ScheduleAction {
-                action: Some(schedule_action::Action::StartWorkflow(NewWorkflowExecutionInfo {
-                    workflow_id: "demo/nightly-report".to_owned(),
-                    workflow_type: Some(WorkflowType { name: "NightlyReport".to_owned() }),
-                    task_queue: Some(TaskQueue { name: "reports".to_owned(), ..Default::default() }),
-                    ..Default::default()
-                })),
+                action: Some(schedule_action::Action::StartWorkflow(
+                    NewWorkflowExecutionInfo {
+                        workflow_id: "demo/nightly-report".to_owned(),
+                        workflow_type: Some(WorkflowType {
+                            name: "NightlyReport".to_owned(),
+                        }),
+                        task_queue: Some(TaskQueue {
+                            name: "reports".to_owned(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                )),
             }),
             policies: Some(SchedulePolicies {
                 pause_on_failure: true,
@@ -80,7 +91,12 @@ async fn a_schedule_created_by_the_client_reads_back_through_the_cli() {
 
     let described = support::temporal_json(
         &server,
-        &["schedule", "describe", "--schedule-id", "demo/nightly-report"],
+        &[
+            "schedule",
+            "describe",
+            "--schedule-id",
+            "demo/nightly-report",
+        ],
     );
     let schedule = &described["schedule"];
     assert_eq!(schedule["spec"]["timezoneName"], "Europe/Berlin");

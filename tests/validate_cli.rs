@@ -35,15 +35,24 @@ fn the_example_validates_with_exit_code_zero() {
     let output = validate(&example, false);
     assert_eq!(output.status.code(), Some(0));
     let text = String::from_utf8(output.stdout).unwrap();
-    assert!(text.contains("project `billing` is valid: 5 workflow(s), 4 schedule(s)"), "{text}");
+    assert!(
+        text.contains("project `billing` is valid: 5 workflow(s), 4 schedule(s)"),
+        "{text}"
+    );
 }
 
 #[test]
 fn every_problem_of_every_file_is_reported_at_once() {
     let dir = project(&[
         PROJECT,
-        ("workflows/a.yaml", b"id: a\nschedule:\n  cronn: \"0 2 * * *\"\n"),
-        ("workflows/b.yaml", b"id: b\nschedule:\n  cron: \"0 2 * * *\"\n  timezone: Mars/Base\n"),
+        (
+            "workflows/a.yaml",
+            b"id: a\nschedule:\n  cronn: \"0 2 * * *\"\n",
+        ),
+        (
+            "workflows/b.yaml",
+            b"id: b\nschedule:\n  cron: \"0 2 * * *\"\n  timezone: Mars/Base\n",
+        ),
         ("workflows/c.yaml", b"id: a\n"),
     ]);
     let output = validate(dir.path(), true);
@@ -51,31 +60,57 @@ fn every_problem_of_every_file_is_reported_at_once() {
     let report = json(&output);
     assert_eq!(report["valid"], false);
     let diagnostics = report["diagnostics"].as_array().unwrap();
-    let files: Vec<&str> = diagnostics.iter().map(|d| d["file"].as_str().unwrap()).collect();
+    let files: Vec<&str> = diagnostics
+        .iter()
+        .map(|d| d["file"].as_str().unwrap())
+        .collect();
     assert!(files.contains(&"workflows/a.yaml"), "{report:#}");
     assert!(files.contains(&"workflows/b.yaml"), "{report:#}");
     assert!(files.contains(&"workflows/c.yaml"), "{report:#}");
 
-    let misspelt = diagnostics.iter().find(|d| d["message"].as_str().unwrap().contains("cronn")).unwrap();
+    let misspelt = diagnostics
+        .iter()
+        .find(|d| d["message"].as_str().unwrap().contains("cronn"))
+        .unwrap();
     assert_eq!(misspelt["line"], 3);
     assert_eq!(misspelt["column"], 3);
     assert_eq!(misspelt["help"], "did you mean `cron`?");
-    assert!(misspelt["snippet"].as_str().unwrap().contains("cronn: \"0 2 * * *\""));
+    assert!(
+        misspelt["snippet"]
+            .as_str()
+            .unwrap()
+            .contains("cronn: \"0 2 * * *\"")
+    );
 
-    let duplicate = diagnostics.iter().find(|d| d["file"] == "workflows/c.yaml").unwrap();
+    let duplicate = diagnostics
+        .iter()
+        .find(|d| d["file"] == "workflows/c.yaml")
+        .unwrap();
     assert_eq!(duplicate["related"]["file"], "workflows/a.yaml");
 }
 
 #[test]
 fn text_output_shows_the_file_position_snippet_and_fix() {
-    let dir = project(&[PROJECT, ("workflows/a.yaml", b"id: a\nschedule:\n  cron: \"@daily\"\n  overlap_policy: skp\n")]);
+    let dir = project(&[
+        PROJECT,
+        (
+            "workflows/a.yaml",
+            b"id: a\nschedule:\n  cron: \"@daily\"\n  overlap_policy: skp\n",
+        ),
+    ]);
     let output = validate(dir.path(), false);
     assert_eq!(output.status.code(), Some(1));
     let text = String::from_utf8(output.stdout).unwrap();
-    assert!(text.contains("error: `overlap_policy` \"skp\" is not a policy"), "{text}");
+    assert!(
+        text.contains("error: `overlap_policy` \"skp\" is not a policy"),
+        "{text}"
+    );
     assert!(text.contains("--> workflows/a.yaml:4:19"), "{text}");
     assert!(text.contains("4 |   overlap_policy: skp"), "{text}");
-    assert!(text.contains("= expected: one of skip, buffer_one"), "{text}");
+    assert!(
+        text.contains("= expected: one of skip, buffer_one"),
+        "{text}"
+    );
     assert!(text.contains("= help: did you mean `skip`?"), "{text}");
 }
 
@@ -88,12 +123,16 @@ fn an_oversized_file_is_refused_with_a_clear_error() {
     let dir = project(&[PROJECT, ("workflows/big.yaml", &big)]);
     let report = json(&validate(dir.path(), true));
     assert_eq!(report["valid"], false);
-    assert_eq!(report["diagnostics"][0]["message"], "the file is larger than 1024 KiB");
+    assert_eq!(
+        report["diagnostics"][0]["message"],
+        "the file is larger than 1024 KiB"
+    );
 }
 
 #[test]
 fn an_alias_bomb_is_refused() {
-    let mut bomb = String::from("id: bomb\nl0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    let mut bomb =
+        String::from("id: bomb\nl0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
     for level in 1..12 {
         let refs = vec![format!("*l{}", level - 1); 9].join(", ");
         bomb.push_str(&format!("l{level}: &l{level} [{refs}]\n"));
@@ -115,7 +154,10 @@ fn a_fifo_matching_the_glob_is_skipped_not_read() {
     let output = validate(dir.path(), true);
     assert_eq!(output.status.code(), Some(0));
     let report = json(&output);
-    assert_eq!(report["diagnostics"][0]["message"], "skipped: not a regular file");
+    assert_eq!(
+        report["diagnostics"][0]["message"],
+        "skipped: not a regular file"
+    );
 }
 
 #[test]
@@ -123,5 +165,8 @@ fn a_missing_folder_is_an_error_not_a_crash() {
     let output = validate(Path::new("/nonexistent/project"), false);
     assert_eq!(output.status.code(), Some(1));
     let text = String::from_utf8(output.stdout).unwrap();
-    assert!(text.contains("no project.yaml in /nonexistent/project"), "{text}");
+    assert!(
+        text.contains("no project.yaml in /nonexistent/project"),
+        "{text}"
+    );
 }

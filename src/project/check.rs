@@ -47,7 +47,11 @@ pub struct FileCheck<'a> {
 impl<'a> FileCheck<'a> {
     /// Starts checking `file`, whose text is `source`.
     pub fn new(file: &'a Path, source: &'a str) -> Self {
-        FileCheck { file, source, diagnostics: Vec::new() }
+        FileCheck {
+            file,
+            source,
+            diagnostics: Vec::new(),
+        }
     }
 
     /// Records an error and returns it for more detail.
@@ -72,7 +76,11 @@ impl<'a> FileCheck<'a> {
     fn wrong_type(&mut self, node: &Node, key: &str, expected: &str) {
         let found = node.describe();
         // A key is quoted as code; a whole file ("the workflow file") is not.
-        let subject = if key.contains([' ', '.']) { key.to_owned() } else { format!("`{key}`") };
+        let subject = if key.contains([' ', '.']) {
+            key.to_owned()
+        } else {
+            format!("`{key}`")
+        };
         let d = self.error(node.at, format!("{subject} is {found}"));
         d.expected = Some(expected.to_owned());
     }
@@ -120,8 +128,11 @@ impl<'a> FileCheck<'a> {
         match DateTime::parse_from_rfc3339(text) {
             Ok(t) => Some(t.with_timezone(&Utc)),
             Err(e) => {
-                self.error(node.at, format!("`{key}` {} is not a timestamp: {e}", quote(text)))
-                    .expected = Some("an RFC 3339 timestamp such as 2026-01-01T00:00:00Z".to_owned());
+                self.error(
+                    node.at,
+                    format!("`{key}` {} is not a timestamp: {e}", quote(text)),
+                )
+                .expected = Some("an RFC 3339 timestamp such as 2026-01-01T00:00:00Z".to_owned());
                 None
             }
         }
@@ -130,7 +141,13 @@ impl<'a> FileCheck<'a> {
     /// Reports the keys of `entries` that are not in `known`, suggesting the
     /// nearest known key. `strict` makes them errors, otherwise only likely
     /// misspellings are warned about.
-    fn unknown_keys(&mut self, entries: &[(Node, Node)], known: &[&str], section: &str, strict: bool) {
+    fn unknown_keys(
+        &mut self,
+        entries: &[(Node, Node)],
+        known: &[&str],
+        section: &str,
+        strict: bool,
+    ) {
         for (key, _) in entries {
             let Some(name) = key.as_str() else {
                 if strict {
@@ -157,13 +174,22 @@ impl<'a> FileCheck<'a> {
         }
     }
 
-    fn check_name(&mut self, node: &Node, key: &str, valid: fn(&str) -> bool, rule: &str) -> Option<String> {
+    fn check_name(
+        &mut self,
+        node: &Node,
+        key: &str,
+        valid: fn(&str) -> bool,
+        rule: &str,
+    ) -> Option<String> {
         let text = self.string(node, key)?;
         if valid(text) {
             Some(text.to_owned())
         } else {
-            self.error(node.at, format!("`{key}` {} is not a valid name", quote(text)))
-                .expected = Some(rule.to_owned());
+            self.error(
+                node.at,
+                format!("`{key}` {} is not a valid name", quote(text)),
+            )
+            .expected = Some(rule.to_owned());
             None
         }
     }
@@ -173,8 +199,11 @@ impl<'a> FileCheck<'a> {
         match names::temporal_name_problem(text) {
             None => Some(text.to_owned()),
             Some(problem) => {
-                self.error(node.at, format!("`{key}` {} is not usable: {problem}", quote(text)))
-                    .expected = Some("a non-empty name without surrounding white space".to_owned());
+                self.error(
+                    node.at,
+                    format!("`{key}` {} is not usable: {problem}", quote(text)),
+                )
+                .expected = Some("a non-empty name without surrounding white space".to_owned());
                 None
             }
         }
@@ -193,7 +222,10 @@ fn nearest<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
 }
 
 fn get<'n>(entries: &'n [(Node, Node)], key: &str) -> Option<&'n Node> {
-    entries.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v)
+    entries
+        .iter()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .map(|(_, v)| v)
 }
 
 /// What `project.yaml` declares.
@@ -213,12 +245,21 @@ pub const DEFAULT_WORKFLOWS_GLOB: &str = "workflows/**/*.yaml";
 /// Checks the root node of `project.yaml`.
 pub fn project_file(check: &mut FileCheck<'_>, root: &Node) -> Option<ProjectFile> {
     let Some(entries) = root.as_map() else {
-        check.wrong_type(root, "project.yaml", "a mapping with `name` and `task_queue`");
+        check.wrong_type(
+            root,
+            "project.yaml",
+            "a mapping with `name` and `task_queue`",
+        );
         return None;
     };
     check.unknown_keys(entries, &PROJECT_KEYS, "project.yaml", true);
     let name = match get(entries, "name") {
-        Some(node) => check.check_name(node, "name", names::is_project_name, names::PROJECT_NAME_RULE),
+        Some(node) => check.check_name(
+            node,
+            "name",
+            names::is_project_name,
+            names::PROJECT_NAME_RULE,
+        ),
         None => {
             check.error(root.at, "project.yaml has no `name`").expected =
                 Some("`name: <project name>`, the owner of the project's schedules".to_owned());
@@ -228,7 +269,9 @@ pub fn project_file(check: &mut FileCheck<'_>, root: &Node) -> Option<ProjectFil
     let task_queue = match get(entries, "task_queue") {
         Some(node) => check.temporal_name(node, "task_queue"),
         None => {
-            check.error(root.at, "project.yaml has no `task_queue`").expected =
+            check
+                .error(root.at, "project.yaml has no `task_queue`")
+                .expected =
                 Some("`task_queue: <queue>`, the default task queue of its workflows".to_owned());
             None
         }
@@ -237,7 +280,11 @@ pub fn project_file(check: &mut FileCheck<'_>, root: &Node) -> Option<ProjectFil
         None => vec![(DEFAULT_WORKFLOWS_GLOB.to_owned(), root.at)],
         Some(node) => globs(check, node),
     };
-    Some(ProjectFile { name: name?, task_queue: task_queue?, workflows })
+    Some(ProjectFile {
+        name: name?,
+        task_queue: task_queue?,
+        workflows,
+    })
 }
 
 fn globs(check: &mut FileCheck<'_>, node: &Node) -> Vec<(String, Position)> {
@@ -245,25 +292,44 @@ fn globs(check: &mut FileCheck<'_>, node: &Node) -> Vec<(String, Position)> {
         Value::Seq(items) => items.iter().collect(),
         Value::Str(_) => vec![node],
         _ => {
-            check.wrong_type(node, "workflows", "a list of globs such as workflows/**/*.yaml");
+            check.wrong_type(
+                node,
+                "workflows",
+                "a list of globs such as workflows/**/*.yaml",
+            );
             return Vec::new();
         }
     };
     if items.is_empty() {
-        check.error(node.at, "`workflows` is an empty list").expected =
-            Some("at least one glob, or no `workflows` key for the default".to_owned());
+        check
+            .error(node.at, "`workflows` is an empty list")
+            .expected = Some("at least one glob, or no `workflows` key for the default".to_owned());
     }
     let mut out = Vec::new();
     for item in items {
-        let Some(text) = check.string(item, "workflows") else { continue };
-        let escapes = Path::new(text)
-            .components()
-            .any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
+        let Some(text) = check.string(item, "workflows") else {
+            continue;
+        };
+        let escapes = Path::new(text).components().any(|c| {
+            !matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        });
         if escapes || text.starts_with('/') {
-            check.error(item.at, format!("the glob {} leaves the project folder", quote(text)))
-                .expected = Some("a relative glob without `..`, such as workflows/**/*.yaml".to_owned());
+            check
+                .error(
+                    item.at,
+                    format!("the glob {} leaves the project folder", quote(text)),
+                )
+                .expected =
+                Some("a relative glob without `..`, such as workflows/**/*.yaml".to_owned());
         } else if let Err(e) = globset::Glob::new(text) {
-            check.error(item.at, format!("the glob {} is malformed: {}", quote(text), e.kind()))
+            check
+                .error(
+                    item.at,
+                    format!("the glob {} is malformed: {}", quote(text), e.kind()),
+                )
                 .expected = Some("a glob such as workflows/**/*.yaml".to_owned());
         } else {
             out.push((text.to_owned(), item.at));
@@ -298,8 +364,9 @@ pub fn workflow_file(
     let id = match get(entries, "id") {
         Some(node) => check.check_name(node, "id", names::is_workflow_id, names::WORKFLOW_ID_RULE),
         None => {
-            check.error(root.at, "the workflow file has no `id`").expected =
-                Some("`id: <workflow id>`, unique within the project".to_owned());
+            check
+                .error(root.at, "the workflow file has no `id`")
+                .expected = Some("`id: <workflow id>`, unique within the project".to_owned());
             None
         }
     };
@@ -341,13 +408,15 @@ fn schedule(check: &mut FileCheck<'_>, node: &Node) -> Option<Schedule> {
 
     let timing = match (cron, every) {
         (Some(_), Some(every)) => {
-            check.error(every.at, "`schedule` has both `cron` and `every`").expected =
-                Some("one of them".to_owned());
+            check
+                .error(every.at, "`schedule` has both `cron` and `every`")
+                .expected = Some("one of them".to_owned());
             None
         }
         (None, None) => {
-            check.error(node.at, "`schedule` has neither `cron` nor `every`").expected =
-                Some("`cron: \"0 2 * * *\"` or `every: 15m`".to_owned());
+            check
+                .error(node.at, "`schedule` has neither `cron` nor `every`")
+                .expected = Some("`cron: \"0 2 * * *\"` or `every: 15m`".to_owned());
             None
         }
         (Some(cron), None) => {
@@ -356,7 +425,13 @@ fn schedule(check: &mut FileCheck<'_>, node: &Node) -> Option<Schedule> {
                 d.expected = Some("`offset` only next to `every: <interval>`".to_owned());
                 d.help = Some("for a cron interval with a phase write `@every 1h/15m`".to_owned());
             }
-            cron_entries(check, cron, timezone.as_deref().map(|z| (z, timezone_node.map(|n| n.at))))
+            cron_entries(
+                check,
+                cron,
+                timezone
+                    .as_deref()
+                    .map(|z| (z, timezone_node.map(|n| n.at))),
+            )
         }
         (None, Some(every_node)) => {
             let every = check.duration(every_node, "every");
@@ -366,13 +441,17 @@ fn schedule(check: &mut FileCheck<'_>, node: &Node) -> Option<Schedule> {
             };
             match (every, phase) {
                 (Some(every), _) if every < Duration::from_secs(1) => {
-                    check.error(every_node.at, "`every` is shorter than 1s").expected =
+                    check
+                        .error(every_node.at, "`every` is shorter than 1s")
+                        .expected =
                         Some("an interval of at least 1s (Temporal's minimum)".to_owned());
                     None
                 }
                 (Some(every), Some(phase)) if phase >= every => {
                     let at = offset.map_or(every_node.at, |n| n.at);
-                    check.error(at, "`offset` is not shorter than `every`").expected =
+                    check
+                        .error(at, "`offset` is not shorter than `every`")
+                        .expected =
                         Some("an offset from 0s up to, not including, the interval".to_owned());
                     None
                 }
@@ -383,34 +462,39 @@ fn schedule(check: &mut FileCheck<'_>, node: &Node) -> Option<Schedule> {
     };
 
     let enabled = get(entries, "enabled").map_or(Some(true), |n| check.boolean(n, "enabled"));
-    let pause_on_failure =
-        get(entries, "pause_on_failure").map_or(Some(false), |n| check.boolean(n, "pause_on_failure"));
-    let jitter = get(entries, "jitter").map_or(Some(Duration::ZERO), |n| check.duration(n, "jitter"));
+    let pause_on_failure = get(entries, "pause_on_failure")
+        .map_or(Some(false), |n| check.boolean(n, "pause_on_failure"));
+    let jitter =
+        get(entries, "jitter").map_or(Some(Duration::ZERO), |n| check.duration(n, "jitter"));
     let catchup_window = match get(entries, "catchup_window") {
         None => None,
         Some(n) => match check.duration(n, "catchup_window") {
             Some(d) if d < MIN_CATCHUP_WINDOW => {
-                check.error(n.at, "`catchup_window` is shorter than 10s").expected =
-                    Some("at least 10s (Temporal's minimum)".to_owned());
+                check
+                    .error(n.at, "`catchup_window` is shorter than 10s")
+                    .expected = Some("at least 10s (Temporal's minimum)".to_owned());
                 None
             }
             other => other,
         },
     };
-    let overlap_policy = get(entries, "overlap_policy").map_or(Some(OverlapPolicy::Skip), |n| overlap(check, n));
+    let overlap_policy =
+        get(entries, "overlap_policy").map_or(Some(OverlapPolicy::Skip), |n| overlap(check, n));
     let start_at = get(entries, "start_at").and_then(|n| check.timestamp(n, "start_at"));
     let end_at = get(entries, "end_at").and_then(|n| check.timestamp(n, "end_at"));
     if let (Some(start), Some(end), Some(node)) = (start_at, end_at, get(entries, "end_at"))
         && end <= start
     {
-        check.error(node.at, "`end_at` is not after `start_at`").expected =
-            Some("an end later than the start".to_owned());
+        check
+            .error(node.at, "`end_at` is not after `start_at`")
+            .expected = Some("an end later than the start".to_owned());
     }
     let input = get(entries, "input").and_then(|n| match n.to_json() {
         Ok(json) => Some(json),
         Err(at) => {
-            check.error(at, "`input` holds a value with no JSON form").expected =
-                Some("numbers that are finite, and keys that are scalars".to_owned());
+            check
+                .error(at, "`input` holds a value with no JSON form")
+                .expected = Some("numbers that are finite, and keys that are scalars".to_owned());
             None
         }
     });
@@ -445,7 +529,10 @@ fn zone(check: &mut FileCheck<'_>, at: Position, text: &str, key: &str) -> Optio
     if text.parse::<chrono_tz::Tz>().is_ok() {
         return Some(text.to_owned());
     }
-    let d = check.error(at, format!("`{key}` {} is not an IANA time zone", quote(text)));
+    let d = check.error(
+        at,
+        format!("`{key}` {} is not an IANA time zone", quote(text)),
+    );
     d.expected = Some("a zone name such as UTC, Europe/Berlin or America/New_York".to_owned());
     if let Ok(zone) = chrono_tz::Tz::from_str_insensitive(text) {
         d.help = Some(format!("did you mean `{}`?", zone.name()));
@@ -459,7 +546,10 @@ fn overlap(check: &mut FileCheck<'_>, node: &Node) -> Option<OverlapPolicy> {
         return Some(*policy);
     }
     let spellings: Vec<&str> = OverlapPolicy::SPELLINGS.iter().map(|(s, _)| *s).collect();
-    let d = check.error(node.at, format!("`overlap_policy` {} is not a policy", quote(text)));
+    let d = check.error(
+        node.at,
+        format!("`overlap_policy` {} is not a policy", quote(text)),
+    );
     d.expected = Some(format!("one of {}", spellings.join(", ")));
     d.help = nearest(text, &spellings).map(|s| format!("did you mean `{s}`?"));
     None
@@ -485,7 +575,9 @@ fn cron_entries(
         .into_iter()
         .collect();
     for item in items {
-        let Some(text) = check.string(item, "cron") else { continue };
+        let Some(text) = check.string(item, "cron") else {
+            continue;
+        };
         match cron::parse(text) {
             Ok(spec) => {
                 if let Some(zone_name) = &spec.timezone {
@@ -505,7 +597,10 @@ fn cron_entries(
                     }
                     zones.push((zone_name.clone(), item.at));
                 }
-                entries.push(CronEntry { text: text.to_owned(), spec });
+                entries.push(CronEntry {
+                    text: text.to_owned(),
+                    spec,
+                });
             }
             Err(e) => {
                 let at = point_into(check.source, item.at, text, e.offset);
@@ -527,7 +622,10 @@ fn point_into(source: &str, at: Position, text: &str, offset: usize) -> Position
     let Some(line) = source.lines().nth(at.line.saturating_sub(1) as usize) else {
         return at;
     };
-    let rest: String = line.chars().skip(at.column.saturating_sub(1) as usize).collect();
+    let rest: String = line
+        .chars()
+        .skip(at.column.saturating_sub(1) as usize)
+        .collect();
     let skip = if rest.starts_with(text) {
         0
     } else if (rest.starts_with('"') || rest.starts_with('\'')) && rest[1..].starts_with(text) {
@@ -549,7 +647,10 @@ mod tests {
     fn near_misses_are_suggested_and_far_ones_are_not() {
         assert_eq!(nearest("cronn", &SCHEDULE_KEYS), Some("cron"));
         assert_eq!(nearest("time_zone", &SCHEDULE_KEYS), Some("timezone"));
-        assert_eq!(nearest("overlap-policy", &SCHEDULE_KEYS), Some("overlap_policy"));
+        assert_eq!(
+            nearest("overlap-policy", &SCHEDULE_KEYS),
+            Some("overlap_policy")
+        );
         assert_eq!(nearest("Enabled", &SCHEDULE_KEYS), Some("enabled"));
         assert_eq!(nearest("retries", &SCHEDULE_KEYS), None);
     }
@@ -558,8 +659,14 @@ mod tests {
     fn positions_point_inside_plain_and_quoted_scalars() {
         let source = "a: 0 25 * * *\nb: \"0 25 * * *\"\n";
         let plain = Position { line: 1, column: 4 };
-        assert_eq!(point_into(source, plain, "0 25 * * *", 2), Position { line: 1, column: 6 });
+        assert_eq!(
+            point_into(source, plain, "0 25 * * *", 2),
+            Position { line: 1, column: 6 }
+        );
         let quoted = Position { line: 2, column: 4 };
-        assert_eq!(point_into(source, quoted, "0 25 * * *", 2), Position { line: 2, column: 7 });
+        assert_eq!(
+            point_into(source, quoted, "0 25 * * *", 2),
+            Position { line: 2, column: 7 }
+        );
     }
 }

@@ -76,7 +76,10 @@ impl Diagnostic {
 
     /// A warning at a position of a file.
     pub fn warning(file: &Path, at: Position, message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(file, at, message) }
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(file, at, message)
+        }
     }
 
     /// Adds what was expected.
@@ -117,9 +120,15 @@ fn snippet(source: &str, line: u32, column: u32) -> Option<String> {
     let text: String = text.chars().take(MAX_WIDTH).collect();
     let number = line.to_string();
     let pad = " ".repeat(number.len());
-    let caret_at = usize::try_from(column.saturating_sub(1)).unwrap_or(0).min(text.chars().count());
+    let caret_at = usize::try_from(column.saturating_sub(1))
+        .unwrap_or(0)
+        .min(text.chars().count());
     // Keep tabs in the caret line so that the caret lines up under them.
-    let lead: String = text.chars().take(caret_at).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+    let lead: String = text
+        .chars()
+        .take(caret_at)
+        .map(|c| if c == '\t' { '\t' } else { ' ' })
+        .collect();
     let mut out = String::new();
     let _ = writeln!(out, "{pad} |");
     let _ = writeln!(out, "{number} | {text}");
@@ -137,7 +146,13 @@ impl fmt::Display for Diagnostic {
         if self.line == 0 {
             write!(f, "  --> {}", self.file.display())?;
         } else {
-            write!(f, "  --> {}:{}:{}", self.file.display(), self.line, self.column)?;
+            write!(
+                f,
+                "  --> {}:{}:{}",
+                self.file.display(),
+                self.line,
+                self.column
+            )?;
         }
         if let Some(snippet) = &self.snippet {
             write!(f, "\n{snippet}")?;

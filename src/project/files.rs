@@ -57,7 +57,10 @@ pub fn find(dir: &Path, project_file: &Path, globs: &[(String, Position)]) -> Fo
         }
     }
     let Ok(set) = set.build() else {
-        return Found { files: Vec::new(), diagnostics };
+        return Found {
+            files: Vec::new(),
+            diagnostics,
+        };
     };
     let mut hits = vec![0usize; globs.len()];
     let mut files = BTreeSet::new();
@@ -66,7 +69,10 @@ pub fn find(dir: &Path, project_file: &Path, globs: &[(String, Position)]) -> Fo
 
     for base in &bases {
         // A base inside another base is walked with it.
-        if bases.iter().any(|other| other != base && base.starts_with(other)) {
+        if bases
+            .iter()
+            .any(|other| other != base && base.starts_with(other))
+        {
             continue;
         }
         let root = dir.join(base);
@@ -98,7 +104,9 @@ pub fn find(dir: &Path, project_file: &Path, globs: &[(String, Position)]) -> Fo
                     continue;
                 }
             };
-            let Ok(relative) = entry.path().strip_prefix(dir) else { continue };
+            let Ok(relative) = entry.path().strip_prefix(dir) else {
+                continue;
+            };
             let matched = set.matches(relative);
             if matched.is_empty() || relative == project_file {
                 continue;
@@ -149,7 +157,10 @@ pub fn find(dir: &Path, project_file: &Path, globs: &[(String, Position)]) -> Fo
             ));
         }
     }
-    Found { files: files.into_iter().collect(), diagnostics }
+    Found {
+        files: files.into_iter().collect(),
+        diagnostics,
+    }
 }
 
 /// Reads `dir/relative` as UTF-8 text within [`MAX_FILE_BYTES`].
@@ -158,14 +169,17 @@ pub fn find(dir: &Path, project_file: &Path, globs: &[(String, Position)]) -> Fo
 ///
 /// A whole-file diagnostic when the file is missing, unreadable, too large or
 /// not UTF-8.
-pub fn read(dir: &Path, relative: &Path) -> Result<String, Diagnostic> {
+pub fn read(dir: &Path, relative: &Path) -> Result<String, Box<Diagnostic>> {
     use std::io::Read;
     let whole_file = |message: String| {
-        Diagnostic::error(relative, Position::default(), message).expected("a readable UTF-8 text file")
+        Box::new(
+            Diagnostic::error(relative, Position::default(), message)
+                .expected("a readable UTF-8 text file"),
+        )
     };
     let path = dir.join(relative);
-    let file = std::fs::File::open(&path)
-        .map_err(|e| whole_file(format!("cannot open the file: {e}")))?;
+    let file =
+        std::fs::File::open(&path).map_err(|e| whole_file(format!("cannot open the file: {e}")))?;
     let mut bytes = Vec::new();
     // Read one byte past the limit to tell a full-size file from a larger one
     // without trusting the metadata (a FIFO or /dev/zero has none).
@@ -173,11 +187,12 @@ pub fn read(dir: &Path, relative: &Path) -> Result<String, Diagnostic> {
         .read_to_end(&mut bytes)
         .map_err(|e| whole_file(format!("cannot read the file: {e}")))?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(whole_file(format!(
+        let mut diagnostic = whole_file(format!(
             "the file is larger than {} KiB",
             MAX_FILE_BYTES / 1024
-        ))
-        .expected("a workflow definition of reasonable size"));
+        ));
+        diagnostic.expected = Some("a file of at most 1 MiB".to_owned());
+        return Err(diagnostic);
     }
     String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
@@ -188,9 +203,11 @@ pub fn read(dir: &Path, relative: &Path) -> Result<String, Diagnostic> {
             line: u32::try_from(line).unwrap_or(u32::MAX),
             column: u32::try_from(column).unwrap_or(u32::MAX),
         };
-        Diagnostic::error(relative, at, "the file is not UTF-8 text")
-            .expected("a readable UTF-8 text file")
-            .with_snippet(&String::from_utf8_lossy(e.as_bytes()))
+        Box::new(
+            Diagnostic::error(relative, at, "the file is not UTF-8 text")
+                .expected("a readable UTF-8 text file")
+                .with_snippet(&String::from_utf8_lossy(e.as_bytes())),
+        )
     })
 }
 
@@ -221,9 +238,12 @@ fn options() -> serde_saphyr::Options {
 /// # Errors
 ///
 /// A diagnostic at the parser's position, with its message.
-pub fn parse(relative: &Path, source: &str) -> Result<Node, Diagnostic> {
+pub fn parse(relative: &Path, source: &str) -> Result<Node, Box<Diagnostic>> {
     if source.trim().is_empty() {
-        return Ok(Node { value: super::node::Value::Null, at: Position { line: 1, column: 1 } });
+        return Ok(Node {
+            value: super::node::Value::Null,
+            at: Position { line: 1, column: 1 },
+        });
     }
     serde_saphyr::from_str_with_options::<Node>(source, options()).map_err(|error| {
         let at = error
@@ -236,9 +256,15 @@ pub fn parse(relative: &Path, source: &str) -> Result<Node, Diagnostic> {
         let message = error.render_with_options(serde_saphyr::render_options! {
             snippets: serde_saphyr::SnippetMode::Off,
         });
-        Diagnostic::error(relative, at, format!("invalid YAML: {}", strip_location(&message)))
+        Box::new(
+            Diagnostic::error(
+                relative,
+                at,
+                format!("invalid YAML: {}", strip_location(&message)),
+            )
             .expected("a well-formed YAML document")
-            .with_snippet(source)
+            .with_snippet(source),
+        )
     })
 }
 
@@ -262,7 +288,10 @@ mod tests {
 
     #[test]
     fn a_walk_starts_below_the_literal_part_of_a_glob() {
-        assert_eq!(literal_base("workflows/**/*.yaml"), PathBuf::from("workflows"));
+        assert_eq!(
+            literal_base("workflows/**/*.yaml"),
+            PathBuf::from("workflows")
+        );
         assert_eq!(literal_base("a/b/*.yaml"), PathBuf::from("a/b"));
         assert_eq!(literal_base("*.yaml"), PathBuf::new());
         assert_eq!(literal_base("one.yaml"), PathBuf::new());

@@ -80,10 +80,10 @@ pub fn load(dir: &Path) -> Result<Loaded, InvalidProject> {
                 diagnostic.message = format!("no {PROJECT_FILE} in {}", dir.display());
                 diagnostic.expected = Some(format!("a project folder with {PROJECT_FILE}"));
             }
-            return Err(invalid(vec![diagnostic]));
+            return Err(invalid(vec![*diagnostic]));
         }
     };
-    let root = files::parse(project_path, &source).map_err(|d| invalid(vec![d]))?;
+    let root = files::parse(project_path, &source).map_err(|d| invalid(vec![*d]))?;
     let mut check = FileCheck::new(project_path, &source);
     let declared = check::project_file(&mut check, &root);
     let mut diagnostics = check.diagnostics;
@@ -93,7 +93,9 @@ pub fn load(dir: &Path) -> Result<Loaded, InvalidProject> {
 
     let found = files::find(dir, project_path, &declared.workflows);
     diagnostics.extend(found.diagnostics);
-    let defaults = Defaults { task_queue: &declared.task_queue };
+    let defaults = Defaults {
+        task_queue: &declared.task_queue,
+    };
     let outcomes: Vec<FileOutcome> = found
         .files
         .into_par_iter()
@@ -112,7 +114,11 @@ pub fn load(dir: &Path) -> Result<Loaded, InvalidProject> {
     workflows.sort_by(|a, b| a.id.cmp(&b.id));
     sort(&mut diagnostics);
     Ok(Loaded {
-        project: Project { name: declared.name, task_queue: declared.task_queue, workflows },
+        project: Project {
+            name: declared.name,
+            task_queue: declared.task_queue,
+            workflows,
+        },
         warnings: diagnostics,
     })
 }
@@ -127,19 +133,25 @@ struct FileOutcome {
 }
 
 fn load_workflow(dir: &Path, file: PathBuf, defaults: &Defaults<'_>) -> FileOutcome {
-    let mut outcome = FileOutcome { file, workflow: None, declared_id: None, diagnostics: Vec::new() };
+    let mut outcome = FileOutcome {
+        file,
+        workflow: None,
+        declared_id: None,
+        diagnostics: Vec::new(),
+    };
     let parsed = files::read(dir, &outcome.file)
         .and_then(|source| files::parse(&outcome.file, &source).map(|root| (source, root)));
     let (source, root) = match parsed {
         Ok(parsed) => parsed,
         Err(diagnostic) => {
-            outcome.diagnostics.push(diagnostic);
+            outcome.diagnostics.push(*diagnostic);
             return outcome;
         }
     };
     outcome.declared_id = root.as_map().and_then(|entries| {
         entries.iter().find_map(|(key, value)| {
-            (key.as_str() == Some("id")).then(|| value.as_str().map(|id| (id.to_owned(), key.at)))?
+            (key.as_str() == Some("id"))
+                .then(|| value.as_str().map(|id| (id.to_owned(), key.at)))?
         })
     });
     let mut check = FileCheck::new(&outcome.file, &source);
@@ -154,7 +166,9 @@ fn duplicates(dir: &Path, outcomes: &[FileOutcome]) -> Vec<Diagnostic> {
     let mut first: HashMap<&str, (&Path, Position)> = HashMap::with_capacity(outcomes.len());
     let mut out = Vec::new();
     for outcome in outcomes {
-        let Some((id, at)) = &outcome.declared_id else { continue };
+        let Some((id, at)) = &outcome.declared_id else {
+            continue;
+        };
         let Some((file, first_at)) = first.get(id.as_str()).copied() else {
             first.insert(id, (&outcome.file, *at));
             continue;
@@ -164,7 +178,10 @@ fn duplicates(dir: &Path, outcomes: &[FileOutcome]) -> Vec<Diagnostic> {
             Diagnostic::error(
                 &outcome.file,
                 *at,
-                format!("the workflow id `{id}` is also declared in {}", file.display()),
+                format!(
+                    "the workflow id `{id}` is also declared in {}",
+                    file.display()
+                ),
             )
             .expected("workflow ids that are unique within the project")
             .related(Related {

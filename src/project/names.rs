@@ -66,7 +66,16 @@ mod tests {
         for good in ["billing", "a", "team-7", "x1"] {
             assert!(is_project_name(good), "{good}");
         }
-        for bad in ["", "Billing", "7team", "team-", "a_b", "a/b", "a.b", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "Billing",
+            "7team",
+            "team-",
+            "a_b",
+            "a/b",
+            "a.b",
+            &"a".repeat(64),
+        ] {
             assert!(!is_project_name(bad), "{bad}");
         }
     }

@@ -99,9 +99,9 @@ impl Node {
                 .map(serde_json::Value::Number)
                 .ok_or(self.at)?,
             Value::Str(s) => serde_json::Value::String(s.clone()),
-            Value::Seq(items) => serde_json::Value::Array(
-                items.iter().map(Node::to_json).collect::<Result<_, _>>()?,
-            ),
+            Value::Seq(items) => {
+                serde_json::Value::Array(items.iter().map(Node::to_json).collect::<Result<_, _>>()?)
+            }
             Value::Map(entries) => {
                 let mut object = serde_json::Map::with_capacity(entries.len());
                 for (key, value) in entries {
@@ -251,7 +251,12 @@ mod tests {
     #[test]
     fn scalars_are_typed_by_the_core_schema() {
         let doc = parse("a: 1\nb: 1.5\nc: true\nd: ~\ne: 30s\nf: [1, x]\n");
-        let values: Vec<_> = doc.as_map().unwrap().iter().map(|(_, v)| &v.value).collect();
+        let values: Vec<_> = doc
+            .as_map()
+            .unwrap()
+            .iter()
+            .map(|(_, v)| &v.value)
+            .collect();
         assert_eq!(values[0], &Value::Int(1));
         assert_eq!(values[1], &Value::Float(1.5));
         assert_eq!(values[2], &Value::Bool(true));

@@ -28,7 +28,12 @@ pub async fn dev_server() -> DevServer {
 pub fn temporal_json(server: &DevServer, args: &[&str]) -> serde_json::Value {
     let output = std::process::Command::new(server.cli())
         .args(args)
-        .args(["--address", &server.address(), "--namespace", server.namespace()])
+        .args([
+            "--address",
+            &server.address(),
+            "--namespace",
+            server.namespace(),
+        ])
         .args(["--output", "json"])
         .output()
         .expect("the temporal CLI runs");
@@ -38,6 +43,9 @@ pub fn temporal_json(server: &DevServer, args: &[&str]) -> serde_json::Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!("temporal {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&output.stdout))
+        panic!(
+            "temporal {args:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
     })
 }
