@@ -11,7 +11,11 @@ use criterion::{Criterion, criterion_group, criterion_main};
 /// Writes a project of `count` workflow files spread over 100 folders, with a
 /// mix of every schedule form, as a real project would have.
 fn write_project(dir: &Path, count: usize) {
-    std::fs::write(dir.join("project.yaml"), "name: bench\ntask_queue: bench-workers\n").unwrap();
+    std::fs::write(
+        dir.join("project.yaml"),
+        "name: bench\ntask_queue: bench-workers\n",
+    )
+    .unwrap();
     for i in 0..count {
         let folder = dir.join(format!("workflows/team-{:02}", i % 100));
         std::fs::create_dir_all(&folder).unwrap();

@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use globset::{Glob, GlobSetBuilder};
 
 use super::diagnostic::Diagnostic;
-use super::node::{Node, Position};
+use super::node::{Node, Position, WorkflowRoot};
 
 /// The largest project or workflow file we read.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
@@ -233,19 +233,38 @@ fn options() -> serde_saphyr::Options {
     }
 }
 
+/// How a file's root is read: whole ([`Node`]) or shallow ([`WorkflowRoot`]).
+pub trait Root: serde::de::DeserializeOwned {
+    /// The tree.
+    fn into_node(self) -> Node;
+}
+
+impl Root for Node {
+    fn into_node(self) -> Node {
+        self
+    }
+}
+
+impl Root for WorkflowRoot {
+    fn into_node(self) -> Node {
+        self.0
+    }
+}
+
 /// Parses YAML text into a node tree.
 ///
 /// # Errors
 ///
 /// A diagnostic at the parser's position, with its message.
-pub fn parse(relative: &Path, source: &str) -> Result<Node, Box<Diagnostic>> {
+pub fn parse<T: Root>(relative: &Path, source: &str) -> Result<Node, Box<Diagnostic>> {
     if source.trim().is_empty() {
         return Ok(Node {
             value: super::node::Value::Null,
             at: Position { line: 1, column: 1 },
         });
     }
-    serde_saphyr::from_str_with_options::<Node>(source, options()).map_err(|error| {
+    let parsed = serde_saphyr::from_str_with_options::<T>(source, options());
+    parsed.map(T::into_node).map_err(|error| {
         let at = error
             .location()
             .map(|l| Position {

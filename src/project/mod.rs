@@ -83,7 +83,7 @@ pub fn load(dir: &Path) -> Result<Loaded, InvalidProject> {
             return Err(invalid(vec![*diagnostic]));
         }
     };
-    let root = files::parse(project_path, &source).map_err(|d| invalid(vec![*d]))?;
+    let root = files::parse::<node::Node>(project_path, &source).map_err(|d| invalid(vec![*d]))?;
     let mut check = FileCheck::new(project_path, &source);
     let declared = check::project_file(&mut check, &root);
     let mut diagnostics = check.diagnostics;
@@ -139,8 +139,9 @@ fn load_workflow(dir: &Path, file: PathBuf, defaults: &Defaults<'_>) -> FileOutc
         declared_id: None,
         diagnostics: Vec::new(),
     };
-    let parsed = files::read(dir, &outcome.file)
-        .and_then(|source| files::parse(&outcome.file, &source).map(|root| (source, root)));
+    let parsed = files::read(dir, &outcome.file).and_then(|source| {
+        files::parse::<node::WorkflowRoot>(&outcome.file, &source).map(|root| (source, root))
+    });
     let (source, root) = match parsed {
         Ok(parsed) => parsed,
         Err(diagnostic) => {

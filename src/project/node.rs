@@ -147,11 +147,34 @@ impl<'de> Deserialize<'de> for Node {
 
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(ValueVisitor)
+        deserializer.deserialize_any(ValueVisitor { keep: None })
     }
 }
 
-struct ValueVisitor;
+/// The root of a workflow file, read shallowly: only the values under
+/// schedule-sync's own keys become nodes. The rest of a workflow file is the
+/// workflow's definition, often most of the file, and is parsed (so that
+/// malformed YAML is still reported) but not kept; its keys stay, as nodes
+/// over `Null`, for the misspelling check.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkflowRoot(pub Node);
+
+impl<'de> Deserialize<'de> for WorkflowRoot {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let keep = Some(&super::check::WORKFLOW_KEYS[..]);
+        let value = deserializer.deserialize_any(ValueVisitor { keep })?;
+        Ok(WorkflowRoot(Node {
+            value,
+            at: Position { line: 1, column: 1 },
+        }))
+    }
+}
+
+/// Builds a [`Value`]; with `keep`, a mapping keeps only the values under
+/// those keys.
+struct ValueVisitor {
+    keep: Option<&'static [&'static str]>,
+}
 
 impl<'de> Visitor<'de> for ValueVisitor {
     type Value = Value;
@@ -220,8 +243,20 @@ impl<'de> Visitor<'de> for ValueVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
-        while let Some(entry) = map.next_entry::<Node, Node>()? {
-            entries.push(entry);
+        while let Some(key) = map.next_key::<Node>()? {
+            let kept = self
+                .keep
+                .is_none_or(|keep| key.as_str().is_some_and(|k| keep.contains(&k)));
+            let value = if kept {
+                map.next_value::<Node>()?
+            } else {
+                map.next_value::<de::IgnoredAny>()?;
+                Node {
+                    value: Value::Null,
+                    at: key.at,
+                }
+            };
+            entries.push((key, value));
         }
         Ok(Value::Map(entries))
     }
@@ -263,6 +298,17 @@ mod tests {
         assert_eq!(values[3], &Value::Null);
         assert_eq!(values[4], &Value::Str("30s".into()));
         assert!(matches!(values[5], Value::Seq(items) if items.len() == 2));
+    }
+
+    #[test]
+    fn a_workflow_root_keeps_only_our_sections() {
+        let text = "id: a\nsteps:\n  - name: x\nschedule:\n  cron: \"@daily\"\n";
+        let root: WorkflowRoot = serde_saphyr::from_str(text).unwrap();
+        let entries = root.0.as_map().unwrap();
+        assert_eq!(entries[0].1.as_str(), Some("a"));
+        assert_eq!(entries[1].0.as_str(), Some("steps"));
+        assert_eq!(entries[1].1.value, Value::Null);
+        assert!(entries[2].1.as_map().is_some());
     }
 
     #[test]
