@@ -3,6 +3,7 @@
 //!
 //! - [`project`] loads and validates a project folder;
 //! - [`cron`] reads Temporal's cron syntax;
+//! - [`desired`] maps a project onto Temporal schedules, with ids and fingerprints;
 //! - [`duration`] reads humane durations;
 //! - [`connection`] connects to Temporal following its own conventions;
 //! - [`dev_server`] runs a local Temporal dev server for development and tests.
@@ -10,6 +11,7 @@
 
 pub mod connection;
 pub mod cron;
+pub mod desired;
 pub mod dev_server;
 pub mod duration;
 pub mod project;

@@ -125,25 +125,53 @@ pub fn load(dir: &Path) -> Result<Loaded, InvalidProject> {
 
 /// What one workflow file gave: the workflow when it is valid, the id it
 /// declares (valid or not, for the duplicate check) and its problems.
-struct FileOutcome {
-    file: PathBuf,
-    workflow: Option<Workflow>,
-    declared_id: Option<(String, Position)>,
-    diagnostics: Vec<Diagnostic>,
+#[derive(Debug, Clone)]
+pub struct FileOutcome {
+    /// The file, relative to the project folder.
+    pub file: PathBuf,
+    /// The workflow, when the file is valid.
+    pub workflow: Option<Workflow>,
+    /// The `id` the file declares, valid or not, and the position of its key.
+    pub declared_id: Option<(String, Position)>,
+    /// Every problem in the file.
+    pub diagnostics: Vec<Diagnostic>,
 }
 
 fn load_workflow(dir: &Path, file: PathBuf, defaults: &Defaults<'_>) -> FileOutcome {
+    match files::read(dir, &file) {
+        Ok(source) => check_workflow_source(file, &source, defaults.task_queue),
+        Err(diagnostic) => FileOutcome {
+            file,
+            workflow: None,
+            declared_id: None,
+            diagnostics: vec![*diagnostic],
+        },
+    }
+}
+
+/// Checks the text of one workflow file, named `file` in messages, whose
+/// project's task queue is `task_queue`. No file is read: this is what an
+/// editor integration or a fuzzer calls.
+///
+/// ```
+/// use std::path::PathBuf;
+/// let outcome = schedule_sync::project::check_workflow_source(
+///     PathBuf::from("w.yaml"),
+///     "id: w\nschedule:\n  cron: \"0 25 * * *\"\n",
+///     "queue",
+/// );
+/// assert!(outcome.workflow.is_none());
+/// assert_eq!(outcome.diagnostics[0].line, 3);
+/// ```
+pub fn check_workflow_source(file: PathBuf, source: &str, task_queue: &str) -> FileOutcome {
     let mut outcome = FileOutcome {
         file,
         workflow: None,
         declared_id: None,
         diagnostics: Vec::new(),
     };
-    let parsed = files::read(dir, &outcome.file).and_then(|source| {
-        files::parse::<node::WorkflowRoot>(&outcome.file, &source).map(|root| (source, root))
-    });
-    let (source, root) = match parsed {
-        Ok(parsed) => parsed,
+    let root = match files::parse::<node::WorkflowRoot>(&outcome.file, source) {
+        Ok(root) => root,
         Err(diagnostic) => {
             outcome.diagnostics.push(*diagnostic);
             return outcome;
@@ -155,8 +183,9 @@ fn load_workflow(dir: &Path, file: PathBuf, defaults: &Defaults<'_>) -> FileOutc
                 .then(|| value.as_str().map(|id| (id.to_owned(), key.at)))?
         })
     });
-    let mut check = FileCheck::new(&outcome.file, &source);
-    outcome.workflow = check::workflow_file(&mut check, &root, outcome.file.clone(), defaults);
+    let defaults = Defaults { task_queue };
+    let mut check = FileCheck::new(&outcome.file, source);
+    outcome.workflow = check::workflow_file(&mut check, &root, outcome.file.clone(), &defaults);
     outcome.diagnostics = check.diagnostics;
     outcome
 }

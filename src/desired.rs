@@ -1,0 +1,445 @@
+//! The desired state: the Temporal schedule that each scheduled workflow of a
+//! project should be, its id, and the fingerprint of everything we manage.
+//!
+//! # Schedule ids
+//!
+//! A schedule's id is `<project>.<workflow id>`, for example
+//! `billing.nightly-report`. Project names hold no `.` (see
+//! [`crate::project::names`]), so the first `.` always ends the project name:
+//! project `foo` owns the ids that start with `foo.`, and can never claim one
+//! of project `foo-bar` (`foo-bar.…`). The workflows a schedule starts get the
+//! schedule id as their workflow id (Temporal appends the fire time).
+//!
+//! # Ownership and fingerprint
+//!
+//! Every schedule we create carries, in its memo, the project that owns it
+//! ([`MEMO_PROJECT`]). The fingerprint is a SHA-256 over a canonical JSON form
+//! of every managed field (spec, action, input, policies, enabled); it lets a
+//! reconcile tell an unchanged schedule from a changed one without comparing
+//! Temporal's normalised read-back field by field.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use temporalio_common::protos::temporal::api::common::v1::{Payload, Payloads, WorkflowType};
+use temporalio_common::protos::temporal::api::enums::v1::ScheduleOverlapPolicy;
+use temporalio_common::protos::temporal::api::schedule::v1::{
+    IntervalSpec, Range as ProtoRange, Schedule, ScheduleAction, SchedulePolicies, ScheduleSpec,
+    ScheduleState, StructuredCalendarSpec, schedule_action,
+};
+use temporalio_common::protos::temporal::api::taskqueue::v1::TaskQueue;
+use temporalio_common::protos::temporal::api::workflow::v1::NewWorkflowExecutionInfo;
+
+use crate::cron::{Calendar, Range, Timing as CronTiming};
+use crate::project::{OverlapPolicy, Project, Schedule as DeclaredSchedule, Timing, Workflow};
+
+/// The memo key naming the project that owns a schedule.
+pub const MEMO_PROJECT: &str = "schedule-sync.project";
+/// The memo key holding the fingerprint a schedule was created with.
+pub const MEMO_FINGERPRINT: &str = "schedule-sync.fingerprint";
+/// How the notes of a schedule paused by `enabled: false` begin. A paused
+/// schedule whose notes do not begin so was paused by an operator.
+pub const PAUSE_NOTE_PREFIX: &str = "schedule-sync: disabled";
+/// The version of the fingerprint's canonical form; bump it when the form
+/// changes, so that every schedule is rewritten once.
+pub const FINGERPRINT_VERSION: u32 = 1;
+
+/// The id of the schedule of `workflow` in `project`.
+///
+/// ```
+/// assert_eq!(schedule_sync::desired::schedule_id("billing", "nightly-report"), "billing.nightly-report");
+/// ```
+pub fn schedule_id(project: &str, workflow: &str) -> String {
+    format!("{project}.{workflow}")
+}
+
+/// Whether `schedule_id` belongs to `project` by its form.
+///
+/// ```
+/// use schedule_sync::desired::owns_id;
+/// assert!(owns_id("foo", "foo.report"));
+/// assert!(!owns_id("foo", "foo-bar.report"));
+/// ```
+pub fn owns_id(project: &str, schedule_id: &str) -> bool {
+    schedule_id
+        .strip_prefix(project)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .is_some_and(|workflow| !workflow.is_empty())
+}
+
+/// A hex SHA-256 of the managed fields of a schedule.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Fingerprint(pub String);
+
+/// One schedule as the project wants it in Temporal.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredSchedule {
+    /// `<project>.<workflow id>`.
+    pub schedule_id: String,
+    /// The workflow id in the project.
+    pub workflow: String,
+    /// The schedule to send.
+    pub schedule: Schedule,
+    /// The fingerprint of the managed fields.
+    pub fingerprint: Fingerprint,
+    /// Whether the project wants it running.
+    pub enabled: bool,
+}
+
+/// The desired schedules of `project`, sorted by schedule id.
+pub fn desired(project: &Project) -> Vec<DesiredSchedule> {
+    project
+        .scheduled()
+        .map(|(workflow, schedule)| desired_one(&project.name, workflow, schedule))
+        .collect()
+}
+
+fn desired_one(project: &str, workflow: &Workflow, declared: &DeclaredSchedule) -> DesiredSchedule {
+    let schedule_id = schedule_id(project, &workflow.id);
+    let canonical = canonical(workflow, declared);
+    let digest = Sha256::digest(canonical.to_string().as_bytes());
+    let fingerprint = Fingerprint(digest.iter().map(|b| format!("{b:02x}")).collect());
+    DesiredSchedule {
+        schedule: schedule(&schedule_id, workflow, declared),
+        schedule_id,
+        workflow: workflow.id.clone(),
+        fingerprint,
+        enabled: declared.enabled,
+    }
+}
+
+/// The canonical JSON of every managed field. Object keys are sorted by
+/// `serde_json`, so equal schedules give equal text.
+fn canonical(workflow: &Workflow, declared: &DeclaredSchedule) -> serde_json::Value {
+    let timing = match &declared.timing {
+        Timing::Cron(entries) => json!({
+            "cron": entries.iter().map(|e| cron_json(&e.spec.timing, e.spec.comment.as_deref())).collect::<Vec<_>>()
+        }),
+        Timing::Every { every, offset } => {
+            json!({ "every": [every.as_millis() as u64, offset.as_millis() as u64] })
+        }
+    };
+    json!({
+        "version": FINGERPRINT_VERSION,
+        "timing": timing,
+        "timezone": declared.timezone,
+        "jitter_ms": declared.jitter.as_millis() as u64,
+        "start_at": declared.start_at.map(|t| t.to_rfc3339()),
+        "end_at": declared.end_at.map(|t| t.to_rfc3339()),
+        "type": workflow.workflow_type,
+        "task_queue": workflow.task_queue,
+        "input": declared.input,
+        "overlap": format!("{:?}", declared.overlap_policy),
+        "catchup_window_ms": declared.catchup_window.map(|d| d.as_millis() as u64),
+        "pause_on_failure": declared.pause_on_failure,
+        "enabled": declared.enabled,
+    })
+}
+
+fn cron_json(timing: &CronTiming, comment: Option<&str>) -> serde_json::Value {
+    match timing {
+        CronTiming::Calendar(c) => {
+            let ranges = |rs: &[Range]| {
+                rs.iter()
+                    .map(|r| [r.start, r.end, r.step])
+                    .collect::<Vec<_>>()
+            };
+            json!({
+                "second": ranges(&c.second), "minute": ranges(&c.minute), "hour": ranges(&c.hour),
+                "day_of_month": ranges(&c.day_of_month), "month": ranges(&c.month),
+                "day_of_week": ranges(&c.day_of_week), "year": ranges(&c.year),
+                "comment": comment,
+            })
+        }
+        CronTiming::Interval { every, phase } => {
+            json!({ "every": [every.as_millis() as u64, phase.as_millis() as u64] })
+        }
+    }
+}
+
+fn duration(d: Duration) -> prost_wkt_types::Duration {
+    prost_wkt_types::Duration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_wkt_types::Timestamp {
+    prost_wkt_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+fn proto_ranges(ranges: &[Range]) -> Vec<ProtoRange> {
+    ranges
+        .iter()
+        .map(|r| ProtoRange {
+            start: i32::try_from(r.start).unwrap_or(i32::MAX),
+            // Temporal writes 0 for "same as start" and "step 1".
+            end: if r.end == r.start {
+                0
+            } else {
+                i32::try_from(r.end).unwrap_or(i32::MAX)
+            },
+            step: if r.step == 1 {
+                0
+            } else {
+                i32::try_from(r.step).unwrap_or(i32::MAX)
+            },
+        })
+        .collect()
+}
+
+fn structured(calendar: &Calendar, comment: Option<&str>) -> StructuredCalendarSpec {
+    StructuredCalendarSpec {
+        second: proto_ranges(&calendar.second),
+        minute: proto_ranges(&calendar.minute),
+        hour: proto_ranges(&calendar.hour),
+        day_of_month: proto_ranges(&calendar.day_of_month),
+        month: proto_ranges(&calendar.month),
+        year: proto_ranges(&calendar.year),
+        day_of_week: proto_ranges(&calendar.day_of_week),
+        comment: comment.unwrap_or_default().to_owned(),
+    }
+}
+
+/// A JSON payload, as Temporal's SDKs encode one.
+pub fn json_payload(value: &serde_json::Value) -> Payload {
+    Payload {
+        metadata: HashMap::from([("encoding".to_owned(), b"json/plain".to_vec())]),
+        data: serde_json::to_vec(value).unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+fn overlap(policy: OverlapPolicy) -> ScheduleOverlapPolicy {
+    match policy {
+        OverlapPolicy::Skip => ScheduleOverlapPolicy::Skip,
+        OverlapPolicy::BufferOne => ScheduleOverlapPolicy::BufferOne,
+        OverlapPolicy::BufferAll => ScheduleOverlapPolicy::BufferAll,
+        OverlapPolicy::CancelOther => ScheduleOverlapPolicy::CancelOther,
+        OverlapPolicy::TerminateOther => ScheduleOverlapPolicy::TerminateOther,
+        OverlapPolicy::AllowAll => ScheduleOverlapPolicy::AllowAll,
+    }
+}
+
+fn schedule(schedule_id: &str, workflow: &Workflow, declared: &DeclaredSchedule) -> Schedule {
+    let mut spec = ScheduleSpec {
+        timezone_name: declared.timezone.clone(),
+        jitter: (!declared.jitter.is_zero()).then(|| duration(declared.jitter)),
+        start_time: declared.start_at.map(timestamp),
+        end_time: declared.end_at.map(timestamp),
+        ..Default::default()
+    };
+    match &declared.timing {
+        Timing::Cron(entries) => {
+            for entry in entries {
+                match &entry.spec.timing {
+                    CronTiming::Calendar(c) => spec
+                        .structured_calendar
+                        .push(structured(c, entry.spec.comment.as_deref())),
+                    CronTiming::Interval { every, phase } => spec.interval.push(IntervalSpec {
+                        interval: Some(duration(*every)),
+                        phase: (!phase.is_zero()).then(|| duration(*phase)),
+                    }),
+                }
+            }
+        }
+        Timing::Every { every, offset } => spec.interval.push(IntervalSpec {
+            interval: Some(duration(*every)),
+            phase: (!offset.is_zero()).then(|| duration(*offset)),
+        }),
+    }
+    let input = declared.input.as_ref().map(|value| Payloads {
+        payloads: vec![json_payload(value)],
+    });
+    Schedule {
+        spec: Some(spec),
+        action: Some(ScheduleAction {
+            action: Some(schedule_action::Action::StartWorkflow(
+                NewWorkflowExecutionInfo {
+                    workflow_id: schedule_id.to_owned(),
+                    workflow_type: Some(WorkflowType {
+                        name: workflow.workflow_type.clone(),
+                    }),
+                    task_queue: Some(TaskQueue {
+                        name: workflow.task_queue.clone(),
+                        ..Default::default()
+                    }),
+                    input,
+                    ..Default::default()
+                },
+            )),
+        }),
+        policies: Some(SchedulePolicies {
+            overlap_policy: overlap(declared.overlap_policy) as i32,
+            catchup_window: declared.catchup_window.map(duration),
+            pause_on_failure: declared.pause_on_failure,
+            ..Default::default()
+        }),
+        state: Some(ScheduleState {
+            paused: !declared.enabled,
+            notes: if declared.enabled {
+                String::new()
+            } else {
+                format!("{PAUSE_NOTE_PREFIX} in {}", workflow.file.display())
+            },
+            ..Default::default()
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project::check_workflow_source;
+
+    fn project(files: &[&str]) -> Project {
+        let workflows = files
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let outcome = check_workflow_source(format!("w{i}.yaml").into(), text, "q");
+                outcome
+                    .workflow
+                    .unwrap_or_else(|| panic!("{:#?}", outcome.diagnostics))
+            })
+            .collect();
+        Project {
+            name: "billing".into(),
+            task_queue: "q".into(),
+            workflows,
+        }
+    }
+
+    #[test]
+    fn ids_cannot_collide_across_look_alike_projects() {
+        assert!(owns_id("foo", &schedule_id("foo", "x")));
+        assert!(!owns_id("foo", &schedule_id("foo-bar", "x")));
+        assert!(!owns_id("foo-bar", &schedule_id("foo", "bar.x")));
+        assert!(!owns_id("foo", "foo."));
+        assert!(!owns_id("foo", "foo"));
+    }
+
+    #[test]
+    fn a_cron_schedule_maps_onto_every_temporal_field() {
+        let p = project(&[
+            "id: report\ntype: Report\ntask_queue: reports\nschedule:\n  cron: \"0 2 * * * # nightly\"\n  timezone: Europe/Berlin\n  jitter: 30s\n  overlap_policy: buffer_one\n  catchup_window: 1m\n  pause_on_failure: true\n  start_at: 2026-01-01T00:00:00Z\n  input: {region: eu}\n",
+        ]);
+        let d = &desired(&p)[0];
+        assert_eq!(d.schedule_id, "billing.report");
+        let spec = d.schedule.spec.as_ref().unwrap();
+        assert_eq!(spec.timezone_name, "Europe/Berlin");
+        assert_eq!(
+            spec.jitter,
+            Some(prost_wkt_types::Duration {
+                seconds: 30,
+                nanos: 0
+            })
+        );
+        assert_eq!(spec.start_time.as_ref().unwrap().seconds, 1_767_225_600);
+        let calendar = &spec.structured_calendar[0];
+        assert_eq!(
+            calendar.hour,
+            vec![ProtoRange {
+                start: 2,
+                end: 0,
+                step: 0
+            }]
+        );
+        assert_eq!(
+            calendar.minute,
+            vec![ProtoRange {
+                start: 0,
+                end: 0,
+                step: 0
+            }]
+        );
+        assert_eq!(
+            calendar.day_of_month,
+            vec![ProtoRange {
+                start: 1,
+                end: 31,
+                step: 0
+            }]
+        );
+        assert_eq!(calendar.comment, "nightly");
+        let Some(schedule_action::Action::StartWorkflow(start)) =
+            d.schedule.action.as_ref().unwrap().action.as_ref()
+        else {
+            panic!("no start action");
+        };
+        assert_eq!(start.workflow_id, "billing.report");
+        assert_eq!(start.workflow_type.as_ref().unwrap().name, "Report");
+        assert_eq!(start.task_queue.as_ref().unwrap().name, "reports");
+        let payload = &start.input.as_ref().unwrap().payloads[0];
+        assert_eq!(payload.data, br#"{"region":"eu"}"#);
+        let policies = d.schedule.policies.as_ref().unwrap();
+        assert_eq!(
+            policies.overlap_policy,
+            ScheduleOverlapPolicy::BufferOne as i32
+        );
+        assert_eq!(
+            policies.catchup_window,
+            Some(prost_wkt_types::Duration {
+                seconds: 60,
+                nanos: 0
+            })
+        );
+        assert!(policies.pause_on_failure);
+        assert!(!d.schedule.state.as_ref().unwrap().paused);
+    }
+
+    #[test]
+    fn an_interval_and_a_disabled_schedule_map_too() {
+        let p = project(&["id: sweep\nschedule:\n  every: 15m\n  offset: 5m\n  enabled: false\n"]);
+        let d = &desired(&p)[0];
+        let interval = &d.schedule.spec.as_ref().unwrap().interval[0];
+        assert_eq!(interval.interval.as_ref().unwrap().seconds, 900);
+        assert_eq!(interval.phase.as_ref().unwrap().seconds, 300);
+        let state = d.schedule.state.as_ref().unwrap();
+        assert!(state.paused);
+        assert!(state.notes.starts_with(PAUSE_NOTE_PREFIX));
+    }
+
+    #[test]
+    fn the_fingerprint_is_stable_and_sees_every_managed_field() {
+        let base = "id: w\nschedule:\n  cron: \"0 2 * * *\"\n";
+        let same = project(&[base]);
+        assert_eq!(
+            desired(&same)[0].fingerprint,
+            desired(&project(&[base]))[0].fingerprint
+        );
+        // Spelling that means the same thing gives the same fingerprint.
+        let respelt = project(&["id: w\nschedule:\n  cron: \"0 2 * * *   \"\n  enabled: true\n"]);
+        assert_eq!(
+            desired(&same)[0].fingerprint,
+            desired(&respelt)[0].fingerprint
+        );
+        let changes = [
+            "id: w\nschedule:\n  cron: \"0 3 * * *\"\n",
+            "id: w\nschedule:\n  cron: \"0 2 * * *\"\n  timezone: Asia/Tokyo\n",
+            "id: w\nschedule:\n  cron: \"0 2 * * *\"\n  jitter: 1s\n",
+            "id: w\nschedule:\n  cron: \"0 2 * * *\"\n  enabled: false\n",
+            "id: w\nschedule:\n  cron: \"0 2 * * *\"\n  input: 1\n",
+            "id: w\nschedule:\n  cron: \"0 2 * * *\"\n  overlap_policy: allow\n",
+            "id: w\nschedule:\n  cron: \"0 2 * * *\"\n  catchup_window: 10s\n",
+            "id: w\nschedule:\n  cron: \"0 2 * * *\"\n  pause_on_failure: true\n",
+            "id: w\nschedule:\n  cron: \"0 2 * * *\"\n  end_at: 2030-01-01T00:00:00Z\n",
+            "id: w\ntype: Other\nschedule:\n  cron: \"0 2 * * *\"\n",
+            "id: w\ntask_queue: other\nschedule:\n  cron: \"0 2 * * *\"\n",
+            "id: w\nschedule:\n  every: 1h\n",
+        ];
+        let mut seen = std::collections::HashSet::new();
+        seen.insert(desired(&same)[0].fingerprint.clone());
+        for change in changes {
+            assert!(
+                seen.insert(desired(&project(&[change]))[0].fingerprint.clone()),
+                "{change}"
+            );
+        }
+    }
+}
