@@ -5,6 +5,7 @@
 //! - [`cron`] reads Temporal's cron syntax;
 //! - [`desired`] maps a project onto Temporal schedules, with ids and fingerprints;
 //! - [`duration`] reads humane durations;
+//! - [`plan`] computes what a reconcile must write;
 //! - [`connection`] connects to Temporal following its own conventions;
 //! - [`dev_server`] runs a local Temporal dev server for development and tests.
 #![deny(missing_docs)]
@@ -14,4 +15,5 @@ pub mod cron;
 pub mod desired;
 pub mod dev_server;
 pub mod duration;
+pub mod plan;
 pub mod project;

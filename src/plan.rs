@@ -1,0 +1,599 @@
+//! The plan: what a reconcile must do to bring Temporal to the desired state.
+//! A pure function of the desired schedules and what a listing observed; it
+//! never talks to Temporal.
+//!
+//! Rules, in the order they apply to one schedule id:
+//!
+//! 1. desired, not observed: **create**;
+//! 2. observed without our marker (or another project's): **conflict**,
+//!    reported and never touched, unless adoption was asked for (then
+//!    **update**);
+//! 3. owned, fingerprint differs: **update**. An operator pause is carried
+//!    over into the update;
+//! 4. owned, fingerprint equal: **unchanged**, except that a paused state that
+//!    disagrees with `enabled` is corrected (**pause** when the project
+//!    disables it and someone resumed it, **unpause** when only our own
+//!    pause is left over), and an operator pause of an enabled schedule is
+//!    kept and reported as **paused by operator**;
+//! 5. owned, not desired: **delete**, unless the deletions are held: the
+//!    listing was incomplete, or the deletions would remove more than half of
+//!    our schedules (or all of them) without `allow_mass_delete`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::desired::{DesiredSchedule, Fingerprint, PAUSE_NOTE_PREFIX, owns_id};
+
+/// A schedule as a listing saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observed {
+    /// The schedule id.
+    pub schedule_id: String,
+    /// The project named in the memo marker, if any.
+    pub owner: Option<String>,
+    /// The fingerprint we last wrote, if the listing shows it.
+    pub fingerprint: Option<Fingerprint>,
+    /// Whether the schedule is paused.
+    pub paused: bool,
+    /// The pause notes.
+    pub notes: String,
+}
+
+impl Observed {
+    /// Whether the schedule is paused by someone other than schedule-sync.
+    pub fn paused_by_operator(&self) -> bool {
+        self.paused && !self.notes.starts_with(PAUSE_NOTE_PREFIX)
+    }
+}
+
+/// What a listing returned.
+#[derive(Clone, Debug, Default)]
+pub struct Observation {
+    /// Every schedule seen whose id is one of the project's form.
+    pub schedules: Vec<Observed>,
+    /// False when the listing failed part-way or was cut short; then nothing
+    /// is deleted.
+    pub complete: bool,
+}
+
+/// Options of a plan.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PlanOptions {
+    /// Take over schedules that sit on our ids without our marker.
+    pub adopt: bool,
+    /// Allow a reconcile to delete more than half (or all) of our schedules.
+    pub allow_mass_delete: bool,
+}
+
+/// One step of a plan.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Step {
+    /// Create the schedule.
+    Create {
+        /// The schedule id.
+        schedule_id: String,
+    },
+    /// Rewrite the schedule with the desired one.
+    Update {
+        /// The schedule id.
+        schedule_id: String,
+        /// Keep it paused: an operator paused it.
+        keep_operator_pause: bool,
+        /// Take it over from no owner.
+        adopt: bool,
+    },
+    /// Pause it: the project disables it, and something resumed it.
+    Pause {
+        /// The schedule id.
+        schedule_id: String,
+    },
+    /// Resume it: the project enables it, and only our own pause is left.
+    Unpause {
+        /// The schedule id.
+        schedule_id: String,
+    },
+    /// Delete it: the project no longer declares it.
+    Delete {
+        /// The schedule id.
+        schedule_id: String,
+    },
+}
+
+/// Why a schedule is left alone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Untouched {
+    /// It matches the project.
+    Unchanged {
+        /// The schedule id.
+        schedule_id: String,
+    },
+    /// An operator paused it; the pause is respected.
+    PausedByOperator {
+        /// The schedule id.
+        schedule_id: String,
+    },
+    /// It sits on one of our ids without our marker.
+    Conflict {
+        /// The schedule id.
+        schedule_id: String,
+        /// The project its marker names, if any.
+        owner: Option<String>,
+    },
+    /// Its deletion is held.
+    HeldDeletion {
+        /// The schedule id.
+        schedule_id: String,
+        /// Why.
+        why: HoldReason,
+    },
+}
+
+/// Why deletions are held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldReason {
+    /// The listing was incomplete.
+    IncompleteListing,
+    /// The deletions would remove more than half, or all, of our schedules.
+    MassDelete,
+}
+
+/// The steps to take and what is left alone, each sorted by schedule id.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Plan {
+    /// Writes to make.
+    pub steps: Vec<Step>,
+    /// Schedules left alone, and why.
+    pub untouched: Vec<Untouched>,
+}
+
+impl Plan {
+    /// Whether the plan writes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+}
+
+/// Computes the plan of `project` from the desired schedules and an observation.
+pub fn plan(
+    project: &str,
+    desired: &[DesiredSchedule],
+    observation: &Observation,
+    options: PlanOptions,
+) -> Plan {
+    let observed: BTreeMap<&str, &Observed> = observation
+        .schedules
+        .iter()
+        .filter(|o| owns_id(project, &o.schedule_id))
+        .map(|o| (o.schedule_id.as_str(), o))
+        .collect();
+    let mut plan = Plan::default();
+    for want in desired {
+        let id = want.schedule_id.clone();
+        let Some(seen) = observed.get(want.schedule_id.as_str()) else {
+            plan.steps.push(Step::Create { schedule_id: id });
+            continue;
+        };
+        let ours = seen.owner.as_deref() == Some(project);
+        let adoptable = options.adopt && seen.owner.is_none();
+        if !(ours || adoptable) {
+            plan.untouched.push(Untouched::Conflict {
+                schedule_id: id,
+                owner: seen.owner.clone(),
+            });
+            continue;
+        }
+        let operator_pause = seen.paused_by_operator();
+        if !ours || seen.fingerprint.as_ref() != Some(&want.fingerprint) {
+            plan.steps.push(Step::Update {
+                schedule_id: id,
+                keep_operator_pause: operator_pause && want.enabled,
+                adopt: !ours,
+            });
+        } else if !want.enabled && !seen.paused {
+            plan.steps.push(Step::Pause { schedule_id: id });
+        } else if want.enabled && seen.paused && !operator_pause {
+            plan.steps.push(Step::Unpause { schedule_id: id });
+        } else if want.enabled && operator_pause {
+            plan.untouched
+                .push(Untouched::PausedByOperator { schedule_id: id });
+        } else {
+            plan.untouched
+                .push(Untouched::Unchanged { schedule_id: id });
+        }
+    }
+
+    let wanted: BTreeSet<&str> = desired.iter().map(|d| d.schedule_id.as_str()).collect();
+    let owned = observed
+        .values()
+        .filter(|o| o.owner.as_deref() == Some(project))
+        .count();
+    let doomed: Vec<&str> = observed
+        .values()
+        .filter(|o| o.owner.as_deref() == Some(project) && !wanted.contains(o.schedule_id.as_str()))
+        .map(|o| o.schedule_id.as_str())
+        .collect();
+    let hold = if !observation.complete {
+        Some(HoldReason::IncompleteListing)
+    } else if !options.allow_mass_delete
+        && !doomed.is_empty()
+        && (doomed.len() == owned || doomed.len() * 2 > owned)
+    {
+        Some(HoldReason::MassDelete)
+    } else {
+        None
+    };
+    for id in doomed {
+        match hold {
+            Some(why) => plan.untouched.push(Untouched::HeldDeletion {
+                schedule_id: id.to_owned(),
+                why,
+            }),
+            None => plan.steps.push(Step::Delete {
+                schedule_id: id.to_owned(),
+            }),
+        }
+    }
+    plan.steps.sort_by(|a, b| step_id(a).cmp(step_id(b)));
+    plan.untouched
+        .sort_by(|a, b| untouched_id(a).cmp(untouched_id(b)));
+    plan
+}
+
+fn step_id(step: &Step) -> &str {
+    match step {
+        Step::Create { schedule_id }
+        | Step::Update { schedule_id, .. }
+        | Step::Pause { schedule_id }
+        | Step::Unpause { schedule_id }
+        | Step::Delete { schedule_id } => schedule_id,
+    }
+}
+
+fn untouched_id(untouched: &Untouched) -> &str {
+    match untouched {
+        Untouched::Unchanged { schedule_id }
+        | Untouched::PausedByOperator { schedule_id }
+        | Untouched::Conflict { schedule_id, .. }
+        | Untouched::HeldDeletion { schedule_id, .. } => schedule_id,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::desired as desired_of;
+    use crate::project::{Project, check_workflow_source};
+
+    fn project(files: &[&str]) -> Vec<DesiredSchedule> {
+        let workflows = files
+            .iter()
+            .map(|text| {
+                check_workflow_source("w.yaml".into(), text, "q")
+                    .workflow
+                    .unwrap()
+            })
+            .collect();
+        desired_of(&Project {
+            name: "foo".into(),
+            task_queue: "q".into(),
+            workflows,
+        })
+    }
+
+    fn seen(want: &DesiredSchedule) -> Observed {
+        Observed {
+            schedule_id: want.schedule_id.clone(),
+            owner: Some("foo".into()),
+            fingerprint: Some(want.fingerprint.clone()),
+            paused: !want.enabled,
+            notes: if want.enabled {
+                String::new()
+            } else {
+                format!("{PAUSE_NOTE_PREFIX} in w.yaml")
+            },
+        }
+    }
+
+    fn observation(schedules: Vec<Observed>) -> Observation {
+        Observation {
+            schedules,
+            complete: true,
+        }
+    }
+
+    const A: &str = "id: a\nschedule:\n  cron: \"@daily\"\n";
+    const B: &str = "id: b\nschedule:\n  cron: \"@hourly\"\n";
+    const C: &str = "id: c\nschedule:\n  every: 1h\n";
+
+    #[test]
+    fn an_unchanged_project_plans_no_writes() {
+        let want = project(&[A, B, C]);
+        let plan = plan(
+            "foo",
+            &want,
+            &observation(want.iter().map(seen).collect()),
+            PlanOptions::default(),
+        );
+        assert!(plan.is_empty(), "{plan:#?}");
+        assert_eq!(plan.untouched.len(), 3);
+    }
+
+    #[test]
+    fn missing_schedules_are_created_and_changed_ones_updated() {
+        let want = project(&[A, B]);
+        let mut stale = seen(&want[1]);
+        stale.fingerprint = Some(Fingerprint("old".into()));
+        let plan = plan(
+            "foo",
+            &want,
+            &observation(vec![stale]),
+            PlanOptions::default(),
+        );
+        assert_eq!(
+            plan.steps,
+            vec![
+                Step::Create {
+                    schedule_id: "foo.a".into()
+                },
+                Step::Update {
+                    schedule_id: "foo.b".into(),
+                    keep_operator_pause: false,
+                    adopt: false
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_schedule_without_our_marker_is_a_conflict_unless_adopted() {
+        let want = project(&[A]);
+        let mut foreign = seen(&want[0]);
+        foreign.owner = None;
+        let observed = observation(vec![foreign]);
+        let plan_default = plan("foo", &want, &observed, PlanOptions::default());
+        assert!(plan_default.steps.is_empty());
+        assert_eq!(
+            plan_default.untouched,
+            vec![Untouched::Conflict {
+                schedule_id: "foo.a".into(),
+                owner: None
+            }]
+        );
+        let adopted = plan(
+            "foo",
+            &want,
+            &observed,
+            PlanOptions {
+                adopt: true,
+                ..PlanOptions::default()
+            },
+        );
+        assert_eq!(
+            adopted.steps,
+            vec![Step::Update {
+                schedule_id: "foo.a".into(),
+                keep_operator_pause: false,
+                adopt: true
+            }]
+        );
+    }
+
+    #[test]
+    fn another_projects_marker_is_never_adopted() {
+        let want = project(&[A]);
+        let mut other = seen(&want[0]);
+        other.owner = Some("foo-bar".into());
+        let plan = plan(
+            "foo",
+            &want,
+            &observation(vec![other]),
+            PlanOptions {
+                adopt: true,
+                ..PlanOptions::default()
+            },
+        );
+        assert!(plan.steps.is_empty());
+    }
+
+    #[test]
+    fn look_alike_projects_are_invisible() {
+        let want = project(&[A]);
+        let lookalike = Observed {
+            schedule_id: "foo-bar.x".into(),
+            owner: Some("foo-bar".into()),
+            ..seen(&want[0])
+        };
+        let plan = plan(
+            "foo",
+            &want,
+            &observation(vec![seen(&want[0]), lookalike]),
+            PlanOptions::default(),
+        );
+        assert!(plan.is_empty());
+        assert_eq!(plan.untouched.len(), 1);
+    }
+
+    #[test]
+    fn an_operator_pause_is_kept_and_reported() {
+        let want = project(&[A]);
+        let mut paused = seen(&want[0]);
+        paused.paused = true;
+        paused.notes = "investigating incident 42".into();
+        let plan_same = plan(
+            "foo",
+            &want,
+            &observation(vec![paused.clone()]),
+            PlanOptions::default(),
+        );
+        assert!(plan_same.steps.is_empty());
+        assert_eq!(
+            plan_same.untouched,
+            vec![Untouched::PausedByOperator {
+                schedule_id: "foo.a".into()
+            }]
+        );
+        paused.fingerprint = Some(Fingerprint("old".into()));
+        let plan_changed = plan(
+            "foo",
+            &want,
+            &observation(vec![paused]),
+            PlanOptions::default(),
+        );
+        assert_eq!(
+            plan_changed.steps,
+            vec![Step::Update {
+                schedule_id: "foo.a".into(),
+                keep_operator_pause: true,
+                adopt: false
+            }]
+        );
+    }
+
+    #[test]
+    fn a_resumed_disabled_schedule_is_paused_again_and_our_leftover_pause_is_lifted() {
+        let disabled = project(&["id: a\nschedule:\n  cron: \"@daily\"\n  enabled: false\n"]);
+        let mut resumed = seen(&disabled[0]);
+        resumed.paused = false;
+        let plan_resumed = plan(
+            "foo",
+            &disabled,
+            &observation(vec![resumed]),
+            PlanOptions::default(),
+        );
+        assert_eq!(
+            plan_resumed.steps,
+            vec![Step::Pause {
+                schedule_id: "foo.a".into()
+            }]
+        );
+
+        let enabled = project(&[A]);
+        let mut leftover = seen(&enabled[0]);
+        leftover.paused = true;
+        leftover.notes = format!("{PAUSE_NOTE_PREFIX} in w.yaml");
+        let plan_leftover = plan(
+            "foo",
+            &enabled,
+            &observation(vec![leftover]),
+            PlanOptions::default(),
+        );
+        assert_eq!(
+            plan_leftover.steps,
+            vec![Step::Unpause {
+                schedule_id: "foo.a".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn deletions_need_a_complete_listing() {
+        let want = project(&[A, B, C]);
+        let mut observed: Vec<Observed> = want.iter().map(seen).collect();
+        observed.push(Observed {
+            schedule_id: "foo.gone".into(),
+            ..seen(&want[0])
+        });
+        let complete = plan(
+            "foo",
+            &want,
+            &observation(observed.clone()),
+            PlanOptions::default(),
+        );
+        assert_eq!(
+            complete.steps,
+            vec![Step::Delete {
+                schedule_id: "foo.gone".into()
+            }]
+        );
+        let partial = plan(
+            "foo",
+            &want,
+            &Observation {
+                schedules: observed,
+                complete: false,
+            },
+            PlanOptions::default(),
+        );
+        assert!(partial.steps.is_empty());
+        assert!(partial.untouched.contains(&Untouched::HeldDeletion {
+            schedule_id: "foo.gone".into(),
+            why: HoldReason::IncompleteListing
+        }));
+    }
+
+    #[test]
+    fn deleting_more_than_half_or_all_is_held_unless_allowed() {
+        let want = project(&[A]);
+        let observed: Vec<Observed> = ["a", "x", "y"]
+            .iter()
+            .map(|w| Observed {
+                schedule_id: format!("foo.{w}"),
+                ..seen(&want[0])
+            })
+            .collect();
+        let held = plan(
+            "foo",
+            &want,
+            &observation(observed.clone()),
+            PlanOptions::default(),
+        );
+        assert!(held.steps.is_empty(), "{held:#?}");
+        assert_eq!(
+            held.untouched
+                .iter()
+                .filter(|u| matches!(
+                    u,
+                    Untouched::HeldDeletion {
+                        why: HoldReason::MassDelete,
+                        ..
+                    }
+                ))
+                .count(),
+            2
+        );
+        let allowed = plan(
+            "foo",
+            &want,
+            &observation(observed.clone()),
+            PlanOptions {
+                allow_mass_delete: true,
+                ..PlanOptions::default()
+            },
+        );
+        assert_eq!(allowed.steps.len(), 2);
+
+        let all = plan(
+            "foo",
+            &[],
+            &observation(observed[..1].to_vec()),
+            PlanOptions::default(),
+        );
+        assert!(all.steps.is_empty(), "deleting all of one schedule is held");
+
+        let half = project(&[A, B]);
+        let mut two_of_four: Vec<Observed> = half.iter().map(seen).collect();
+        two_of_four.push(Observed {
+            schedule_id: "foo.x".into(),
+            ..seen(&half[0])
+        });
+        two_of_four.push(Observed {
+            schedule_id: "foo.y".into(),
+            ..seen(&half[0])
+        });
+        let exactly_half = plan(
+            "foo",
+            &half,
+            &observation(two_of_four),
+            PlanOptions::default(),
+        );
+        assert_eq!(
+            exactly_half.steps.len(),
+            2,
+            "half is allowed, more than half is not"
+        );
+    }
+}
