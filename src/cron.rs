@@ -506,8 +506,9 @@ fn parse_part(
     };
     let step = step.unwrap_or(1);
     if field.names == Names::Weekdays && end == 7 {
-        // 7 is Sunday, which Temporal stores as 0.
-        if (7 - start) % step == 0 {
+        // 7 is Sunday, which Temporal stores as 0: when the range takes 7
+        // and does not already start at 0, Sunday is added as 0.
+        if (7 - start).is_multiple_of(step) && start > 0 {
             out.push(Range::single(0));
             if start == 7 {
                 return Ok(());

@@ -174,21 +174,15 @@ fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_wkt_types::Timestamp {
 }
 
 fn proto_ranges(ranges: &[Range]) -> Vec<ProtoRange> {
+    // The server stores every range with its end and step written out, so
+    // they are sent that way and read back unchanged.
+    let int = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
     ranges
         .iter()
         .map(|r| ProtoRange {
-            start: i32::try_from(r.start).unwrap_or(i32::MAX),
-            // Temporal writes 0 for "same as start" and "step 1".
-            end: if r.end == r.start {
-                0
-            } else {
-                i32::try_from(r.end).unwrap_or(i32::MAX)
-            },
-            step: if r.step == 1 {
-                0
-            } else {
-                i32::try_from(r.step).unwrap_or(i32::MAX)
-            },
+            start: int(r.start),
+            end: int(r.end),
+            step: int(r.step),
         })
         .collect()
 }
@@ -342,30 +336,11 @@ mod tests {
         );
         assert_eq!(spec.start_time.as_ref().unwrap().seconds, 1_767_225_600);
         let calendar = &spec.structured_calendar[0];
-        assert_eq!(
-            calendar.hour,
-            vec![ProtoRange {
-                start: 2,
-                end: 0,
-                step: 0
-            }]
-        );
-        assert_eq!(
-            calendar.minute,
-            vec![ProtoRange {
-                start: 0,
-                end: 0,
-                step: 0
-            }]
-        );
-        assert_eq!(
-            calendar.day_of_month,
-            vec![ProtoRange {
-                start: 1,
-                end: 31,
-                step: 0
-            }]
-        );
+        let range = |start, end, step| vec![ProtoRange { start, end, step }];
+        assert_eq!(calendar.hour, range(2, 2, 1));
+        assert_eq!(calendar.minute, range(0, 0, 1));
+        assert_eq!(calendar.day_of_month, range(1, 31, 1));
+        assert_eq!(calendar.day_of_week, range(0, 6, 1));
         assert_eq!(calendar.comment, "nightly");
         let Some(schedule_action::Action::StartWorkflow(start)) =
             d.schedule.action.as_ref().unwrap().action.as_ref()

@@ -1,0 +1,347 @@
+//! The real [`ScheduleStore`]: Temporal's `WorkflowService` schedule RPCs,
+//! called raw, because the client's high-level schedule API cannot send a
+//! memo, search attributes, a catch-up window or a conflict token.
+
+use std::collections::HashMap;
+
+use temporalio_client::Client;
+use temporalio_common::protos::temporal::api::common::v1::{Memo, Payload, SearchAttributes};
+use temporalio_common::protos::temporal::api::operatorservice::v1::ListSearchAttributesRequest;
+use temporalio_common::protos::temporal::api::schedule::v1::SchedulePatch;
+use temporalio_common::protos::temporal::api::workflowservice::v1::{
+    CreateScheduleRequest, DeleteScheduleRequest, DescribeScheduleRequest, ListSchedulesRequest,
+    PatchScheduleRequest, UpdateScheduleRequest,
+};
+
+use super::{Created, Described, PauseState, ScheduleStore, StoreError};
+use crate::connection::sanitise;
+use crate::desired::{
+    DesiredSchedule, Fingerprint, MEMO_FINGERPRINT, MEMO_PROJECT, json_payload, owns_id,
+};
+use crate::dev_server::FINGERPRINT_ATTRIBUTE;
+use crate::plan::{Observation, Observed};
+
+/// The counter of schedule RPCs, by `rpc` and gRPC `code`.
+pub const RPC_TOTAL: &str = "schedule_sync_rpc_total";
+/// Schedules per ListSchedules page.
+pub const PAGE_SIZE: i32 = 1000;
+
+/// Temporal's schedules in one namespace.
+#[derive(Clone)]
+pub struct TemporalStore {
+    client: Client,
+    namespace: String,
+    identity: String,
+    fingerprint_attribute: bool,
+}
+
+impl TemporalStore {
+    /// A store over `client` in `namespace`. `fingerprint_attribute` says
+    /// whether the namespace has the `ScheduleSyncFingerprint` keyword search
+    /// attribute (see [`TemporalStore::has_fingerprint_attribute`]).
+    pub fn new(client: Client, namespace: String, fingerprint_attribute: bool) -> Self {
+        TemporalStore {
+            client,
+            namespace,
+            identity: format!("schedule-sync/{}", env!("CARGO_PKG_VERSION")),
+            fingerprint_attribute,
+        }
+    }
+
+    /// Whether the namespace has the fingerprint search attribute.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] when the attributes cannot be listed.
+    pub async fn has_fingerprint_attribute(
+        client: &Client,
+        namespace: &str,
+    ) -> Result<bool, StoreError> {
+        let mut operator = client.connection().operator_service();
+        let request = ListSearchAttributesRequest {
+            namespace: namespace.to_owned(),
+        };
+        let response = counted(
+            "ListSearchAttributes",
+            operator
+                .list_search_attributes(tonic::Request::new(request))
+                .await,
+        )?;
+        Ok(response
+            .custom_attributes
+            .contains_key(FINGERPRINT_ATTRIBUTE))
+    }
+
+    fn markers(
+        &self,
+        project: &str,
+        desired: &DesiredSchedule,
+    ) -> (Memo, Option<SearchAttributes>) {
+        let memo = Memo {
+            fields: HashMap::from([
+                (MEMO_PROJECT.to_owned(), json_payload(&project.into())),
+                (
+                    MEMO_FINGERPRINT.to_owned(),
+                    json_payload(&desired.fingerprint.0.clone().into()),
+                ),
+            ]),
+        };
+        let attributes = self.fingerprint_attribute.then(|| SearchAttributes {
+            indexed_fields: HashMap::from([(
+                FINGERPRINT_ATTRIBUTE.to_owned(),
+                json_payload(&desired.fingerprint.0.clone().into()),
+            )]),
+        });
+        (memo, attributes)
+    }
+}
+
+/// Counts an RPC by its outcome and turns a failure into a [`StoreError`].
+fn counted<T>(
+    rpc: &'static str,
+    result: Result<tonic::Response<T>, tonic::Status>,
+) -> Result<T, StoreError> {
+    let code = match &result {
+        Ok(_) => tonic::Code::Ok,
+        Err(status) => status.code(),
+    };
+    metrics::counter!(RPC_TOTAL, "rpc" => rpc, "code" => format!("{code:?}")).increment(1);
+    result
+        .map(tonic::Response::into_inner)
+        .map_err(|status| StoreError {
+            rpc,
+            code: status.code(),
+            message: sanitise(status.message()),
+        })
+}
+
+/// The idempotency key of an update: the same change (fingerprint and pause
+/// state) against the same version (conflict token). A retry of a lost
+/// response is deduplicated by the server; a new change, or the same change
+/// against a newer version, is a new request.
+fn update_request_id(desired: &DesiredSchedule, pause: &PauseState, token: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for part in [
+        desired.schedule_id.as_bytes(),
+        desired.fingerprint.0.as_bytes(),
+        pause.notes.as_bytes(),
+        token,
+    ] {
+        hash.update((part.len() as u64).to_le_bytes());
+        hash.update(part);
+    }
+    hash.update([u8::from(pause.paused)]);
+    let digest = hash.finalize();
+    format!(
+        "update-{}",
+        digest
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
+fn payload_text(payload: Option<&Payload>) -> Option<String> {
+    payload.and_then(|p| serde_json::from_slice::<String>(&p.data).ok())
+}
+
+fn observed(
+    schedule_id: String,
+    memo: Option<&Memo>,
+    attributes: Option<&SearchAttributes>,
+    paused: bool,
+    notes: String,
+) -> Observed {
+    let memo_field = |key: &str| payload_text(memo.and_then(|m| m.fields.get(key)));
+    let fingerprint =
+        payload_text(attributes.and_then(|a| a.indexed_fields.get(FINGERPRINT_ATTRIBUTE)));
+    Observed {
+        schedule_id,
+        owner: memo_field(MEMO_PROJECT),
+        fingerprint: fingerprint.map(Fingerprint),
+        paused,
+        notes,
+    }
+}
+
+impl ScheduleStore for TemporalStore {
+    async fn list(&self, project: &str) -> Result<Observation, StoreError> {
+        let mut service = self.client.connection().workflow_service();
+        let mut observation = Observation {
+            schedules: Vec::new(),
+            complete: true,
+        };
+        let mut token = Vec::new();
+        loop {
+            let request = ListSchedulesRequest {
+                namespace: self.namespace.clone(),
+                maximum_page_size: PAGE_SIZE,
+                next_page_token: token,
+                query: String::new(),
+            };
+            let page = match counted(
+                "ListSchedules",
+                service.list_schedules(tonic::Request::new(request)).await,
+            ) {
+                Ok(page) => page,
+                Err(error) if observation.schedules.is_empty() => return Err(error),
+                Err(error) => {
+                    tracing::warn!(%error, "a later page of ListSchedules failed; deletions are held");
+                    observation.complete = false;
+                    return Ok(observation);
+                }
+            };
+            for entry in page.schedules {
+                if !owns_id(project, &entry.schedule_id) {
+                    continue;
+                }
+                let info = entry.info.unwrap_or_default();
+                observation.schedules.push(observed(
+                    entry.schedule_id,
+                    entry.memo.as_ref(),
+                    entry.search_attributes.as_ref(),
+                    info.paused,
+                    info.notes,
+                ));
+            }
+            if page.next_page_token.is_empty() {
+                return Ok(observation);
+            }
+            token = page.next_page_token;
+        }
+    }
+
+    async fn describe(&self, schedule_id: &str) -> Result<Option<Described>, StoreError> {
+        let mut service = self.client.connection().workflow_service();
+        let request = DescribeScheduleRequest {
+            namespace: self.namespace.clone(),
+            schedule_id: schedule_id.to_owned(),
+        };
+        let response = match counted(
+            "DescribeSchedule",
+            service
+                .describe_schedule(tonic::Request::new(request))
+                .await,
+        ) {
+            Ok(response) => response,
+            Err(error) if error.code == tonic::Code::NotFound => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        let schedule = response.schedule.unwrap_or_default();
+        let state = schedule.state.clone().unwrap_or_default();
+        Ok(Some(Described {
+            observed: observed(
+                schedule_id.to_owned(),
+                response.memo.as_ref(),
+                response.search_attributes.as_ref(),
+                state.paused,
+                state.notes,
+            ),
+            schedule,
+            conflict_token: response.conflict_token,
+        }))
+    }
+
+    async fn create(
+        &self,
+        project: &str,
+        desired: &DesiredSchedule,
+    ) -> Result<Created, StoreError> {
+        let mut service = self.client.connection().workflow_service();
+        let (memo, search_attributes) = self.markers(project, desired);
+        let request = CreateScheduleRequest {
+            namespace: self.namespace.clone(),
+            schedule_id: desired.schedule_id.clone(),
+            schedule: Some(desired.schedule.clone()),
+            identity: self.identity.clone(),
+            request_id: format!("create-{}-{}", desired.schedule_id, desired.fingerprint.0),
+            memo: Some(memo),
+            search_attributes,
+            ..Default::default()
+        };
+        match counted(
+            "CreateSchedule",
+            service.create_schedule(tonic::Request::new(request)).await,
+        ) {
+            Ok(_) => Ok(Created::Created),
+            Err(error) if error.code == tonic::Code::AlreadyExists => Ok(Created::AlreadyExists),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn update(
+        &self,
+        project: &str,
+        desired: &DesiredSchedule,
+        pause: &PauseState,
+        conflict_token: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut service = self.client.connection().workflow_service();
+        let (memo, search_attributes) = self.markers(project, desired);
+        let mut schedule = desired.schedule.clone();
+        let state = schedule.state.get_or_insert_with(Default::default);
+        state.paused = pause.paused;
+        state.notes = pause.notes.clone();
+        let request = UpdateScheduleRequest {
+            namespace: self.namespace.clone(),
+            schedule_id: desired.schedule_id.clone(),
+            schedule: Some(schedule),
+            conflict_token: conflict_token.to_vec(),
+            identity: self.identity.clone(),
+            request_id: update_request_id(desired, pause, conflict_token),
+            search_attributes,
+            memo: Some(memo),
+        };
+        counted(
+            "UpdateSchedule",
+            service.update_schedule(tonic::Request::new(request)).await,
+        )
+        .map(drop)
+    }
+
+    async fn set_paused(&self, schedule_id: &str, pause: &PauseState) -> Result<(), StoreError> {
+        let mut service = self.client.connection().workflow_service();
+        let patch = if pause.paused {
+            SchedulePatch {
+                pause: pause.notes.clone(),
+                ..Default::default()
+            }
+        } else {
+            SchedulePatch {
+                unpause: pause.notes.clone(),
+                ..Default::default()
+            }
+        };
+        let request = PatchScheduleRequest {
+            namespace: self.namespace.clone(),
+            schedule_id: schedule_id.to_owned(),
+            patch: Some(patch),
+            identity: self.identity.clone(),
+            request_id: String::new(),
+        };
+        counted(
+            "PatchSchedule",
+            service.patch_schedule(tonic::Request::new(request)).await,
+        )
+        .map(drop)
+    }
+
+    async fn delete(&self, schedule_id: &str) -> Result<(), StoreError> {
+        let mut service = self.client.connection().workflow_service();
+        let request = DeleteScheduleRequest {
+            namespace: self.namespace.clone(),
+            schedule_id: schedule_id.to_owned(),
+            identity: self.identity.clone(),
+        };
+        match counted(
+            "DeleteSchedule",
+            service.delete_schedule(tonic::Request::new(request)).await,
+        ) {
+            Ok(_) => Ok(()),
+            Err(error) if error.code == tonic::Code::NotFound => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+}
