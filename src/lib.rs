@@ -6,6 +6,7 @@
 //! - [`desired`] maps a project onto Temporal schedules, with ids and fingerprints;
 //! - [`duration`] reads humane durations;
 //! - [`plan`] computes what a reconcile must write;
+//! - [`reconcile`] carries out a plan against a store;
 //! - [`store`] reads and writes Temporal schedules;
 //! - [`connection`] connects to Temporal following its own conventions;
 //! - [`dev_server`] runs a local Temporal dev server for development and tests.
@@ -18,4 +19,5 @@ pub mod dev_server;
 pub mod duration;
 pub mod plan;
 pub mod project;
+pub mod reconcile;
 pub mod store;
