@@ -19,6 +19,23 @@ struct Cli {
     log_format: LogFormat,
 }
 
+/// Where Temporal is; Temporal's environment and config file apply first.
+#[derive(clap::Args, Clone)]
+struct ConnectionArgs {
+    /// Temporal address (host:port or URL); overrides TEMPORAL_ADDRESS.
+    #[arg(long)]
+    address: Option<String>,
+    /// Temporal namespace; overrides TEMPORAL_NAMESPACE.
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Take over schedules that sit on this project's ids without a marker.
+    #[arg(long)]
+    adopt: bool,
+    /// Allow deleting more than half (or all) of the project's schedules.
+    #[arg(long)]
+    allow_mass_delete: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Checks the project without touching the network. Exit 0 when valid, 1 when not.
@@ -29,6 +46,28 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+    },
+    /// Shows what apply would do. Exit 0 nothing to do, 2 changes pending, 1 error.
+    Plan {
+        /// The project folder.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+    },
+    /// One reconcile. Exit 0 when converged, 1 otherwise.
+    Apply {
+        /// The project folder.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        #[command(flatten)]
+        connection: ConnectionArgs,
     },
 }
 
@@ -62,7 +101,142 @@ pub fn run() -> ExitCode {
     init_logging(cli.log_format);
     match cli.command {
         Command::Validate { dir, format } => validate(&dir, format),
+        Command::Plan {
+            dir,
+            format,
+            connection,
+        } => remote(&dir, format, &connection, false),
+        Command::Apply {
+            dir,
+            format,
+            connection,
+        } => remote(&dir, format, &connection, true),
     }
+}
+
+/// `plan` (`write` false) and `apply` (`write` true).
+fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: bool) -> ExitCode {
+    let loaded = match project::load(dir) {
+        Ok(loaded) => loaded,
+        Err(invalid) => {
+            // A broken project never reaches Temporal.
+            for diagnostic in &invalid.diagnostics {
+                eprintln!("{diagnostic}\n");
+            }
+            eprintln!("the project is invalid: nothing was sent to Temporal");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_remote(&loaded.project, args, write)) {
+        Ok(report) => {
+            let text = match format {
+                Format::Json => serde_json::to_string_pretty(&report).unwrap_or_default(),
+                Format::Text => render_report(&report, write),
+            };
+            println!("{text}");
+            let pending = !report.plan.steps.is_empty();
+            match (write, report.converged(), pending) {
+                (true, true, _) => ExitCode::SUCCESS,
+                (true, false, _) => ExitCode::FAILURE,
+                (false, _, true) => ExitCode::from(2),
+                (false, _, false) => ExitCode::SUCCESS,
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_remote(
+    project: &schedule_sync::project::Project,
+    args: &ConnectionArgs,
+    write: bool,
+) -> anyhow::Result<schedule_sync::reconcile::Report> {
+    use schedule_sync::connection::{DEFAULT_CONNECT_TIMEOUT, Overrides, Settings};
+    use schedule_sync::reconcile::{ReconcileOptions, Report, reconcile};
+    use schedule_sync::store::{ScheduleStore, TemporalStore};
+
+    let overrides = Overrides {
+        address: args.address.clone(),
+        namespace: args.namespace.clone(),
+    };
+    let settings = Settings::load(&overrides)?;
+    let client = settings.connect(DEFAULT_CONNECT_TIMEOUT).await?;
+    let attribute = TemporalStore::has_fingerprint_attribute(&client, &settings.namespace).await?;
+    if !attribute {
+        tracing::warn!(
+            "the namespace has no `{}` search attribute, so every schedule reads as changed; register it with: \
+             temporal operator search-attribute create --name {} --type Keyword",
+            schedule_sync::dev_server::FINGERPRINT_ATTRIBUTE,
+            schedule_sync::dev_server::FINGERPRINT_ATTRIBUTE
+        );
+    }
+    let store = TemporalStore::new(client, settings.namespace.clone(), attribute);
+    let mut options = ReconcileOptions::default();
+    options.plan.adopt = args.adopt;
+    options.plan.allow_mass_delete = args.allow_mass_delete;
+    if write {
+        Ok(reconcile(&store, project, options).await?)
+    } else {
+        let wanted = schedule_sync::desired::desired(project);
+        let observation = store.list(&project.name).await?;
+        let plan = schedule_sync::plan::plan(&project.name, &wanted, &observation, options.plan);
+        Ok(Report {
+            plan,
+            outcomes: Vec::new(),
+        })
+    }
+}
+
+fn render_report(report: &schedule_sync::reconcile::Report, write: bool) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for step in &report.plan.steps {
+        let line = serde_json::to_value(step).unwrap_or_default();
+        let action = line["action"].as_str().unwrap_or_default();
+        let id = line["schedule_id"].as_str().unwrap_or_default();
+        let _ = writeln!(out, "{action:>8} {id}");
+    }
+    for untouched in &report.plan.untouched {
+        let line = serde_json::to_value(untouched).unwrap_or_default();
+        let reason = line["reason"].as_str().unwrap_or_default();
+        let id = line["schedule_id"].as_str().unwrap_or_default();
+        let _ = writeln!(out, "{:>8} {id} ({reason})", "-");
+    }
+    for outcome in report.outcomes.iter().filter(|o| o.error.is_some()) {
+        let _ = writeln!(
+            out,
+            "   error {:?}: {}",
+            outcome.step,
+            outcome.error.as_deref().unwrap_or_default()
+        );
+    }
+    let failed = report.outcomes.iter().filter(|o| o.error.is_some()).count();
+    if write {
+        let _ = write!(
+            out,
+            "{} step(s), {failed} failed, {} left alone",
+            report.outcomes.len(),
+            report.plan.untouched.len()
+        );
+    } else {
+        let _ = write!(
+            out,
+            "{} change(s) pending, {} left alone",
+            report.plan.steps.len(),
+            report.plan.untouched.len()
+        );
+    }
+    out
 }
 
 #[derive(Serialize)]

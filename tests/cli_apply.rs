@@ -1,0 +1,69 @@
+//! `schedule-sync plan` and `apply` against the real dev server: exit codes,
+//! JSON output, and a broken project that never reaches Temporal.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+fn run(args: &[&str], address: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_schedule-sync"))
+        .args(args)
+        .args(["--address", address])
+        .env_remove("TEMPORAL_ADDRESS")
+        .env_remove("TEMPORAL_NAMESPACE")
+        .env_remove("TEMPORAL_API_KEY")
+        .output()
+        .expect("the binary runs")
+}
+
+#[tokio::test]
+async fn plan_then_apply_then_plan_again() {
+    let server = support::dev_server().await;
+    let address = server.address();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/billing");
+    let example = example.to_str().unwrap();
+
+    let pending = run(&["plan", example, "--format", "json"], &address);
+    assert_eq!(
+        pending.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&pending.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&pending.stdout).unwrap();
+    assert_eq!(plan["plan"]["steps"].as_array().unwrap().len(), 4);
+
+    let applied = run(&["apply", example], &address);
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let text = String::from_utf8(applied.stdout).unwrap();
+    assert!(text.contains("4 step(s), 0 failed"), "{text}");
+
+    // The listing catches up within moments; then nothing is pending.
+    let mut code = None;
+    for _ in 0..50 {
+        code = run(&["plan", example], &address).status.code();
+        if code == Some(0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(code, Some(0));
+
+    // A broken project is refused before any connection.
+    let broken = tempfile::tempdir().unwrap();
+    std::fs::write(broken.path().join("project.yaml"), "name: billing\n").unwrap();
+    let refused = run(&["apply", broken.path().to_str().unwrap()], &address);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("nothing was sent to Temporal"), "{stderr}");
+    let listed = support::temporal_json(&server, &["schedule", "list"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(4), "{listed:#}");
+    server.stop();
+}
