@@ -4,7 +4,6 @@
 mod support;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use schedule_sync::dev_server::FINGERPRINT_ATTRIBUTE;
 use temporalio_common::protos::temporal::api::common::v1::{
@@ -28,11 +27,7 @@ fn json_payload(value: &serde_json::Value) -> Payload {
 #[tokio::test]
 async fn a_schedule_created_by_the_client_reads_back_through_the_cli() {
     let server = support::dev_server().await;
-    let client = server
-        .settings()
-        .connect(Duration::from_secs(5))
-        .await
-        .expect("connects");
+    let client = support::client(&server).await;
 
     let request = CreateScheduleRequest {
         namespace: server.namespace().to_owned(),
@@ -89,15 +84,7 @@ async fn a_schedule_created_by_the_client_reads_back_through_the_cli() {
         .await
         .expect("the server takes the schedule");
 
-    let described = support::temporal_json(
-        &server,
-        &[
-            "schedule",
-            "describe",
-            "--schedule-id",
-            "demo/nightly-report",
-        ],
-    );
+    let described = support::describe(&server, "demo/nightly-report");
     let schedule = &described["schedule"];
     assert_eq!(schedule["spec"]["timezoneName"], "Europe/Berlin");
     // The server keeps cron strings in structured form, not as written.

@@ -48,11 +48,7 @@ async fn wait_for_listing(store: &TemporalStore, count: usize) {
 #[tokio::test]
 async fn apply_creates_then_does_nothing_then_updates_keeping_an_operator_pause_then_deletes() {
     let server = support::dev_server().await;
-    let client = server
-        .settings()
-        .connect(Duration::from_secs(5))
-        .await
-        .unwrap();
+    let client = support::client(&server).await;
     let store = TemporalStore::new(client, server.namespace().to_owned(), true);
     let dir = copy_example();
     let load = || project::load(dir.path()).unwrap().project;
@@ -122,15 +118,7 @@ async fn apply_creates_then_does_nothing_then_updates_keeping_an_operator_pause_
     assert!(changed.converged(), "{changed:#?}");
     let mut described = serde_json::Value::Null;
     for _ in 0..50 {
-        described = support::temporal_json(
-            &server,
-            &[
-                "schedule",
-                "describe",
-                "--schedule-id",
-                "billing.nightly-report",
-            ],
-        );
+        described = support::describe(&server, "billing.nightly-report");
         if described["schedule"]["spec"]["jitter"] == "45s" {
             break;
         }

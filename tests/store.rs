@@ -27,11 +27,7 @@ async fn list_until(store: &TemporalStore, project: &str, want: usize) -> Observ
 #[tokio::test]
 async fn the_store_round_trips_schedules_on_the_real_server() {
     let server = support::dev_server().await;
-    let client = server
-        .settings()
-        .connect(Duration::from_secs(5))
-        .await
-        .expect("connects");
+    let client = support::client(&server).await;
     let namespace = server.namespace().to_owned();
     assert!(
         TemporalStore::has_fingerprint_attribute(&client, &namespace)
@@ -97,15 +93,7 @@ async fn the_store_round_trips_schedules_on_the_real_server() {
     assert_eq!(described.schedule.policies, report.schedule.policies);
 
     // Independently, through the CLI: the marker and the fingerprint.
-    let cli = support::temporal_json(
-        &server,
-        &[
-            "schedule",
-            "describe",
-            "--schedule-id",
-            "billing.nightly-report",
-        ],
-    );
+    let cli = support::describe(&server, "billing.nightly-report");
     let attribute = &cli["searchAttributes"]["indexedFields"]["ScheduleSyncFingerprint"]["data"];
     assert!(attribute.is_string(), "{cli:#}");
     assert!(
@@ -139,15 +127,7 @@ async fn the_store_round_trips_schedules_on_the_real_server() {
     }
     assert!(after.observed.paused_by_operator(), "{:?}", after.observed);
     assert_ne!(after.conflict_token, described.conflict_token);
-    let cli = support::temporal_json(
-        &server,
-        &[
-            "schedule",
-            "describe",
-            "--schedule-id",
-            "billing.nightly-report",
-        ],
-    );
+    let cli = support::describe(&server, "billing.nightly-report");
     assert_eq!(cli["schedule"]["state"]["paused"], true);
     assert_eq!(cli["schedule"]["state"]["notes"], "investigating");
 

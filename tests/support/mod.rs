@@ -49,3 +49,20 @@ pub fn temporal_json(server: &DevServer, args: &[&str]) -> serde_json::Value {
         )
     })
 }
+
+/// A client connected to `server`.
+pub async fn client(server: &DevServer) -> temporalio_client::Client {
+    server
+        .settings()
+        .connect(std::time::Duration::from_secs(5))
+        .await
+        .expect("connects to the dev server")
+}
+
+/// `temporal schedule describe` of one schedule, as JSON.
+pub fn describe(server: &DevServer, schedule_id: &str) -> serde_json::Value {
+    temporal_json(
+        server,
+        &["schedule", "describe", "--schedule-id", schedule_id],
+    )
+}
