@@ -43,15 +43,9 @@ fn literal_base(glob: &str) -> PathBuf {
 /// its position in `project.yaml`.
 pub fn find(dir: &Path, project_file: &Path, globs: &[(String, Position)]) -> Found {
     let mut diagnostics = Vec::new();
-    let mut matchers = Vec::with_capacity(globs.len());
-    for (text, _) in globs {
-        // Checked already when project.yaml was read.
-        if let Ok(glob) = Glob::new(text) {
-            matchers.push(glob.compile_matcher());
-        }
-    }
     let mut set = GlobSetBuilder::new();
     for (text, _) in globs {
+        // Checked when project.yaml was read, so indices match `globs`.
         if let Ok(glob) = Glob::new(text) {
             set.add(glob);
         }

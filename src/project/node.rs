@@ -36,7 +36,7 @@ pub enum Value {
     Null,
     /// `true` or `false`.
     Bool(bool),
-    /// An integer that fits in 64 bits.
+    /// An integer (YAML allows any size; JSON conversion takes 64 bits).
     Int(i128),
     /// A floating-point number.
     Float(f64),
