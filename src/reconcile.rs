@@ -2,6 +2,9 @@
 //! [`ScheduleStore`] with bounded concurrency, each schedule with its own
 //! outcome, so that one failing schedule does not stop the others.
 
+use std::future::Future;
+use std::time::Duration;
+
 use futures_util::StreamExt;
 use futures_util::stream;
 use serde::Serialize;
@@ -13,6 +16,20 @@ use crate::store::{Created, PauseState, ScheduleStore, StoreError};
 
 /// How many schedule writes run at once by default.
 pub const DEFAULT_CONCURRENCY: usize = 16;
+/// Attempts of one RPC that fails with a retryable code (ResourceExhausted,
+/// Unavailable, ...), with exponential backoff between them.
+pub const RPC_ATTEMPTS: u32 = 5;
+/// The first backoff after a retryable failure; it doubles up to [`MAX_BACKOFF`].
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// The longest backoff between two attempts of one RPC.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often an update that lost a race is re-read and tried again.
+pub const RACE_ATTEMPTS: u32 = 3;
+/// How long to wait for an update to show in a read-back (the server applies
+/// updates asynchronously), polled every [`VERIFY_POLL`].
+pub const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The read-back poll interval.
+pub const VERIFY_POLL: Duration = Duration::from_millis(100);
 
 /// Options of a reconcile.
 #[derive(Clone, Copy, Debug)]
@@ -116,6 +133,28 @@ fn pause_for(want: &DesiredSchedule, keep_operator_pause: Option<&PauseState>) -
     }
 }
 
+/// Runs `op` until it succeeds, fails with a code that retrying will not
+/// heal, or [`RPC_ATTEMPTS`] are spent, backing off between attempts.
+async fn with_backoff<T, F, Fut>(mut op: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut delay = FIRST_BACKOFF;
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Err(error) if error.is_retryable() && attempt < RPC_ATTEMPTS => {
+                tracing::debug!(%error, attempt, ?delay, "retrying a schedule RPC");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_BACKOFF);
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 async fn execute<S: ScheduleStore>(
     store: &S,
     project: &str,
@@ -125,7 +164,7 @@ async fn execute<S: ScheduleStore>(
     match step {
         Step::Create { schedule_id } => {
             let want = find(wanted, schedule_id);
-            match store.create(project, want).await? {
+            match with_backoff(|| store.create(project, want)).await? {
                 Created::Created => Ok(()),
                 // Taken since the listing (or the listing lagged): update it,
                 // if it is ours.
@@ -136,55 +175,325 @@ async fn execute<S: ScheduleStore>(
             schedule_id, adopt, ..
         } => update(store, project, find(wanted, schedule_id), *adopt).await,
         Step::Pause { schedule_id } => {
-            let want = find(wanted, schedule_id);
-            store.set_paused(schedule_id, &pause_for(want, None)).await
+            let pause = pause_for(find(wanted, schedule_id), None);
+            with_backoff(|| store.set_paused(schedule_id, &pause)).await
         }
         Step::Unpause { schedule_id } => {
             let note = "schedule-sync: enabled in the project".to_owned();
-            store
-                .set_paused(
-                    schedule_id,
-                    &PauseState {
-                        paused: false,
-                        notes: note,
-                    },
-                )
-                .await
+            let pause = PauseState {
+                paused: false,
+                notes: note,
+            };
+            with_backoff(|| store.set_paused(schedule_id, &pause)).await
         }
-        Step::Delete { schedule_id } => store.delete(schedule_id).await,
+        Step::Delete { schedule_id } => with_backoff(|| store.delete(schedule_id)).await,
     }
 }
 
-/// Reads the schedule for its conflict token and pause, then updates it.
+/// Reads the schedule for its conflict token and pause, updates it, and reads
+/// it back. A lost race (a stale token refused, or an update the server
+/// dropped because another landed first) is re-read and tried again, up to
+/// [`RACE_ATTEMPTS`] times; it is never blindly overwritten.
 async fn update<S: ScheduleStore>(
     store: &S,
     project: &str,
     want: &DesiredSchedule,
     adopt: bool,
 ) -> Result<(), StoreError> {
-    let Some(current) = store.describe(&want.schedule_id).await? else {
-        // Deleted since the listing: create it again.
-        return store.create(project, want).await.map(drop);
-    };
-    let ours = current.observed.owner.as_deref() == Some(project);
-    let adoptable = adopt && current.observed.owner.is_none();
-    if !(ours || adoptable) {
-        return Err(StoreError {
-            rpc: "DescribeSchedule",
-            code: tonic::Code::AlreadyExists,
-            message: format!(
-                "{} exists without this project's marker; it is left alone (use --adopt to take it over)",
-                want.schedule_id
-            ),
-        });
+    let mut last = None;
+    for _ in 0..RACE_ATTEMPTS {
+        let Some(current) = with_backoff(|| store.describe(&want.schedule_id)).await? else {
+            // Deleted since the listing: create it again.
+            return with_backoff(|| store.create(project, want)).await.map(drop);
+        };
+        let ours = current.observed.owner.as_deref() == Some(project);
+        let adoptable = adopt && current.observed.owner.is_none();
+        if !(ours || adoptable) {
+            return Err(StoreError {
+                rpc: "DescribeSchedule",
+                code: tonic::Code::AlreadyExists,
+                message: format!(
+                    "{} exists without this project's marker; it is left alone \
+                     (use --adopt to take it over)",
+                    want.schedule_id
+                ),
+            });
+        }
+        let operator_pause =
+            (want.enabled && current.observed.paused_by_operator()).then(|| PauseState {
+                paused: true,
+                notes: current.observed.notes.clone(),
+            });
+        let pause = pause_for(want, operator_pause.as_ref());
+        let token = &current.conflict_token;
+        match with_backoff(|| store.update(project, want, &pause, token)).await {
+            Err(error) if error.is_conflict() => last = Some(error),
+            Err(error) => return Err(error),
+            Ok(()) => match read_back(store, want, token).await? {
+                ReadBack::Applied => return Ok(()),
+                ReadBack::Lost(error) => last = Some(error),
+            },
+        }
     }
-    let operator_pause =
-        (want.enabled && current.observed.paused_by_operator()).then(|| PauseState {
-            paused: true,
-            notes: current.observed.notes.clone(),
-        });
-    let pause = pause_for(want, operator_pause.as_ref());
-    store
-        .update(project, want, &pause, &current.conflict_token)
-        .await
+    Err(last.unwrap_or_else(|| lost_race(want)))
+}
+
+enum ReadBack {
+    Applied,
+    Lost(StoreError),
+}
+
+fn lost_race(want: &DesiredSchedule) -> StoreError {
+    StoreError {
+        rpc: "UpdateSchedule",
+        code: tonic::Code::FailedPrecondition,
+        message: format!(
+            "another writer changed {} at the same time",
+            want.schedule_id
+        ),
+    }
+}
+
+/// Waits until the schedule's version moves past `token`, then tells whether
+/// it holds our update.
+async fn read_back<S: ScheduleStore>(
+    store: &S,
+    want: &DesiredSchedule,
+    token: &[u8],
+) -> Result<ReadBack, StoreError> {
+    let deadline = tokio::time::Instant::now() + VERIFY_TIMEOUT;
+    loop {
+        let Some(now) = with_backoff(|| store.describe(&want.schedule_id)).await? else {
+            return Ok(ReadBack::Lost(lost_race(want)));
+        };
+        if now.conflict_token != token {
+            let fingerprint_ok = now
+                .observed
+                .fingerprint
+                .as_ref()
+                .is_none_or(|f| *f == want.fingerprint);
+            let applied = fingerprint_ok && now.schedule.spec == want.schedule.spec;
+            return Ok(if applied {
+                ReadBack::Applied
+            } else {
+                ReadBack::Lost(lost_race(want))
+            });
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(StoreError {
+                rpc: "DescribeSchedule",
+                code: tonic::Code::DeadlineExceeded,
+                message: format!(
+                    "the update of {} did not show within {VERIFY_TIMEOUT:?}",
+                    want.schedule_id
+                ),
+            });
+        }
+        tokio::time::sleep(VERIFY_POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Untouched;
+    use crate::project::check_workflow_source;
+    use crate::store::MemoryStore;
+
+    fn project(files: &[&str]) -> Project {
+        let workflows = files
+            .iter()
+            .map(|text| {
+                check_workflow_source("w.yaml".into(), text, "q")
+                    .workflow
+                    .unwrap()
+            })
+            .collect();
+        Project {
+            name: "foo".into(),
+            task_queue: "q".into(),
+            workflows,
+        }
+    }
+
+    const A: &str = "id: a\nschedule:\n  cron: \"@daily\"\n";
+    const B: &str = "id: b\nschedule:\n  cron: \"@hourly\"\n";
+    const C: &str = "id: c\nschedule:\n  every: 1h\n";
+    const A2: &str = "id: a\nschedule:\n  cron: \"@weekly\"\n";
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unchanged_project_costs_one_listing_and_zero_writes() {
+        let store = MemoryStore::new();
+        let first = reconcile(&store, &project(&[A, B, C]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        assert!(first.converged());
+        assert_eq!(store.writes(), 3);
+        let calls_before = store.calls().len();
+        let second = reconcile(&store, &project(&[A, B, C]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        assert!(second.plan.steps.is_empty());
+        assert_eq!(store.calls()[calls_before..], ["ListSchedules"]);
+        assert_eq!(store.writes(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn resource_exhausted_backs_off_exponentially_then_succeeds() {
+        let store = MemoryStore::new();
+        store.fail_next("CreateSchedule", tonic::Code::ResourceExhausted, 3);
+        let started = tokio::time::Instant::now();
+        let report = reconcile(&store, &project(&[A]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        assert!(report.converged(), "{report:#?}");
+        assert_eq!(started.elapsed(), Duration::from_millis(200 + 400 + 800));
+        assert_eq!(
+            store
+                .calls()
+                .iter()
+                .filter(|c| **c == "CreateSchedule")
+                .count(),
+            4
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_permanent_error_is_not_retried_and_does_not_stop_the_others() {
+        let store = MemoryStore::new();
+        store.fail_next("CreateSchedule", tonic::Code::InvalidArgument, 1);
+        let report = reconcile(&store, &project(&[A, B, C]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        let failed: Vec<&StepOutcome> = report
+            .outcomes
+            .iter()
+            .filter(|o| o.error.is_some())
+            .collect();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(
+            failed[0].step,
+            Step::Create {
+                schedule_id: "foo.a".into()
+            }
+        );
+        assert!(store.get("foo.b").is_some() && store.get("foo.c").is_some());
+        assert!(!report.converged());
+        assert_eq!(
+            store
+                .calls()
+                .iter()
+                .filter(|c| **c == "CreateSchedule")
+                .count(),
+            3
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_race_is_re_read_and_retried() {
+        let store = MemoryStore::new();
+        reconcile(&store, &project(&[A]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        store.fail_next("UpdateSchedule", tonic::Code::FailedPrecondition, 1);
+        let report = reconcile(&store, &project(&[A2]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        assert!(report.converged(), "{report:#?}");
+        let updates = store
+            .calls()
+            .iter()
+            .filter(|c| **c == "UpdateSchedule")
+            .count();
+        assert_eq!(updates, 2);
+        let want = &desired(&project(&[A2]))[0];
+        assert_eq!(store.get("foo.a").unwrap().spec, want.schedule.spec);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn losing_every_race_is_reported_not_forced() {
+        let store = MemoryStore::new();
+        reconcile(&store, &project(&[A]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        store.fail_next(
+            "UpdateSchedule",
+            tonic::Code::FailedPrecondition,
+            RACE_ATTEMPTS as usize,
+        );
+        let report = reconcile(&store, &project(&[A2]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        assert!(!report.converged());
+        assert!(
+            report.outcomes[0]
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("FailedPrecondition")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_operator_pause_survives_an_update() {
+        let store = MemoryStore::new();
+        reconcile(&store, &project(&[A]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        store.operator_pause("foo.a", "incident 7");
+        let report = reconcile(&store, &project(&[A2]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        assert!(report.converged(), "{report:#?}");
+        let state = store.get("foo.a").unwrap().state.unwrap();
+        assert!(state.paused);
+        assert_eq!(state.notes, "incident 7");
+        let again = reconcile(&store, &project(&[A2]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            again.plan.untouched,
+            vec![Untouched::PausedByOperator {
+                schedule_id: "foo.a".into()
+            }]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_schedule_without_our_marker_is_never_written_unless_adopted() {
+        let store = MemoryStore::new();
+        let foreign = desired(&project(&[A2]))[0].schedule.clone();
+        store.insert_unowned("foo.a", foreign.clone());
+        let report = reconcile(&store, &project(&[A]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(store.writes(), 0);
+        assert_eq!(store.get("foo.a").unwrap(), foreign);
+        assert!(!report.converged());
+        let mut options = ReconcileOptions::default();
+        options.plan.adopt = true;
+        let adopted = reconcile(&store, &project(&[A]), options).await.unwrap();
+        assert!(adopted.converged(), "{adopted:#?}");
+        let after = reconcile(&store, &project(&[A]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        assert!(after.plan.steps.is_empty(), "adopted and now ours");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn flipping_enabled_pauses_and_resumes() {
+        let store = MemoryStore::new();
+        reconcile(&store, &project(&[A]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        let off = "id: a\nschedule:\n  cron: \"@daily\"\n  enabled: false\n";
+        reconcile(&store, &project(&[off]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        assert!(store.get("foo.a").unwrap().state.unwrap().paused);
+        reconcile(&store, &project(&[A]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        assert!(!store.get("foo.a").unwrap().state.unwrap().paused);
+    }
 }

@@ -1,11 +1,13 @@
 //! Where schedules live: one trait over Temporal's schedule RPCs, so that the
 //! reconciler can run against the real server ([`TemporalStore`]) or an
-//! in-memory one in tests.
+//! in-memory one ([`MemoryStore`]) in tests and for fault injection.
 
+mod memory;
 mod temporal;
 
 use std::future::Future;
 
+pub use memory::MemoryStore;
 pub use temporal::TemporalStore;
 
 use crate::desired::DesiredSchedule;
