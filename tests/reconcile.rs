@@ -168,3 +168,224 @@ async fn apply_creates_then_does_nothing_then_updates_keeping_an_operator_pause_
     assert!(!emptied.converged());
     server.stop();
 }
+
+fn write_project(dir: &Path, name: &str, workflows: &[(&str, &str)]) {
+    std::fs::write(
+        dir.join("project.yaml"),
+        format!("name: {name}\ntask_queue: q\n"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("workflows")).unwrap();
+    for (id, schedule) in workflows {
+        std::fs::write(
+            dir.join(format!("workflows/{id}.yaml")),
+            format!("id: {id}\nschedule:\n{schedule}"),
+        )
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn look_alike_projects_and_hand_made_schedules_are_never_touched() {
+    let server = support::dev_server().await;
+    let store = TemporalStore::new(
+        support::client(&server).await,
+        server.namespace().to_owned(),
+        true,
+    );
+    let foo = tempfile::tempdir().unwrap();
+    let foo_bar = tempfile::tempdir().unwrap();
+    write_project(foo.path(), "foo", &[("x", "  cron: \"@daily\"\n")]);
+    write_project(foo_bar.path(), "foo-bar", &[("x", "  cron: \"@hourly\"\n")]);
+    // A person made `foo.hand` by hand: it sits on one of foo's ids.
+    let address = server.address();
+    let made = std::process::Command::new(server.cli())
+        .args([
+            "schedule",
+            "create",
+            "--schedule-id",
+            "foo.hand",
+            "--cron",
+            "@weekly",
+        ])
+        .args([
+            "--workflow-id",
+            "hand",
+            "--type",
+            "Hand",
+            "--task-queue",
+            "q",
+            "--address",
+            &address,
+        ])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    write_project(
+        foo.path(),
+        "foo",
+        &[
+            ("x", "  cron: \"@daily\"\n"),
+            ("hand", "  cron: \"@daily\"\n"),
+        ],
+    );
+
+    let bar = reconcile(
+        &store,
+        &project::load(foo_bar.path()).unwrap().project,
+        ReconcileOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert!(bar.converged());
+    let mut report = reconcile(
+        &store,
+        &project::load(foo.path()).unwrap().project,
+        ReconcileOptions::default(),
+    )
+    .await
+    .unwrap();
+    // The hand-made schedule may not be listed yet; then the create finds it
+    // taken and refuses to touch it. Either way it is left alone.
+    for _ in 0..50 {
+        if report
+            .plan
+            .untouched
+            .iter()
+            .any(|u| matches!(u, Untouched::Conflict { .. }))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        report = reconcile(
+            &store,
+            &project::load(foo.path()).unwrap().project,
+            ReconcileOptions::default(),
+        )
+        .await
+        .unwrap();
+    }
+    assert!(
+        report.plan.untouched.contains(&Untouched::Conflict {
+            schedule_id: "foo.hand".into(),
+            owner: None
+        }),
+        "{report:#?}"
+    );
+    assert!(!report.converged());
+    let hand = support::describe(&server, "foo.hand");
+    assert_eq!(
+        hand["schedule"]["action"]["startWorkflow"]["workflowType"]["name"],
+        "Hand"
+    );
+
+    // foo's schedules never include foo-bar's, and emptying foo deletes only foo's.
+    write_project(foo.path(), "foo", &[]);
+    std::fs::remove_file(foo.path().join("workflows/x.yaml")).unwrap();
+    std::fs::remove_file(foo.path().join("workflows/hand.yaml")).unwrap();
+    let mut options = ReconcileOptions::default();
+    options.plan.allow_mass_delete = true;
+    let emptied = reconcile(&store, &project::load(foo.path()).unwrap().project, options)
+        .await
+        .unwrap();
+    assert_eq!(
+        emptied.plan.steps,
+        vec![Step::Delete {
+            schedule_id: "foo.x".into()
+        }]
+    );
+    let still = support::describe(&server, "foo-bar.x");
+    assert!(still["memo"]["fields"]["schedule-sync.project"]["data"].is_string());
+    let hand = support::describe(&server, "foo.hand");
+    assert!(
+        hand["schedule"].is_object(),
+        "the hand-made schedule survives"
+    );
+    server.stop();
+}
+
+#[tokio::test]
+async fn three_concurrent_applies_converge_to_one_schedule_each() {
+    let server = support::dev_server().await;
+    let client = support::client(&server).await;
+    let dir = copy_example();
+    let project = project::load(dir.path()).unwrap().project;
+    let stores: Vec<TemporalStore> = (0..3)
+        .map(|_| TemporalStore::new(client.clone(), server.namespace().to_owned(), true))
+        .collect();
+    let runs = futures_util::future::join_all(
+        stores
+            .iter()
+            .map(|store| reconcile(store, &project, ReconcileOptions::default())),
+    )
+    .await;
+    for run in &runs {
+        let report = run.as_ref().unwrap();
+        assert!(report.converged(), "{report:#?}");
+    }
+    wait_for_listing(&stores[0], 4).await;
+    let listed = support::temporal_json(&server, &["schedule", "list"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(4), "{listed:#}");
+    let after = reconcile(&stores[0], &project, ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(after.plan.steps.is_empty(), "{after:#?}");
+    server.stop();
+}
+
+#[tokio::test]
+async fn flipping_enabled_pauses_and_resumes_on_the_server() {
+    let server = support::dev_server().await;
+    let store = TemporalStore::new(
+        support::client(&server).await,
+        server.namespace().to_owned(),
+        true,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_project(dir.path(), "flip", &[("job", "  every: 1h\n")]);
+    let load = || project::load(dir.path()).unwrap().project;
+    assert!(
+        reconcile(&store, &load(), ReconcileOptions::default())
+            .await
+            .unwrap()
+            .converged()
+    );
+    write_project(
+        dir.path(),
+        "flip",
+        &[("job", "  every: 1h\n  enabled: false\n")],
+    );
+    let mut paused = serde_json::Value::Null;
+    for _ in 0..50 {
+        let report = reconcile(&store, &load(), ReconcileOptions::default())
+            .await
+            .unwrap();
+        assert!(report.converged(), "{report:#?}");
+        paused = support::describe(&server, "flip.job");
+        if paused["schedule"]["state"]["paused"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(paused["schedule"]["state"]["paused"], true, "{paused:#}");
+    assert!(
+        paused["schedule"]["state"]["notes"]
+            .as_str()
+            .unwrap()
+            .starts_with("schedule-sync: disabled")
+    );
+    write_project(dir.path(), "flip", &[("job", "  every: 1h\n")]);
+    let mut resumed = serde_json::Value::Null;
+    for _ in 0..50 {
+        reconcile(&store, &load(), ReconcileOptions::default())
+            .await
+            .unwrap();
+        resumed = support::describe(&server, "flip.job");
+        if resumed["schedule"]["state"]["paused"] != true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_ne!(resumed["schedule"]["state"]["paused"], true, "{resumed:#}");
+    server.stop();
+}
