@@ -135,10 +135,25 @@ fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: b
         }
     };
     match runtime.block_on(run_remote(&loaded.project, args, write)) {
-        Ok(report) => {
+        Ok((report, rpcs)) => {
             let text = match format {
-                Format::Json => serde_json::to_string_pretty(&report).unwrap_or_default(),
-                Format::Text => render_report(&report, write),
+                Format::Json => {
+                    let mut json = serde_json::to_value(&report).unwrap_or_default();
+                    json["converged"] = report.converged().into();
+                    json["rpc_counts"] = serde_json::to_value(&rpcs).unwrap_or_default();
+                    serde_json::to_string_pretty(&json).unwrap_or_default()
+                }
+                Format::Text => {
+                    let calls: Vec<String> = rpcs
+                        .iter()
+                        .map(|(rpc, codes)| format!("{rpc} {}", codes.values().sum::<u64>()))
+                        .collect();
+                    format!(
+                        "{}\nRPCs: {}",
+                        render_report(&report, write),
+                        calls.join(", ")
+                    )
+                }
             };
             println!("{text}");
             let pending = !report.plan.steps.is_empty();
@@ -160,7 +175,10 @@ async fn run_remote(
     project: &schedule_sync::project::Project,
     args: &ConnectionArgs,
     write: bool,
-) -> anyhow::Result<schedule_sync::reconcile::Report> {
+) -> anyhow::Result<(
+    schedule_sync::reconcile::Report,
+    schedule_sync::store::RpcCounts,
+)> {
     use schedule_sync::connection::{DEFAULT_CONNECT_TIMEOUT, Overrides, Settings};
     use schedule_sync::reconcile::{ReconcileOptions, Report, reconcile};
     use schedule_sync::store::{ScheduleStore, TemporalStore};
@@ -184,17 +202,18 @@ async fn run_remote(
     let mut options = ReconcileOptions::default();
     options.plan.adopt = args.adopt;
     options.plan.allow_mass_delete = args.allow_mass_delete;
-    if write {
-        Ok(reconcile(&store, project, options).await?)
+    let report = if write {
+        reconcile(&store, project, options).await?
     } else {
         let wanted = schedule_sync::desired::desired(project);
         let observation = store.list(&project.name).await?;
         let plan = schedule_sync::plan::plan(&project.name, &wanted, &observation, options.plan);
-        Ok(Report {
+        Report {
             plan,
             outcomes: Vec::new(),
-        })
-    }
+        }
+    };
+    Ok((report, store.rpc_counts()))
 }
 
 fn render_report(report: &schedule_sync::reconcile::Report, write: bool) -> String {

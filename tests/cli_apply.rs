@@ -35,15 +35,24 @@ async fn plan_then_apply_then_plan_again() {
     let plan: serde_json::Value = serde_json::from_slice(&pending.stdout).unwrap();
     assert_eq!(plan["plan"]["steps"].as_array().unwrap().len(), 4);
 
-    let applied = run(&["apply", example], &address);
+    let applied = run(&["apply", example, "--format", "json"], &address);
     assert_eq!(
         applied.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&applied.stderr)
     );
-    let text = String::from_utf8(applied.stdout).unwrap();
-    assert!(text.contains("4 step(s), 0 failed"), "{text}");
+    let report: serde_json::Value = serde_json::from_slice(&applied.stdout).unwrap();
+    assert_eq!(report["converged"], true);
+    assert_eq!(report["outcomes"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        report["rpc_counts"]["CreateSchedule"]["Ok"], 4,
+        "{report:#}"
+    );
+    assert_eq!(report["rpc_counts"]["ListSchedules"]["Ok"], 1, "{report:#}");
+    let text = run(&["apply", example], &address);
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("RPCs: ListSchedules 1"), "{text}");
 
     // The listing catches up within moments; then nothing is pending.
     let mut code = None;

@@ -8,7 +8,7 @@ mod temporal;
 use std::future::Future;
 
 pub use memory::MemoryStore;
-pub use temporal::TemporalStore;
+pub use temporal::{RpcCounts, TemporalStore};
 
 use crate::desired::DesiredSchedule;
 use crate::plan::{Observation, Observed};

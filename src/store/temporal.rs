@@ -2,7 +2,8 @@
 //! called raw, because the client's high-level schedule API cannot send a
 //! memo, search attributes, a catch-up window or a conflict token.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use temporalio_client::Client;
 use temporalio_common::protos::temporal::api::common::v1::{Memo, Payload, SearchAttributes};
@@ -26,6 +27,9 @@ pub const RPC_TOTAL: &str = "schedule_sync_rpc_total";
 /// Schedules per ListSchedules page.
 pub const PAGE_SIZE: i32 = 1000;
 
+/// RPCs made, by RPC name and gRPC code name.
+pub type RpcCounts = BTreeMap<&'static str, BTreeMap<String, u64>>;
+
 /// Temporal's schedules in one namespace.
 #[derive(Clone)]
 pub struct TemporalStore {
@@ -33,6 +37,7 @@ pub struct TemporalStore {
     namespace: String,
     identity: String,
     fingerprint_attribute: bool,
+    counts: Arc<Mutex<RpcCounts>>,
 }
 
 impl TemporalStore {
@@ -45,7 +50,35 @@ impl TemporalStore {
             namespace,
             identity: format!("schedule-sync/{}", env!("CARGO_PKG_VERSION")),
             fingerprint_attribute,
+            counts: Arc::default(),
         }
+    }
+
+    /// The RPCs this store (and its clones) made so far, by name and code.
+    pub fn rpc_counts(&self) -> RpcCounts {
+        self.counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Counts an RPC by its outcome and turns a failure into a [`StoreError`].
+    fn counted<T>(
+        &self,
+        rpc: &'static str,
+        result: Result<tonic::Response<T>, tonic::Status>,
+    ) -> Result<T, StoreError> {
+        if let Ok(mut counts) = self.counts.lock() {
+            let code = result
+                .as_ref()
+                .map_or_else(|s| s.code(), |_| tonic::Code::Ok);
+            *counts
+                .entry(rpc)
+                .or_default()
+                .entry(format!("{code:?}"))
+                .or_default() += 1;
+        }
+        counted(rpc, result)
     }
 
     /// Whether the namespace has the fingerprint search attribute.
@@ -181,7 +214,7 @@ impl ScheduleStore for TemporalStore {
                 next_page_token: token,
                 query: String::new(),
             };
-            let page = match counted(
+            let page = match self.counted(
                 "ListSchedules",
                 service.list_schedules(tonic::Request::new(request)).await,
             ) {
@@ -219,7 +252,7 @@ impl ScheduleStore for TemporalStore {
             namespace: self.namespace.clone(),
             schedule_id: schedule_id.to_owned(),
         };
-        let response = match counted(
+        let response = match self.counted(
             "DescribeSchedule",
             service
                 .describe_schedule(tonic::Request::new(request))
@@ -261,7 +294,7 @@ impl ScheduleStore for TemporalStore {
             search_attributes,
             ..Default::default()
         };
-        match counted(
+        match self.counted(
             "CreateSchedule",
             service.create_schedule(tonic::Request::new(request)).await,
         ) {
@@ -294,7 +327,7 @@ impl ScheduleStore for TemporalStore {
             search_attributes,
             memo: Some(memo),
         };
-        counted(
+        self.counted(
             "UpdateSchedule",
             service.update_schedule(tonic::Request::new(request)).await,
         )
@@ -321,7 +354,7 @@ impl ScheduleStore for TemporalStore {
             identity: self.identity.clone(),
             request_id: String::new(),
         };
-        counted(
+        self.counted(
             "PatchSchedule",
             service.patch_schedule(tonic::Request::new(request)).await,
         )
@@ -335,7 +368,7 @@ impl ScheduleStore for TemporalStore {
             schedule_id: schedule_id.to_owned(),
             identity: self.identity.clone(),
         };
-        match counted(
+        match self.counted(
             "DeleteSchedule",
             service.delete_schedule(tonic::Request::new(request)).await,
         ) {
