@@ -1,0 +1,188 @@
+//! Reconcile throughput on the real dev server.
+//!
+//! `cargo bench --bench apply` measures, on a fresh dev server:
+//! - the ceiling: the best rate of raw parallel CreateSchedule calls at any of
+//!   several concurrencies;
+//! - cold applies of 1,000 and 10,000 schedules, as a ratio to the ceiling;
+//! - a no-op apply of 10,000 schedules: RPCs and wall time;
+//! - the naive way, a shell loop of `temporal schedule create`.
+//!
+//! Under `cargo test` (no `--bench` argument) it runs the same code on 50
+//! schedules as a smoke test. Sizes: `BENCH_SIZES` (default `1000,10000`),
+//! `BENCH_SHELL_COUNT` (default 200).
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use schedule_sync::desired::{DesiredSchedule, desired};
+use schedule_sync::dev_server::{DevServer, DevServerOptions, find_cli};
+use schedule_sync::project::{Project, check_workflow_source};
+use schedule_sync::reconcile::{ReconcileOptions, reconcile};
+use schedule_sync::store::{ScheduleStore, TemporalStore};
+use tokio::time::Instant;
+
+fn project(name: &str, count: usize) -> Project {
+    let workflows = (0..count)
+        .map(|i| {
+            let text = format!(
+                "id: job-{i}\ntype: Job\nschedule:\n  cron: \"{} {} * * *\"\n  timezone: Europe/Berlin\n  input: {{n: {i}}}\n",
+                i % 60,
+                i % 24
+            );
+            check_workflow_source(format!("job-{i}.yaml").into(), &text, "bench").workflow.unwrap()
+        })
+        .collect();
+    Project {
+        name: name.to_owned(),
+        task_queue: "bench".to_owned(),
+        workflows,
+    }
+}
+
+async fn raw_creates(
+    store: &TemporalStore,
+    name: &str,
+    schedules: &[DesiredSchedule],
+    concurrency: usize,
+) -> f64 {
+    let started = Instant::now();
+    let results: Vec<_> = futures_util::stream::iter(schedules)
+        .map(|d| store.create(name, d))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(results.iter().all(Result::is_ok), "raw creates failed");
+    schedules.len() as f64 / elapsed
+}
+
+async fn wait_for_listing(store: &TemporalStore, name: &str, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while store.list(name).await.unwrap().schedules.len() < count {
+        assert!(Instant::now() < deadline, "the listing never caught up");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let sizes: Vec<usize> = if bench {
+        std::env::var("BENCH_SIZES")
+            .unwrap_or_else(|_| "1000,10000".into())
+            .split(',')
+            .map(|s| s.trim().parse().expect("BENCH_SIZES is a list of numbers"))
+            .collect()
+    } else {
+        vec![50]
+    };
+    let shell_count: usize = if bench {
+        std::env::var("BENCH_SHELL_COUNT")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(200)
+    } else {
+        5
+    };
+    let cli = find_cli().expect("no temporal CLI: run scripts/install-temporal-cli.sh");
+    let server = DevServer::start(DevServerOptions::new(cli))
+        .await
+        .expect("the dev server starts");
+    let client = server
+        .settings()
+        .connect(Duration::from_secs(5))
+        .await
+        .unwrap();
+    let store = TemporalStore::new(client, server.namespace().to_owned(), true);
+
+    // The ceiling, on as many schedules as the smallest size.
+    let ceiling_size = sizes[0];
+    let mut ceiling: f64 = 0.0;
+    for concurrency in [4, 16, 64, 128] {
+        let name = format!("ceiling{concurrency}");
+        let schedules = desired(&project(&name, ceiling_size));
+        let rate = raw_creates(&store, &name, &schedules, concurrency).await;
+        println!(
+            "ceiling: {ceiling_size} raw CreateSchedule at concurrency {concurrency}: {rate:.0}/s"
+        );
+        ceiling = ceiling.max(rate);
+    }
+
+    for &size in &sizes {
+        let name = format!("cold{size}");
+        let target = project(&name, size);
+        let started = Instant::now();
+        let report = reconcile(&store, &target, ReconcileOptions::default())
+            .await
+            .unwrap();
+        let elapsed = started.elapsed().as_secs_f64();
+        assert!(report.converged());
+        let rate = size as f64 / elapsed;
+        println!(
+            "cold apply of {size}: {elapsed:.2} s, {rate:.0} schedules/s, {:.0}% of the ceiling ({ceiling:.0}/s)",
+            100.0 * rate / ceiling
+        );
+
+        wait_for_listing(&store, &name, size).await;
+        let counting = TemporalStore::new(
+            server
+                .settings()
+                .connect(Duration::from_secs(5))
+                .await
+                .unwrap(),
+            server.namespace().to_owned(),
+            true,
+        );
+        let started = Instant::now();
+        let again = reconcile(&counting, &target, ReconcileOptions::default())
+            .await
+            .unwrap();
+        let elapsed = started.elapsed();
+        assert!(again.plan.steps.is_empty(), "a no-op apply planned writes");
+        let counts = counting.rpc_counts();
+        let total: u64 = counts.values().flat_map(|codes| codes.values()).sum();
+        println!("no-op apply of {size}: {elapsed:.2?}, {total} RPC(s): {counts:?}");
+    }
+
+    // The naive way: one `temporal schedule create` process per schedule.
+    let started = Instant::now();
+    for i in 0..shell_count {
+        let status = tokio::process::Command::new(server.cli())
+            .args([
+                "schedule",
+                "create",
+                "--schedule-id",
+                &format!("shell.job-{i}"),
+            ])
+            .args([
+                "--cron",
+                &format!("{} {} * * *", i % 60, i % 24),
+                "--time-zone",
+                "Europe/Berlin",
+            ])
+            .args([
+                "--workflow-id",
+                &format!("shell.job-{i}"),
+                "--type",
+                "Job",
+                "--task-queue",
+                "bench",
+            ])
+            .args([
+                "--input",
+                &format!("{{\"n\": {i}}}"),
+                "--address",
+                &server.address(),
+            ])
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let rate = shell_count as f64 / elapsed;
+    println!(
+        "shell loop of {shell_count} `temporal schedule create`: {elapsed:.2} s, {rate:.1} schedules/s"
+    );
+    server.stop();
+}
