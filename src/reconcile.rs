@@ -95,20 +95,25 @@ pub async fn reconcile<S: ScheduleStore>(
     let wanted = desired(project);
     let observation = store.list(&project.name).await?;
     let plan = plan(&project.name, &wanted, &observation, options.plan);
-    let outcomes = stream::iter(plan.steps.iter().cloned())
-        .map(|step| {
-            let wanted = &wanted;
-            async move {
-                let error = execute(store, &project.name, wanted, &step)
-                    .await
-                    .err()
-                    .map(|e| e.to_string());
-                StepOutcome { step, error }
-            }
-        })
-        .buffered(options.concurrency.max(1))
-        .collect()
-        .await;
+    // Steps finish in any order (a slow one must not hold the others back);
+    // outcomes are put back in plan order afterwards.
+    let mut outcomes: Vec<(usize, StepOutcome)> =
+        stream::iter(plan.steps.iter().cloned().enumerate())
+            .map(|(index, step)| {
+                let wanted = &wanted;
+                async move {
+                    let error = execute(store, &project.name, wanted, &step)
+                        .await
+                        .err()
+                        .map(|e| e.to_string());
+                    (index, StepOutcome { step, error })
+                }
+            })
+            .buffer_unordered(options.concurrency.max(1))
+            .collect()
+            .await;
+    outcomes.sort_by_key(|(index, _)| *index);
+    let outcomes = outcomes.into_iter().map(|(_, outcome)| outcome).collect();
     Ok(Report { plan, outcomes })
 }
 
