@@ -3,6 +3,7 @@
 //! memo, search attributes, a catch-up window or a conflict token.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use temporalio_client::Client;
@@ -38,6 +39,8 @@ pub struct TemporalStore {
     identity: String,
     fingerprint_attribute: bool,
     counts: Arc<Mutex<RpcCounts>>,
+    /// Set once the server has refused a listing filtered by schedule id.
+    unfiltered: Arc<AtomicBool>,
 }
 
 impl TemporalStore {
@@ -51,6 +54,56 @@ impl TemporalStore {
             identity: format!("schedule-sync/{}", env!("CARGO_PKG_VERSION")),
             fingerprint_attribute,
             counts: Arc::default(),
+            unfiltered: Arc::default(),
+        }
+    }
+
+    /// Reads every page of ListSchedules for `query`, keeping `project`'s ids.
+    /// A failure on the first page is an error; on a later page the
+    /// observation is returned marked incomplete, so nothing is deleted.
+    async fn list_pages(&self, project: &str, query: &str) -> Result<Observation, StoreError> {
+        let mut service = self.client.connection().workflow_service();
+        let mut observation = Observation {
+            schedules: Vec::new(),
+            complete: true,
+        };
+        let mut token = Vec::new();
+        let mut first = true;
+        loop {
+            let request = ListSchedulesRequest {
+                namespace: self.namespace.clone(),
+                maximum_page_size: PAGE_SIZE,
+                next_page_token: token,
+                query: query.to_owned(),
+            };
+            let response = service.list_schedules(tonic::Request::new(request)).await;
+            let page = match self.counted("ListSchedules", response) {
+                Ok(page) => page,
+                Err(error) if first => return Err(error),
+                Err(error) => {
+                    tracing::warn!(%error, "a later page of ListSchedules failed; deletions are held");
+                    observation.complete = false;
+                    return Ok(observation);
+                }
+            };
+            first = false;
+            for entry in page.schedules {
+                if !owns_id(project, &entry.schedule_id) {
+                    continue;
+                }
+                let info = entry.info.unwrap_or_default();
+                observation.schedules.push(observed(
+                    entry.schedule_id,
+                    entry.memo.as_ref(),
+                    entry.search_attributes.as_ref(),
+                    info.paused,
+                    info.notes,
+                ));
+            }
+            if page.next_page_token.is_empty() {
+                return Ok(observation);
+            }
+            token = page.next_page_token;
         }
     }
 
@@ -201,48 +254,20 @@ fn observed(
 
 impl ScheduleStore for TemporalStore {
     async fn list(&self, project: &str) -> Result<Observation, StoreError> {
-        let mut service = self.client.connection().workflow_service();
-        let mut observation = Observation {
-            schedules: Vec::new(),
-            complete: true,
-        };
-        let mut token = Vec::new();
-        loop {
-            let request = ListSchedulesRequest {
-                namespace: self.namespace.clone(),
-                maximum_page_size: PAGE_SIZE,
-                next_page_token: token,
-                query: String::new(),
-            };
-            let page = match self.counted(
-                "ListSchedules",
-                service.list_schedules(tonic::Request::new(request)).await,
-            ) {
-                Ok(page) => page,
-                Err(error) if observation.schedules.is_empty() => return Err(error),
-                Err(error) => {
-                    tracing::warn!(%error, "a later page of ListSchedules failed; deletions are held");
-                    observation.complete = false;
-                    return Ok(observation);
-                }
-            };
-            for entry in page.schedules {
-                if !owns_id(project, &entry.schedule_id) {
-                    continue;
-                }
-                let info = entry.info.unwrap_or_default();
-                observation.schedules.push(observed(
-                    entry.schedule_id,
-                    entry.memo.as_ref(),
-                    entry.search_attributes.as_ref(),
-                    info.paused,
-                    info.notes,
-                ));
+        // Ask the server for the project's ids only; a server that cannot
+        // filter schedules by id gets the whole namespace, filtered here.
+        let query = format!("ScheduleId STARTS_WITH '{project}.'");
+        let filtered = !self.unfiltered.load(Ordering::Relaxed);
+        match self
+            .list_pages(project, if filtered { &query } else { "" })
+            .await
+        {
+            Err(error) if filtered && error.code == tonic::Code::InvalidArgument => {
+                tracing::info!(%error, "this server cannot filter schedules by id; listing the namespace");
+                self.unfiltered.store(true, Ordering::Relaxed);
+                self.list_pages(project, "").await
             }
-            if page.next_page_token.is_empty() {
-                return Ok(observation);
-            }
-            token = page.next_page_token;
+            other => other,
         }
     }
 
