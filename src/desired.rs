@@ -42,6 +42,8 @@ pub const MEMO_FINGERPRINT: &str = "schedule-sync.fingerprint";
 /// How the notes of a schedule paused by `enabled: false` begin. A paused
 /// schedule whose notes do not begin so was paused by an operator.
 pub const PAUSE_NOTE_PREFIX: &str = "schedule-sync: disabled";
+/// The catch-up window Temporal applies when a schedule names none.
+pub const TEMPORAL_DEFAULT_CATCHUP_WINDOW: Duration = Duration::from_secs(365 * 24 * 3600);
 /// The version of the fingerprint's canonical form; bump it when the form
 /// changes, so that every schedule is rewritten once.
 pub const FINGERPRINT_VERSION: u32 = 1;
@@ -270,7 +272,13 @@ fn schedule(schedule_id: &str, workflow: &Workflow, declared: &DeclaredSchedule)
         }),
         policies: Some(SchedulePolicies {
             overlap_policy: overlap(declared.overlap_policy) as i32,
-            catchup_window: declared.catchup_window.map(duration),
+            // Sent even when not declared: the server stores its default
+            // (one year) anyway, and a Describe then reads back what we sent.
+            catchup_window: Some(duration(
+                declared
+                    .catchup_window
+                    .unwrap_or(TEMPORAL_DEFAULT_CATCHUP_WINDOW),
+            )),
             pause_on_failure: declared.pause_on_failure,
             ..Default::default()
         }),

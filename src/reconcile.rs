@@ -93,7 +93,8 @@ pub async fn reconcile<S: ScheduleStore>(
     options: ReconcileOptions,
 ) -> Result<Report, StoreError> {
     let wanted = desired(project);
-    let observation = store.list(&project.name).await?;
+    let mut observation = with_backoff(|| store.list(&project.name)).await?;
+    fill_fingerprints(store, &project.name, &wanted, &mut observation).await;
     let plan = plan(&project.name, &wanted, &observation, options.plan);
     // Steps finish in any order (a slow one must not hold the others back);
     // outcomes are put back in plan order afterwards.
@@ -115,6 +116,89 @@ pub async fn reconcile<S: ScheduleStore>(
     outcomes.sort_by_key(|(index, _)| *index);
     let outcomes = outcomes.into_iter().map(|(_, outcome)| outcome).collect();
     Ok(Report { plan, outcomes })
+}
+
+/// Without the fingerprint search attribute a listing shows no fingerprints.
+/// Then each of our desired schedules is described once and compared field by
+/// field with the desired one (the server stores what we send, so equality is
+/// exact); a match counts as the desired fingerprint, so an unchanged project
+/// still writes nothing. A failed describe leaves the fingerprint unknown,
+/// which plans an update.
+async fn fill_fingerprints<S: ScheduleStore>(
+    store: &S,
+    project: &str,
+    wanted: &[DesiredSchedule],
+    observation: &mut crate::plan::Observation,
+) {
+    let blind: Vec<usize> = observation
+        .schedules
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.fingerprint.is_none() && o.owner.as_deref() == Some(project))
+        .map(|(i, _)| i)
+        .collect();
+    if blind.is_empty() {
+        return;
+    }
+    tracing::info!(
+        schedules = blind.len(),
+        "the listing shows no fingerprints; describing each schedule to compare \
+         (register the ScheduleSyncFingerprint keyword search attribute to avoid this)"
+    );
+    let found: Vec<(usize, Option<crate::desired::Fingerprint>)> = stream::iter(blind)
+        .map(|index| {
+            let id = observation.schedules[index].schedule_id.clone();
+            async move {
+                let Some(want) = wanted.iter().find(|d| d.schedule_id == id) else {
+                    return (index, None);
+                };
+                let described = with_backoff(|| store.describe(&id)).await.ok().flatten();
+                let same = described.is_some_and(|d| same_schedule(&d.schedule, &want.schedule));
+                (index, same.then(|| want.fingerprint.clone()))
+            }
+        })
+        .buffer_unordered(DEFAULT_CONCURRENCY)
+        .collect()
+        .await;
+    for (index, fingerprint) in found {
+        observation.schedules[index].fingerprint = fingerprint;
+    }
+}
+
+/// Whether the schedule the server holds has every managed field of `want`
+/// (the paused state is the plan's business, not the fingerprint's).
+fn same_schedule(
+    held: &temporalio_common::protos::temporal::api::schedule::v1::Schedule,
+    want: &temporalio_common::protos::temporal::api::schedule::v1::Schedule,
+) -> bool {
+    use temporalio_common::protos::temporal::api::schedule::v1::schedule_action::Action;
+    let start = |s: &temporalio_common::protos::temporal::api::schedule::v1::Schedule| match s
+        .action
+        .as_ref()
+        .and_then(|a| a.action.as_ref())
+    {
+        Some(Action::StartWorkflow(start)) => Some((
+            start.workflow_id.clone(),
+            start.workflow_type.as_ref().map(|t| t.name.clone()),
+            start.task_queue.as_ref().map(|q| q.name.clone()),
+            start.input.as_ref().map(|i| {
+                i.payloads
+                    .iter()
+                    .map(|p| p.data.clone())
+                    .collect::<Vec<_>>()
+            }),
+        )),
+        _ => None,
+    };
+    let policies = |s: &temporalio_common::protos::temporal::api::schedule::v1::Schedule| {
+        let p = s.policies.unwrap_or_default();
+        (
+            p.overlap_policy.max(1),
+            p.catchup_window,
+            p.pause_on_failure,
+        )
+    };
+    held.spec == want.spec && start(held) == start(want) && policies(held) == policies(want)
 }
 
 fn find<'d>(wanted: &'d [DesiredSchedule], schedule_id: &str) -> &'d DesiredSchedule {

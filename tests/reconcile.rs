@@ -389,3 +389,66 @@ async fn flipping_enabled_pauses_and_resumes_on_the_server() {
     assert_ne!(resumed["schedule"]["state"]["paused"], true, "{resumed:#}");
     server.stop();
 }
+
+#[tokio::test]
+async fn without_the_fingerprint_attribute_a_no_op_describes_but_never_writes() {
+    use schedule_sync::dev_server::{DevServer, DevServerOptions};
+    let mut options = DevServerOptions::new(support::temporal_cli());
+    options.search_attributes.clear();
+    let server = DevServer::start(options)
+        .await
+        .expect("the dev server starts");
+    let client = support::client(&server).await;
+    let namespace = server.namespace().to_owned();
+    assert!(
+        !TemporalStore::has_fingerprint_attribute(&client, &namespace)
+            .await
+            .unwrap()
+    );
+    let store = TemporalStore::new(client.clone(), namespace.clone(), false);
+    let dir = copy_example();
+    let project = project::load(dir.path()).unwrap().project;
+    assert!(
+        reconcile(&store, &project, ReconcileOptions::default())
+            .await
+            .unwrap()
+            .converged()
+    );
+    wait_for_listing(&store, 4).await;
+
+    let counting = TemporalStore::new(client, namespace, false);
+    let again = reconcile(&counting, &project, ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(again.plan.steps.is_empty(), "{again:#?}");
+    let counts = counting.rpc_counts();
+    assert_eq!(counts["DescribeSchedule"]["Ok"], 4, "{counts:?}");
+    assert!(
+        !counts.contains_key("UpdateSchedule") && !counts.contains_key("CreateSchedule"),
+        "{counts:?}"
+    );
+
+    // A real change is still seen.
+    let file = dir.path().join("workflows/invoice-sweep.yaml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("every: 15m", "every: 20m");
+    std::fs::write(&file, text).unwrap();
+    let changed = reconcile(
+        &counting,
+        &project::load(dir.path()).unwrap().project,
+        ReconcileOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        changed.plan.steps,
+        vec![Step::Update {
+            schedule_id: "billing.invoice-sweep".into(),
+            keep_operator_pause: false,
+            adopt: false
+        }]
+    );
+    assert!(changed.converged(), "{changed:#?}");
+    server.stop();
+}
