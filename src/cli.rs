@@ -140,6 +140,9 @@ fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: b
                 Format::Json => {
                     let mut json = serde_json::to_value(&report).unwrap_or_default();
                     json["converged"] = report.converged().into();
+                    json["next_fire_times"] =
+                        serde_json::to_value(next_fires(&loaded.project, &report))
+                            .unwrap_or_default();
                     json["rpc_counts"] = serde_json::to_value(&rpcs).unwrap_or_default();
                     serde_json::to_string_pretty(&json).unwrap_or_default()
                 }
@@ -214,6 +217,33 @@ async fn run_remote(
         }
     };
     Ok((report, store.rpc_counts()))
+}
+
+/// The next 3 firing times of each schedule that the plan creates or updates.
+fn next_fires(
+    project: &schedule_sync::project::Project,
+    report: &schedule_sync::reconcile::Report,
+) -> std::collections::BTreeMap<String, Vec<chrono::DateTime<chrono::Utc>>> {
+    use schedule_sync::plan::Step;
+    let now = chrono::Utc::now();
+    report
+        .plan
+        .steps
+        .iter()
+        .filter_map(|step| match step {
+            Step::Create { schedule_id } | Step::Update { schedule_id, .. } => Some(schedule_id),
+            _ => None,
+        })
+        .filter_map(|id| {
+            let (_, schedule) = project
+                .scheduled()
+                .find(|(w, _)| schedule_sync::desired::schedule_id(&project.name, &w.id) == *id)?;
+            Some((
+                id.clone(),
+                schedule_sync::fire_times::next_fire_times(schedule, now, 3),
+            ))
+        })
+        .collect()
 }
 
 fn render_report(report: &schedule_sync::reconcile::Report, write: bool) -> String {

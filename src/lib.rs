@@ -3,6 +3,7 @@
 //!
 //! - [`project`] loads and validates a project folder;
 //! - [`cron`] reads Temporal's cron syntax;
+//! - [`fire_times`] computes the next firing times of a schedule;
 //! - [`desired`] maps a project onto Temporal schedules, with ids and fingerprints;
 //! - [`duration`] reads humane durations;
 //! - [`plan`] computes what a reconcile must write;
@@ -17,6 +18,7 @@ pub mod cron;
 pub mod desired;
 pub mod dev_server;
 pub mod duration;
+pub mod fire_times;
 pub mod plan;
 pub mod project;
 pub mod reconcile;
