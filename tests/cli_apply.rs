@@ -34,7 +34,9 @@ async fn plan_then_apply_then_plan_again() {
     );
     let plan: serde_json::Value = serde_json::from_slice(&pending.stdout).unwrap();
     assert_eq!(plan["plan"]["steps"].as_array().unwrap().len(), 4);
-    let fires = plan["next_fire_times"]["billing.nightly-report"].as_array().unwrap();
+    let fires = plan["next_fire_times"]["billing.nightly-report"]
+        .as_array()
+        .unwrap();
     assert_eq!(fires.len(), 3, "{plan:#}");
 
     let applied = run(&["apply", example, "--format", "json"], &address);
