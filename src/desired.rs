@@ -297,24 +297,9 @@ fn schedule(schedule_id: &str, workflow: &Workflow, declared: &DeclaredSchedule)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::project::check_workflow_source;
 
     fn project(files: &[&str]) -> Project {
-        let workflows = files
-            .iter()
-            .enumerate()
-            .map(|(i, text)| {
-                let outcome = check_workflow_source(format!("w{i}.yaml").into(), text, "q");
-                outcome
-                    .workflow
-                    .unwrap_or_else(|| panic!("{:#?}", outcome.diagnostics))
-            })
-            .collect();
-        Project {
-            name: "billing".into(),
-            task_queue: "q".into(),
-            workflows,
-        }
+        crate::project::test_project("billing", files)
     }
 
     #[test]

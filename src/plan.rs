@@ -266,22 +266,9 @@ fn untouched_id(untouched: &Untouched) -> &str {
 mod tests {
     use super::*;
     use crate::desired::desired as desired_of;
-    use crate::project::{Project, check_workflow_source};
 
     fn project(files: &[&str]) -> Vec<DesiredSchedule> {
-        let workflows = files
-            .iter()
-            .map(|text| {
-                check_workflow_source("w.yaml".into(), text, "q")
-                    .workflow
-                    .unwrap()
-            })
-            .collect();
-        desired_of(&Project {
-            name: "foo".into(),
-            task_queue: "q".into(),
-            workflows,
-        })
+        desired_of(&crate::project::test_project("foo", files))
     }
 
     fn seen(want: &DesiredSchedule) -> Observed {

@@ -386,23 +386,10 @@ async fn read_back<S: ScheduleStore>(
 mod tests {
     use super::*;
     use crate::plan::Untouched;
-    use crate::project::check_workflow_source;
     use crate::store::MemoryStore;
 
     fn project(files: &[&str]) -> Project {
-        let workflows = files
-            .iter()
-            .map(|text| {
-                check_workflow_source("w.yaml".into(), text, "q")
-                    .workflow
-                    .unwrap()
-            })
-            .collect();
-        Project {
-            name: "foo".into(),
-            task_queue: "q".into(),
-            workflows,
-        }
+        crate::project::test_project("foo", files)
     }
 
     const A: &str = "id: a\nschedule:\n  cron: \"@daily\"\n";

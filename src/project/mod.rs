@@ -231,3 +231,27 @@ fn sort(diagnostics: &mut [Diagnostic]) {
         (&a.file, a.line, a.column, a.severity).cmp(&(&b.file, b.line, b.column, b.severity))
     });
 }
+
+/// A project named `name` made of workflow file texts, for unit tests.
+///
+/// # Panics
+///
+/// When a text is not a valid workflow file.
+#[cfg(test)]
+pub(crate) fn test_project(name: &str, files: &[&str]) -> Project {
+    let workflows = files
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let outcome = check_workflow_source(format!("w{i}.yaml").into(), text, "q");
+            outcome
+                .workflow
+                .unwrap_or_else(|| panic!("{:#?}", outcome.diagnostics))
+        })
+        .collect();
+    Project {
+        name: name.to_owned(),
+        task_queue: "q".to_owned(),
+        workflows,
+    }
+}
