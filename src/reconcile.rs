@@ -424,14 +424,7 @@ mod tests {
             .unwrap();
         assert!(report.converged(), "{report:#?}");
         assert_eq!(started.elapsed(), Duration::from_millis(200 + 400 + 800));
-        assert_eq!(
-            store
-                .calls()
-                .iter()
-                .filter(|c| **c == "CreateSchedule")
-                .count(),
-            4
-        );
+        assert_eq!(store.calls_of("CreateSchedule"), 4);
     }
 
     #[tokio::test(start_paused = true)]
@@ -455,14 +448,7 @@ mod tests {
         );
         assert!(store.get("foo.b").is_some() && store.get("foo.c").is_some());
         assert!(!report.converged());
-        assert_eq!(
-            store
-                .calls()
-                .iter()
-                .filter(|c| **c == "CreateSchedule")
-                .count(),
-            3
-        );
+        assert_eq!(store.calls_of("CreateSchedule"), 3);
     }
 
     #[tokio::test(start_paused = true)]
@@ -476,11 +462,7 @@ mod tests {
             .await
             .unwrap();
         assert!(report.converged(), "{report:#?}");
-        let updates = store
-            .calls()
-            .iter()
-            .filter(|c| **c == "UpdateSchedule")
-            .count();
+        let updates = store.calls_of("UpdateSchedule");
         assert_eq!(updates, 2);
         let want = &desired(&project(&[A2]))[0];
         assert_eq!(store.get("foo.a").unwrap().spec, want.schedule.spec);

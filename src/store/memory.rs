@@ -87,6 +87,11 @@ impl MemoryStore {
         self.lock().calls.clone()
     }
 
+    /// How many times `rpc` was called.
+    pub fn calls_of(&self, rpc: &str) -> usize {
+        self.lock().calls.iter().filter(|c| **c == rpc).count()
+    }
+
     /// How many calls changed or tried to change a schedule.
     pub fn writes(&self) -> usize {
         self.lock()
