@@ -10,12 +10,15 @@
 //!    **update**);
 //! 3. owned, fingerprint differs: **update**. An operator pause is carried
 //!    over into the update;
-//! 4. owned, fingerprint equal: **unchanged**, except that a paused state that
+//! 4. owned, fingerprint equal, but the listing shows a spec other than the
+//!    desired one: someone edited it out of band (in the UI or CLI), which
+//!    leaves our fingerprint in place: **update**, reported as such;
+//! 5. owned, fingerprint equal: **unchanged**, except that a paused state that
 //!    disagrees with `enabled` is corrected (**pause** when the project
 //!    disables it and someone resumed it, **unpause** when only our own
 //!    pause is left over), and an operator pause of an enabled schedule is
 //!    kept and reported as **paused by operator**;
-//! 5. owned, not desired: **delete**, unless the deletions are held: the
+//! 6. owned, not desired: **delete**, unless the deletions are held: the
 //!    listing was incomplete, or the deletions would remove more than half of
 //!    our schedules (or all of them) without `allow_mass_delete`.
 
@@ -23,10 +26,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use temporalio_common::protos::temporal::api::schedule::v1::ScheduleSpec;
+
 use crate::desired::{DesiredSchedule, Fingerprint, PAUSE_NOTE_PREFIX, owns_id};
 
 /// A schedule as a listing saw it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Observed {
     /// The schedule id.
     pub schedule_id: String,
@@ -38,6 +43,8 @@ pub struct Observed {
     pub paused: bool,
     /// The pause notes.
     pub notes: String,
+    /// The spec, when the listing shows it (Temporal's does).
+    pub spec: Option<ScheduleSpec>,
 }
 
 impl Observed {
@@ -83,6 +90,8 @@ pub enum Step {
         keep_operator_pause: bool,
         /// Take it over from no owner.
         adopt: bool,
+        /// Why: the project changed it, or someone edited it out of band.
+        reason: UpdateReason,
     },
     /// Pause it: the project disables it, and something resumed it.
     Pause {
@@ -99,6 +108,19 @@ pub enum Step {
         /// The schedule id.
         schedule_id: String,
     },
+}
+
+/// Why a schedule is rewritten.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateReason {
+    /// The project's definition differs from the one last written.
+    Changed,
+    /// The definition is the one last written, but someone edited the
+    /// schedule in the Temporal UI or CLI since; the edit is corrected.
+    EditedOutOfBand,
+    /// It has no marker and `adopt` takes it over.
+    Adopted,
 }
 
 /// Why a schedule is left alone.
@@ -187,11 +209,21 @@ pub fn plan(
             continue;
         }
         let operator_pause = seen.paused_by_operator();
-        if !ours || seen.fingerprint.as_ref() != Some(&want.fingerprint) {
+        let reason = if !ours {
+            Some(UpdateReason::Adopted)
+        } else if seen.fingerprint.as_ref() != Some(&want.fingerprint) {
+            Some(UpdateReason::Changed)
+        } else if seen.spec.is_some() && seen.spec != want.schedule.spec {
+            Some(UpdateReason::EditedOutOfBand)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
             plan.steps.push(Step::Update {
                 schedule_id: id,
                 keep_operator_pause: operator_pause && want.enabled,
                 adopt: !ours,
+                reason,
             });
         } else if !want.enabled && !seen.paused {
             plan.steps.push(Step::Pause { schedule_id: id });
@@ -277,6 +309,7 @@ mod tests {
             owner: Some("foo".into()),
             fingerprint: Some(want.fingerprint.clone()),
             paused: !want.enabled,
+            spec: want.schedule.spec.clone(),
             notes: if want.enabled {
                 String::new()
             } else {
@@ -329,7 +362,8 @@ mod tests {
                 Step::Update {
                     schedule_id: "foo.b".into(),
                     keep_operator_pause: false,
-                    adopt: false
+                    adopt: false,
+                    reason: UpdateReason::Changed,
                 },
             ]
         );
@@ -364,7 +398,8 @@ mod tests {
             vec![Step::Update {
                 schedule_id: "foo.a".into(),
                 keep_operator_pause: false,
-                adopt: true
+                adopt: true,
+                reason: UpdateReason::Adopted,
             }]
         );
     }
@@ -384,6 +419,50 @@ mod tests {
             },
         );
         assert!(plan.steps.is_empty());
+    }
+
+    #[test]
+    fn a_spec_edited_out_of_band_is_corrected_and_reported() {
+        let want = project(&[A, B]);
+        let mut edited = seen(&want[0]);
+        edited.spec.as_mut().unwrap().timezone_name = "Asia/Tokyo".into();
+        let mut operator_paused = seen(&want[1]);
+        operator_paused.paused = true;
+        operator_paused.notes = "maintenance".into();
+        let plan = plan(
+            "foo",
+            &want,
+            &observation(vec![edited, operator_paused]),
+            PlanOptions::default(),
+        );
+        assert_eq!(
+            plan.steps,
+            vec![Step::Update {
+                schedule_id: "foo.a".into(),
+                keep_operator_pause: false,
+                adopt: false,
+                reason: UpdateReason::EditedOutOfBand,
+            }]
+        );
+        assert_eq!(
+            plan.untouched,
+            vec![Untouched::PausedByOperator {
+                schedule_id: "foo.b".into()
+            }]
+        );
+        let mut unlisted = seen(&want[0]);
+        unlisted.spec = None;
+        let blind = plan_of(&want[..1], unlisted);
+        assert!(blind.is_empty(), "a listing without specs proves nothing");
+    }
+
+    fn plan_of(want: &[DesiredSchedule], seen: Observed) -> Plan {
+        plan(
+            "foo",
+            want,
+            &observation(vec![seen]),
+            PlanOptions::default(),
+        )
     }
 
     #[test]
@@ -435,7 +514,8 @@ mod tests {
             vec![Step::Update {
                 schedule_id: "foo.a".into(),
                 keep_operator_pause: true,
-                adopt: false
+                adopt: false,
+                reason: UpdateReason::Changed,
             }]
         );
     }

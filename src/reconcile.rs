@@ -415,6 +415,60 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_lagging_listing_causes_no_error_and_no_duplicate() {
+        let store = MemoryStore::new();
+        store.freeze_listing();
+        for _ in 0..2 {
+            // The listing still shows nothing: the creates find the ids taken.
+            let report = reconcile(&store, &project(&[A, B]), ReconcileOptions::default())
+                .await
+                .unwrap();
+            assert!(report.converged(), "{report:#?}");
+        }
+        assert_eq!(store.calls_of("CreateSchedule"), 4);
+        assert_eq!(
+            store.calls_of("UpdateSchedule"),
+            2,
+            "same schedule rewritten"
+        );
+        store.catch_up_listing();
+        store.freeze_listing();
+        for _ in 0..2 {
+            // The listing still shows B after its deletion.
+            let report = reconcile(&store, &project(&[A]), ReconcileOptions::default())
+                .await
+                .unwrap();
+            assert!(report.converged(), "{report:#?}");
+        }
+        store.catch_up_listing();
+        assert!(store.get("foo.b").is_none());
+        assert!(store.get("foo.a").is_some());
+        let settled = reconcile(&store, &project(&[A]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        assert!(settled.plan.steps.is_empty(), "{settled:#?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_edit_made_out_of_band_is_corrected_but_an_operator_pause_is_kept() {
+        let store = MemoryStore::new();
+        reconcile(&store, &project(&[A, B]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        let wanted = store.get("foo.a").unwrap();
+        store.operator_edit("foo.a", |s| {
+            s.spec.as_mut().unwrap().timezone_name = "UTC".into()
+        });
+        store.operator_pause("foo.b", "hold off");
+        let report = reconcile(&store, &project(&[A, B]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        assert!(report.converged(), "{report:#?}");
+        assert_eq!(store.get("foo.a"), Some(wanted));
+        assert!(store.get("foo.b").unwrap().state.unwrap().paused);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn resource_exhausted_backs_off_exponentially_then_succeeds() {
         let store = MemoryStore::new();
         store.fail_next("CreateSchedule", tonic::Code::ResourceExhausted, 3);

@@ -5,7 +5,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use schedule_sync::plan::{HoldReason, Step, Untouched};
+use schedule_sync::plan::{HoldReason, Step, Untouched, UpdateReason};
 use schedule_sync::project;
 use schedule_sync::reconcile::{ReconcileOptions, reconcile};
 use schedule_sync::store::{ScheduleStore, TemporalStore};
@@ -112,7 +112,8 @@ async fn apply_creates_then_does_nothing_then_updates_keeping_an_operator_pause_
         vec![Step::Update {
             schedule_id: "billing.nightly-report".into(),
             keep_operator_pause: true,
-            adopt: false
+            adopt: false,
+            reason: UpdateReason::Changed,
         }]
     );
     assert!(changed.converged(), "{changed:#?}");
@@ -446,9 +447,123 @@ async fn without_the_fingerprint_attribute_a_no_op_describes_but_never_writes() 
         vec![Step::Update {
             schedule_id: "billing.invoice-sweep".into(),
             keep_operator_pause: false,
-            adopt: false
+            adopt: false,
+            reason: UpdateReason::Changed,
         }]
     );
     assert!(changed.converged(), "{changed:#?}");
+    server.stop();
+}
+
+/// The interval of `id` as the listing shows it.
+async fn listed_interval(store: &TemporalStore, id: &str) -> Option<i64> {
+    let listing = store.list("billing").await.unwrap();
+    let seen = listing
+        .schedules
+        .into_iter()
+        .find(|o| o.schedule_id == id)?;
+    seen.spec?.interval.first()?.interval.map(|d| d.seconds)
+}
+
+#[tokio::test]
+async fn an_edit_made_in_the_cli_is_detected_and_corrected() {
+    let server = support::dev_server().await;
+    let client = support::client(&server).await;
+    let store = TemporalStore::new(client, server.namespace().to_owned(), true);
+    let dir = copy_example();
+    let load = || project::load(dir.path()).unwrap().project;
+    let first = reconcile(&store, &load(), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(first.converged(), "{first:#?}");
+    wait_for_listing(&store, 4).await;
+
+    let status = std::process::Command::new(server.cli())
+        .args([
+            "schedule",
+            "update",
+            "--schedule-id",
+            "billing.invoice-sweep",
+        ])
+        .args([
+            "--interval",
+            "7m",
+            "--type",
+            "Edited",
+            "--task-queue",
+            "edited",
+        ])
+        .args(["--workflow-id", "edited", "--address", &server.address()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for _ in 0..100 {
+        if listed_interval(&store, "billing.invoice-sweep").await == Some(420) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        listed_interval(&store, "billing.invoice-sweep").await,
+        Some(420)
+    );
+
+    let corrected = reconcile(&store, &load(), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        corrected.plan.steps,
+        vec![Step::Update {
+            schedule_id: "billing.invoice-sweep".into(),
+            keep_operator_pause: false,
+            adopt: false,
+            reason: UpdateReason::EditedOutOfBand,
+        }]
+    );
+    assert!(corrected.converged(), "{corrected:#?}");
+    let described = support::describe(&server, "billing.invoice-sweep");
+    assert_eq!(
+        described["schedule"]["spec"]["interval"][0]["interval"], "900s",
+        "{described:#}"
+    );
+    assert_eq!(
+        described["schedule"]["action"]["startWorkflow"]["workflowType"]["name"],
+        "InvoiceSweep"
+    );
+    server.stop();
+}
+
+#[tokio::test]
+async fn applying_again_at_once_after_creates_and_deletes_neither_fails_nor_duplicates() {
+    let server = support::dev_server().await;
+    let client = support::client(&server).await;
+    let store = TemporalStore::new(client, server.namespace().to_owned(), true);
+    let dir = copy_example();
+    let load = || project::load(dir.path()).unwrap().project;
+    // No waiting between the runs: the listing may not show the creates yet.
+    for _ in 0..3 {
+        let report = reconcile(&store, &load(), ReconcileOptions::default())
+            .await
+            .unwrap();
+        assert!(report.converged(), "{report:#?}");
+    }
+    wait_for_listing(&store, 4).await;
+    std::fs::remove_file(dir.path().join("workflows/dunning.yaml")).unwrap();
+    // Nor the delete, when the second run starts.
+    for _ in 0..3 {
+        let report = reconcile(&store, &load(), ReconcileOptions::default())
+            .await
+            .unwrap();
+        assert!(report.converged(), "{report:#?}");
+    }
+    wait_for_listing(&store, 3).await;
+    let listed = support::temporal_json(&server, &["schedule", "list"]);
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["scheduleId"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
     server.stop();
 }

@@ -30,6 +30,8 @@ struct Inner {
     next_version: u64,
     faults: HashMap<&'static str, VecDeque<tonic::Code>>,
     calls: Vec<&'static str>,
+    /// While set, listings show this old copy: the visibility store lags.
+    stale_listing: Option<BTreeMap<String, Entry>>,
 }
 
 /// Schedules in memory.
@@ -80,6 +82,30 @@ impl MemoryStore {
             state.notes = note.to_owned();
             entry.version = version;
         }
+    }
+
+    /// Changes a schedule's definition behind the project's back, as a person
+    /// in the Temporal UI would; the marker and the fingerprint stay.
+    pub fn operator_edit(&self, schedule_id: &str, edit: impl FnOnce(&mut Schedule)) {
+        let mut inner = self.lock();
+        let version = inner.bump();
+        if let Some(entry) = inner.schedules.get_mut(schedule_id) {
+            edit(&mut entry.schedule);
+            entry.version = version;
+        }
+    }
+
+    /// From now on listings show the schedules as they are at this moment,
+    /// until [`MemoryStore::catch_up_listing`]: Temporal's listing is
+    /// eventually consistent, and this is how it lags.
+    pub fn freeze_listing(&self) {
+        let mut inner = self.lock();
+        inner.stale_listing = Some(inner.schedules.clone());
+    }
+
+    /// Listings show the current schedules again.
+    pub fn catch_up_listing(&self) {
+        self.lock().stale_listing = None;
     }
 
     /// The RPCs called so far, in order.
@@ -145,6 +171,7 @@ fn observed(schedule_id: &str, entry: &Entry) -> Observed {
         fingerprint: entry.fingerprint.clone(),
         paused: state.paused,
         notes: state.notes,
+        spec: entry.schedule.spec.clone(),
     }
 }
 
@@ -152,7 +179,9 @@ impl ScheduleStore for MemoryStore {
     async fn list(&self, project: &str) -> Result<Observation, StoreError> {
         let inner = self.call("ListSchedules")?;
         let schedules = inner
-            .schedules
+            .stale_listing
+            .as_ref()
+            .unwrap_or(&inner.schedules)
             .iter()
             .filter(|(id, _)| owns_id(project, id))
             .map(|(id, entry)| observed(id, entry))

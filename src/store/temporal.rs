@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use temporalio_client::Client;
 use temporalio_common::protos::temporal::api::common::v1::{Memo, Payload, SearchAttributes};
 use temporalio_common::protos::temporal::api::operatorservice::v1::ListSearchAttributesRequest;
-use temporalio_common::protos::temporal::api::schedule::v1::SchedulePatch;
+use temporalio_common::protos::temporal::api::schedule::v1::{SchedulePatch, ScheduleSpec};
 use temporalio_common::protos::temporal::api::workflowservice::v1::{
     CreateScheduleRequest, DeleteScheduleRequest, DescribeScheduleRequest, ListSchedulesRequest,
     PatchScheduleRequest, UpdateScheduleRequest,
@@ -98,6 +98,7 @@ impl TemporalStore {
                     entry.search_attributes.as_ref(),
                     info.paused,
                     info.notes,
+                    info.spec,
                 ));
             }
             if page.next_page_token.is_empty() {
@@ -239,6 +240,7 @@ fn observed(
     attributes: Option<&SearchAttributes>,
     paused: bool,
     notes: String,
+    spec: Option<ScheduleSpec>,
 ) -> Observed {
     let memo_field = |key: &str| payload_text(memo.and_then(|m| m.fields.get(key)));
     let fingerprint =
@@ -249,6 +251,7 @@ fn observed(
         fingerprint: fingerprint.map(Fingerprint),
         paused,
         notes,
+        spec,
     }
 }
 
@@ -296,6 +299,7 @@ impl ScheduleStore for TemporalStore {
                 response.search_attributes.as_ref(),
                 state.paused,
                 state.notes,
+                schedule.spec.clone(),
             ),
             schedule,
             conflict_token: response.conflict_token,
