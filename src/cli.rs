@@ -135,11 +135,14 @@ fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: b
         }
     };
     match runtime.block_on(run_remote(&loaded.project, args, write)) {
-        Ok((report, rpcs)) => {
+        Ok((report, changes, rpcs)) => {
             let text = match format {
                 Format::Json => {
                     let mut json = serde_json::to_value(&report).unwrap_or_default();
                     json["converged"] = report.converged().into();
+                    if !write {
+                        json["changes"] = serde_json::to_value(&changes).unwrap_or_default();
+                    }
                     json["next_fire_times"] =
                         serde_json::to_value(next_fires(&loaded.project, &report))
                             .unwrap_or_default();
@@ -153,7 +156,7 @@ fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: b
                         .collect();
                     format!(
                         "{}\nRPCs: {}",
-                        render_report(&report, write),
+                        render_report(&report, &changes, write),
                         calls.join(", ")
                     )
                 }
@@ -180,11 +183,12 @@ async fn run_remote(
     write: bool,
 ) -> anyhow::Result<(
     schedule_sync::reconcile::Report,
+    Changes,
     schedule_sync::store::RpcCounts,
 )> {
     use schedule_sync::connection::{DEFAULT_CONNECT_TIMEOUT, Overrides, Settings};
-    use schedule_sync::reconcile::{ReconcileOptions, Report, reconcile};
-    use schedule_sync::store::{ScheduleStore, TemporalStore};
+    use schedule_sync::reconcile::{ReconcileOptions, Report, preview, reconcile_with_progress};
+    use schedule_sync::store::TemporalStore;
 
     let overrides = Overrides {
         address: args.address.clone(),
@@ -205,18 +209,51 @@ async fn run_remote(
     let mut options = ReconcileOptions::default();
     options.plan.adopt = args.adopt;
     options.plan.allow_mass_delete = args.allow_mass_delete;
-    let report = if write {
-        reconcile(&store, project, options).await?
+    let (report, changes) = if write {
+        let bar = ProgressBar::default();
+        let report = reconcile_with_progress(&store, project, options, &bar).await?;
+        bar.0.finish_and_clear();
+        (report, Changes::new())
     } else {
-        let wanted = schedule_sync::desired::desired(project);
-        let observation = store.list(&project.name).await?;
-        let plan = schedule_sync::plan::plan(&project.name, &wanted, &observation, options.plan);
-        Report {
-            plan,
+        let preview = preview(&store, project, options).await?;
+        let report = Report {
+            plan: preview.plan,
             outcomes: Vec::new(),
-        }
+        };
+        (report, preview.changes)
     };
-    Ok((report, store.rpc_counts()))
+    Ok((report, changes, store.rpc_counts()))
+}
+
+/// For each update, the fields that differ.
+type Changes = std::collections::BTreeMap<String, Vec<schedule_sync::diff::FieldChange>>;
+
+/// A progress bar on standard error; indicatif draws nothing when that is not
+/// a terminal.
+struct ProgressBar(indicatif::ProgressBar);
+
+impl Default for ProgressBar {
+    fn default() -> Self {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} schedules {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        ProgressBar(bar)
+    }
+}
+
+impl schedule_sync::reconcile::Progress for ProgressBar {
+    fn planned(&self, steps: usize) {
+        self.0.set_length(steps as u64);
+    }
+
+    fn finished(&self, outcome: &schedule_sync::reconcile::StepOutcome) {
+        if outcome.error.is_some() {
+            self.0.set_message("(with errors)");
+        }
+        self.0.inc(1);
+    }
 }
 
 /// The next 3 firing times of each schedule that the plan creates or updates.
@@ -246,14 +283,35 @@ fn next_fires(
         .collect()
 }
 
-fn render_report(report: &schedule_sync::reconcile::Report, write: bool) -> String {
+fn render_report(
+    report: &schedule_sync::reconcile::Report,
+    changes: &Changes,
+    write: bool,
+) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     for step in &report.plan.steps {
         let line = serde_json::to_value(step).unwrap_or_default();
         let action = line["action"].as_str().unwrap_or_default();
         let id = line["schedule_id"].as_str().unwrap_or_default();
-        let _ = writeln!(out, "{action:>8} {id}");
+        match line["reason"].as_str() {
+            Some(reason) if reason != "changed" => {
+                let _ = writeln!(out, "{action:>8} {id} ({reason})");
+            }
+            _ => {
+                let _ = writeln!(out, "{action:>8} {id}");
+            }
+        }
+        for change in changes.get(id).into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "{:>10}{}: {} -> {}",
+                "",
+                change.field,
+                shown(&change.current),
+                shown(&change.desired)
+            );
+        }
     }
     for untouched in &report.plan.untouched {
         let line = serde_json::to_value(untouched).unwrap_or_default();
@@ -286,6 +344,11 @@ fn render_report(report: &schedule_sync::reconcile::Report, write: bool) -> Stri
         );
     }
     out
+}
+
+/// A value in a change line; an empty one reads as `(none)`.
+fn shown(value: &str) -> &str {
+    if value.is_empty() { "(none)" } else { value }
 }
 
 #[derive(Serialize)]

@@ -17,6 +17,7 @@ pub mod connection;
 pub mod cron;
 pub mod desired;
 pub mod dev_server;
+pub mod diff;
 pub mod duration;
 pub mod fire_times;
 pub mod plan;

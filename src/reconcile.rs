@@ -2,6 +2,7 @@
 //! [`ScheduleStore`] with bounded concurrency, each schedule with its own
 //! outcome, so that one failing schedule does not stop the others.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use futures_util::stream;
 use serde::Serialize;
 
 use crate::desired::{DesiredSchedule, desired};
+use crate::diff::{FieldChange, field_changes};
 use crate::plan::{Plan, PlanOptions, Step, plan};
 use crate::project::Project;
 use crate::store::{Created, PauseState, ScheduleStore, StoreError};
@@ -82,6 +84,20 @@ impl Report {
     }
 }
 
+/// Hears how a reconcile advances, to drive a progress bar.
+pub trait Progress: Sync {
+    /// The plan is made and has `steps` writes.
+    fn planned(&self, steps: usize);
+    /// One step finished.
+    fn finished(&self, outcome: &StepOutcome);
+}
+
+/// No progress to show.
+impl Progress for () {
+    fn planned(&self, _: usize) {}
+    fn finished(&self, _: &StepOutcome) {}
+}
+
 /// Lists, plans and applies `project`.
 ///
 /// # Errors
@@ -92,10 +108,23 @@ pub async fn reconcile<S: ScheduleStore>(
     project: &Project,
     options: ReconcileOptions,
 ) -> Result<Report, StoreError> {
+    reconcile_with_progress(store, project, options, &()).await
+}
+
+/// [`reconcile`], telling `progress` about each step as it finishes.
+///
+/// # Errors
+///
+/// A [`StoreError`] when the listing fails; nothing is written then.
+pub async fn reconcile_with_progress<S: ScheduleStore>(
+    store: &S,
+    project: &Project,
+    options: ReconcileOptions,
+    progress: &dyn Progress,
+) -> Result<Report, StoreError> {
     let wanted = desired(project);
-    let mut observation = with_backoff(|| store.list(&project.name)).await?;
-    fill_fingerprints(store, &project.name, &wanted, &mut observation).await;
-    let plan = plan(&project.name, &wanted, &observation, options.plan);
+    let plan = observe_and_plan(store, &project.name, &wanted, options).await?;
+    progress.planned(plan.steps.len());
     // Steps finish in any order (a slow one must not hold the others back);
     // outcomes are put back in plan order afterwards.
     let mut outcomes: Vec<(usize, StepOutcome)> =
@@ -107,7 +136,9 @@ pub async fn reconcile<S: ScheduleStore>(
                         .await
                         .err()
                         .map(|e| e.to_string());
-                    (index, StepOutcome { step, error })
+                    let outcome = StepOutcome { step, error };
+                    progress.finished(&outcome);
+                    (index, outcome)
                 }
             })
             .buffer_unordered(options.concurrency.max(1))
@@ -116,6 +147,60 @@ pub async fn reconcile<S: ScheduleStore>(
     outcomes.sort_by_key(|(index, _)| *index);
     let outcomes = outcomes.into_iter().map(|(_, outcome)| outcome).collect();
     Ok(Report { plan, outcomes })
+}
+
+/// What `plan` shows before anything is written.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Preview {
+    /// The plan.
+    pub plan: Plan,
+    /// For each update, the fields that differ from what the server holds
+    /// (an update of a schedule that vanished meanwhile has none).
+    pub changes: BTreeMap<String, Vec<FieldChange>>,
+}
+
+/// Lists and plans `project` without writing, and describes each schedule
+/// the plan would update to name the fields that differ.
+///
+/// # Errors
+///
+/// A [`StoreError`] when the listing fails.
+pub async fn preview<S: ScheduleStore>(
+    store: &S,
+    project: &Project,
+    options: ReconcileOptions,
+) -> Result<Preview, StoreError> {
+    let wanted = desired(project);
+    let plan = observe_and_plan(store, &project.name, &wanted, options).await?;
+    let updated = plan.steps.iter().filter_map(|step| match step {
+        Step::Update { schedule_id, .. } => Some(find(&wanted, schedule_id)),
+        _ => None,
+    });
+    let changes = stream::iter(updated)
+        .map(|want| async move {
+            let held = with_backoff(|| store.describe(&want.schedule_id)).await?;
+            let fields = held
+                .map(|held| field_changes(&held.schedule, &want.schedule))
+                .unwrap_or_default();
+            Ok::<_, StoreError>((want.schedule_id.clone(), fields))
+        })
+        .buffer_unordered(options.concurrency.max(1))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    Ok(Preview { plan, changes })
+}
+
+async fn observe_and_plan<S: ScheduleStore>(
+    store: &S,
+    project: &str,
+    wanted: &[DesiredSchedule],
+    options: ReconcileOptions,
+) -> Result<Plan, StoreError> {
+    let mut observation = with_backoff(|| store.list(project)).await?;
+    fill_fingerprints(store, project, wanted, &mut observation).await;
+    Ok(plan(project, wanted, &observation, options.plan))
 }
 
 /// Without the fingerprint search attribute a listing shows no fingerprints.

@@ -69,6 +69,20 @@ async fn plan_then_apply_then_plan_again() {
     }
     assert_eq!(code, Some(0));
 
+    // A changed project: the plan names each field that differs.
+    let changed = support::copy_example();
+    let file = changed.path().join("workflows/reports/nightly-report.yaml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("jitter: 30s", "jitter: 45s");
+    std::fs::write(&file, text).unwrap();
+    let pending = run(&["plan", changed.path().to_str().unwrap()], &address);
+    assert_eq!(pending.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&pending.stdout);
+    assert!(stdout.contains("update billing.nightly-report"), "{stdout}");
+    assert!(stdout.contains("jitter: 30s -> 45s"), "{stdout}");
+    assert_eq!(stdout.matches(" -> ").count(), 1, "{stdout}");
+
     // A broken project is refused before any connection.
     let broken = tempfile::tempdir().unwrap();
     std::fs::write(broken.path().join("project.yaml"), "name: billing\n").unwrap();

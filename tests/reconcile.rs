@@ -10,31 +10,6 @@ use schedule_sync::project;
 use schedule_sync::reconcile::{ReconcileOptions, reconcile};
 use schedule_sync::store::{ScheduleStore, TemporalStore};
 
-fn copy_example() -> tempfile::TempDir {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/billing");
-    let target = tempfile::tempdir().unwrap();
-    for entry in walkdir_files(&source) {
-        let relative = entry.strip_prefix(&source).unwrap();
-        let to = target.path().join(relative);
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(&entry, to).unwrap();
-    }
-    target
-}
-
-fn walkdir_files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walkdir_files(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
 async fn wait_for_listing(store: &TemporalStore, count: usize) {
     for _ in 0..100 {
         if store.list("billing").await.unwrap().schedules.len() == count {
@@ -50,7 +25,7 @@ async fn apply_creates_then_does_nothing_then_updates_keeping_an_operator_pause_
     let server = support::dev_server().await;
     let client = support::client(&server).await;
     let store = TemporalStore::new(client, server.namespace().to_owned(), true);
-    let dir = copy_example();
+    let dir = support::copy_example();
     let load = || project::load(dir.path()).unwrap().project;
 
     let first = reconcile(&store, &load(), ReconcileOptions::default())
@@ -309,7 +284,7 @@ async fn look_alike_projects_and_hand_made_schedules_are_never_touched() {
 async fn three_concurrent_applies_converge_to_one_schedule_each() {
     let server = support::dev_server().await;
     let client = support::client(&server).await;
-    let dir = copy_example();
+    let dir = support::copy_example();
     let project = project::load(dir.path()).unwrap().project;
     let stores: Vec<TemporalStore> = (0..3)
         .map(|_| TemporalStore::new(client.clone(), server.namespace().to_owned(), true))
@@ -407,7 +382,7 @@ async fn without_the_fingerprint_attribute_a_no_op_describes_but_never_writes() 
             .unwrap()
     );
     let store = TemporalStore::new(client.clone(), namespace.clone(), false);
-    let dir = copy_example();
+    let dir = support::copy_example();
     let project = project::load(dir.path()).unwrap().project;
     assert!(
         reconcile(&store, &project, ReconcileOptions::default())
@@ -470,7 +445,7 @@ async fn an_edit_made_in_the_cli_is_detected_and_corrected() {
     let server = support::dev_server().await;
     let client = support::client(&server).await;
     let store = TemporalStore::new(client, server.namespace().to_owned(), true);
-    let dir = copy_example();
+    let dir = support::copy_example();
     let load = || project::load(dir.path()).unwrap().project;
     let first = reconcile(&store, &load(), ReconcileOptions::default())
         .await
@@ -538,7 +513,7 @@ async fn applying_again_at_once_after_creates_and_deletes_neither_fails_nor_dupl
     let server = support::dev_server().await;
     let client = support::client(&server).await;
     let store = TemporalStore::new(client, server.namespace().to_owned(), true);
-    let dir = copy_example();
+    let dir = support::copy_example();
     let load = || project::load(dir.path()).unwrap().project;
     // No waiting between the runs: the listing may not show the creates yet.
     for _ in 0..3 {

@@ -66,3 +66,29 @@ pub fn describe(server: &DevServer, schedule_id: &str) -> serde_json::Value {
         &["schedule", "describe", "--schedule-id", schedule_id],
     )
 }
+
+/// A copy of `examples/billing` in a temporary folder, to change freely.
+pub fn copy_example() -> tempfile::TempDir {
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/billing");
+    let target = tempfile::tempdir().unwrap();
+    for entry in walkdir_files(&source) {
+        let relative = entry.strip_prefix(&source).unwrap();
+        let to = target.path().join(relative);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, to).unwrap();
+    }
+    target
+}
+
+fn walkdir_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walkdir_files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

@@ -1,0 +1,240 @@
+//! The fields that differ between the schedule Temporal holds and the desired
+//! one, in words a reviewer reads in `plan`: one line per managed field.
+
+use serde::Serialize;
+use temporalio_common::protos::temporal::api::enums::v1::ScheduleOverlapPolicy;
+use temporalio_common::protos::temporal::api::schedule::v1::schedule_action::Action;
+use temporalio_common::protos::temporal::api::schedule::v1::{
+    Range, Schedule, ScheduleSpec, StructuredCalendarSpec,
+};
+
+/// One managed field whose value differs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldChange {
+    /// The field, as PRODUCT.md's schema or Temporal's schedule names it.
+    pub field: &'static str,
+    /// Its value on the server.
+    pub current: String,
+    /// Its value in the project.
+    pub desired: String,
+}
+
+/// The managed fields of `held` that differ from `want`, in a fixed order.
+/// The paused state is left out: pauses are the plan's business.
+pub fn field_changes(held: &Schedule, want: &Schedule) -> Vec<FieldChange> {
+    let mut changes = Vec::new();
+    for (field, render) in FIELDS {
+        let (current, desired) = (render(held), render(want));
+        if current != desired {
+            changes.push(FieldChange {
+                field,
+                current,
+                desired,
+            });
+        }
+    }
+    changes
+}
+
+type Render = fn(&Schedule) -> String;
+
+const FIELDS: [(&str, Render); 12] = [
+    ("cron", |s| spec(s).map(calendars).unwrap_or_default()),
+    ("every", |s| spec(s).map(intervals).unwrap_or_default()),
+    ("timezone", |s| {
+        spec(s).map(|s| s.timezone_name.clone()).unwrap_or_default()
+    }),
+    ("jitter", |s| {
+        seconds(spec(s).and_then(|s| s.jitter.as_ref()))
+    }),
+    ("start", |s| {
+        timestamp(spec(s).and_then(|s| s.start_time.as_ref()))
+    }),
+    ("end", |s| {
+        timestamp(spec(s).and_then(|s| s.end_time.as_ref()))
+    }),
+    ("type", |s| {
+        start(s)
+            .and_then(|w| w.workflow_type.as_ref())
+            .map(|t| t.name.clone())
+            .unwrap_or_default()
+    }),
+    ("task_queue", |s| {
+        start(s)
+            .and_then(|w| w.task_queue.as_ref())
+            .map(|q| q.name.clone())
+            .unwrap_or_default()
+    }),
+    ("input", |s| {
+        start(s)
+            .and_then(|w| w.input.as_ref())
+            .map(|i| {
+                i.payloads
+                    .iter()
+                    .map(|p| String::from_utf8_lossy(&p.data).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    }),
+    ("overlap_policy", |s| {
+        let policy = s.policies.as_ref().map_or(0, |p| p.overlap_policy);
+        // Unspecified means Skip on the server.
+        ScheduleOverlapPolicy::try_from(policy.max(1))
+            .map(|p| {
+                p.as_str_name()
+                    .trim_start_matches("SCHEDULE_OVERLAP_POLICY_")
+            })
+            .unwrap_or("?")
+            .to_ascii_lowercase()
+    }),
+    ("catchup_window", |s| {
+        seconds(s.policies.as_ref().and_then(|p| p.catchup_window.as_ref()))
+    }),
+    ("pause_on_failure", |s| {
+        s.policies
+            .as_ref()
+            .is_some_and(|p| p.pause_on_failure)
+            .to_string()
+    }),
+];
+
+fn spec(schedule: &Schedule) -> Option<&ScheduleSpec> {
+    schedule.spec.as_ref()
+}
+
+fn start(
+    schedule: &Schedule,
+) -> Option<&temporalio_common::protos::temporal::api::workflow::v1::NewWorkflowExecutionInfo> {
+    let Action::StartWorkflow(start) = schedule.action.as_ref()?.action.as_ref()?;
+    Some(start)
+}
+
+fn seconds(duration: Option<&prost_wkt_types::Duration>) -> String {
+    duration.map_or_else(String::new, |d| format!("{}s", d.seconds))
+}
+
+fn timestamp(time: Option<&prost_wkt_types::Timestamp>) -> String {
+    time.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
+        .map_or_else(String::new, |t| t.to_rfc3339())
+}
+
+fn intervals(spec: &ScheduleSpec) -> String {
+    spec.interval
+        .iter()
+        .map(|i| {
+            let every = seconds(i.interval.as_ref());
+            match i.phase.as_ref().filter(|p| p.seconds != 0) {
+                Some(phase) => format!("{every} offset {}s", phase.seconds),
+                None => every,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Calendars as 6-field cron lines (second first), `*` for a full field.
+fn calendars(spec: &ScheduleSpec) -> String {
+    spec.structured_calendar
+        .iter()
+        .map(calendar)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn calendar(c: &StructuredCalendarSpec) -> String {
+    let mut fields = vec![
+        ranges(&c.second, 0, 59),
+        ranges(&c.minute, 0, 59),
+        ranges(&c.hour, 0, 23),
+        ranges(&c.day_of_month, 1, 31),
+        ranges(&c.month, 1, 12),
+        ranges(&c.day_of_week, 0, 6),
+    ];
+    if !c.year.is_empty() {
+        fields.push(ranges(&c.year, i32::MIN, i32::MAX));
+    }
+    let mut line = fields.join(" ");
+    if !c.comment.is_empty() {
+        line.push_str(" # ");
+        line.push_str(&c.comment);
+    }
+    line
+}
+
+/// A field's ranges as `a`, `a-b` or `a-b/s`, comma-separated; `*` when they
+/// cover `min..=max` (Temporal reads an empty field as the whole range for
+/// the date fields and as 0 for the time fields, which we never send empty).
+fn ranges(ranges: &[Range], min: i32, max: i32) -> String {
+    let whole = |r: &Range| r.start == min && r.end.max(r.start) == max && r.step.max(1) == 1;
+    if ranges.is_empty() || ranges.iter().any(whole) {
+        return "*".into();
+    }
+    ranges
+        .iter()
+        .map(|r| {
+            let end = r.end.max(r.start);
+            match (end == r.start, r.step.max(1)) {
+                (true, _) => r.start.to_string(),
+                (false, 1) => format!("{}-{end}", r.start),
+                (false, step) => format!("{}-{end}/{step}", r.start),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::desired;
+
+    fn schedule(file: &str) -> Schedule {
+        let project = crate::project::test_project("foo", &[file]);
+        desired(&project).remove(0).schedule
+    }
+
+    #[test]
+    fn only_the_fields_that_differ_are_named() {
+        let held = schedule("id: a\nschedule:\n  cron: \"30 9 * * 1-5\"\n  jitter: 30s\n");
+        let want = schedule(
+            "id: a\nschedule:\n  cron: \"*/15 9-17 * * *\"\n  jitter: 45s\n  timezone: Europe/Paris\n",
+        );
+        let changes = field_changes(&held, &want);
+        let named: Vec<(&str, &str, &str)> = changes
+            .iter()
+            .map(|c| (c.field, c.current.as_str(), c.desired.as_str()))
+            .collect();
+        assert_eq!(
+            named,
+            vec![
+                ("cron", "0 30 9 * * 1-5", "0 0-59/15 9-17 * * *"),
+                ("timezone", "UTC", "Europe/Paris"),
+                ("jitter", "30s", "45s"),
+            ]
+        );
+        assert!(field_changes(&want, &want).is_empty());
+    }
+
+    #[test]
+    fn intervals_policies_and_input_are_compared() {
+        let held = schedule("id: a\nschedule:\n  every: 15m\n");
+        let want = schedule(
+            "id: a\nschedule:\n  every: 15m\n  offset: 5m\n  overlap_policy: buffer_one\n  \
+             pause_on_failure: true\n  input: {day: 1}\n",
+        );
+        let fields: Vec<&str> = field_changes(&held, &want)
+            .iter()
+            .map(|c| c.field)
+            .collect();
+        assert_eq!(
+            fields,
+            vec!["every", "input", "overlap_policy", "pause_on_failure"]
+        );
+        let every = &field_changes(&held, &want)[0];
+        assert_eq!(
+            (every.current.as_str(), every.desired.as_str()),
+            ("900s", "900s offset 300s")
+        );
+    }
+}
