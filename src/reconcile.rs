@@ -441,12 +441,9 @@ async fn read_back<S: ScheduleStore>(
             return Ok(ReadBack::Lost(lost_race(want)));
         };
         if now.conflict_token != token {
-            let fingerprint_ok = now
-                .observed
-                .fingerprint
-                .as_ref()
-                .is_none_or(|f| *f == want.fingerprint);
-            let applied = fingerprint_ok && now.schedule.spec == want.schedule.spec;
+            // The schedule itself, not the fingerprint attribute: Temporal
+            // shows a new attribute value a moment after the new definition.
+            let applied = same_schedule(&now.schedule, &want.schedule);
             return Ok(if applied {
                 ReadBack::Applied
             } else {
