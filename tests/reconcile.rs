@@ -542,3 +542,136 @@ async fn applying_again_at_once_after_creates_and_deletes_neither_fails_nor_dupl
     assert_eq!(ids.len(), 3, "{ids:?}");
     server.stop();
 }
+
+#[tokio::test]
+async fn every_kind_of_field_is_updated_and_read_back_with_the_cli() {
+    let server = support::dev_server().await;
+    let client = support::client(&server).await;
+    let store = TemporalStore::new(client, server.namespace().to_owned(), true);
+    let dir = tempfile::tempdir().unwrap();
+    let daily = "  cron: \"@daily\"\n";
+    // Each variant of `w` changes one field from the one before; the pointer
+    // reads it back from `temporal schedule describe`.
+    let variants: [(&str, String, &str, serde_json::Value); 12] = [
+        (
+            "",
+            "  cron: \"30 4 * * 1\"\n".into(),
+            "/schedule/spec/structuredCalendar/0/hour/0/start",
+            4.into(),
+        ),
+        (
+            "",
+            "  every: 20m\n".into(),
+            "/schedule/spec/interval/0/interval",
+            "1200s".into(),
+        ),
+        (
+            "",
+            format!("{daily}  timezone: Asia/Tokyo\n"),
+            "/schedule/spec/timezoneName",
+            "Asia/Tokyo".into(),
+        ),
+        (
+            "",
+            format!("{daily}  jitter: 1m\n"),
+            "/schedule/spec/jitter",
+            "60s".into(),
+        ),
+        (
+            "",
+            format!("{daily}  end_at: 2031-01-01T00:00:00Z\n"),
+            "/schedule/spec/endTime",
+            "2031-01-01T00:00:00Z".into(),
+        ),
+        (
+            "",
+            format!("{daily}  overlap_policy: buffer_all\n"),
+            "/schedule/policies/overlapPolicy",
+            "SCHEDULE_OVERLAP_POLICY_BUFFER_ALL".into(),
+        ),
+        (
+            "",
+            format!("{daily}  catchup_window: 2m\n"),
+            "/schedule/policies/catchupWindow",
+            "120s".into(),
+        ),
+        (
+            "",
+            format!("{daily}  pause_on_failure: true\n"),
+            "/schedule/policies/pauseOnFailure",
+            true.into(),
+        ),
+        (
+            "",
+            format!("{daily}  enabled: false\n"),
+            "/schedule/state/paused",
+            true.into(),
+        ),
+        (
+            "",
+            format!("{daily}  input: {{region: eu}}\n"),
+            "/schedule/action/startWorkflow/input/payloads/0/data",
+            // base64 of {"region":"eu"}, one json/plain payload
+            "eyJyZWdpb24iOiJldSJ9".into(),
+        ),
+        (
+            "type: Renamed\n",
+            daily.into(),
+            "/schedule/action/startWorkflow/workflowType/name",
+            "Renamed".into(),
+        ),
+        (
+            "task_queue: elsewhere\n",
+            daily.into(),
+            "/schedule/action/startWorkflow/taskQueue/name",
+            "elsewhere".into(),
+        ),
+    ];
+    std::fs::create_dir_all(dir.path().join("workflows")).unwrap();
+    std::fs::write(
+        dir.path().join("project.yaml"),
+        "name: fields\ntask_queue: q\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("workflows/keep.yaml"),
+        format!("id: keep\nschedule:\n{daily}"),
+    )
+    .unwrap();
+    for (header, schedule, pointer, expected) in variants {
+        let text = format!("id: w\n{header}schedule:\n{schedule}");
+        std::fs::write(dir.path().join("workflows/w.yaml"), &text).unwrap();
+        let report = reconcile(
+            &store,
+            &project::load(dir.path()).unwrap().project,
+            ReconcileOptions::default(),
+        )
+        .await
+        .unwrap();
+        assert!(report.converged(), "{text}: {report:#?}");
+        let described = support::describe(&server, "fields.w");
+        assert_eq!(
+            described.pointer(pointer),
+            Some(&expected),
+            "{text}: {described:#}"
+        );
+    }
+    std::fs::remove_file(dir.path().join("workflows/w.yaml")).unwrap();
+    let shrunk = reconcile(
+        &store,
+        &project::load(dir.path()).unwrap().project,
+        ReconcileOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert!(shrunk.converged(), "{shrunk:#?}");
+    let listed = support::temporal_json(&server, &["schedule", "list"]);
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["scheduleId"].as_str())
+        .collect();
+    assert_eq!(ids, vec!["fields.keep"]);
+    server.stop();
+}
