@@ -34,6 +34,9 @@ struct ConnectionArgs {
     /// Allow deleting more than half (or all) of the project's schedules.
     #[arg(long)]
     allow_mass_delete: bool,
+    /// Schedule writes in flight at once.
+    #[arg(long, default_value_t = schedule_sync::reconcile::DEFAULT_CONCURRENCY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=512))]
+    concurrency: usize,
 }
 
 #[derive(Subcommand)]
@@ -209,6 +212,7 @@ async fn run_remote(
     let mut options = ReconcileOptions::default();
     options.plan.adopt = args.adopt;
     options.plan.allow_mass_delete = args.allow_mass_delete;
+    options.concurrency = args.concurrency;
     let (report, changes) = if write {
         let bar = ProgressBar::default();
         let report = reconcile_with_progress(&store, project, options, &bar).await?;
