@@ -59,6 +59,9 @@ pub struct StepOutcome {
     pub step: Step,
     /// `None` when it succeeded, else the error.
     pub error: Option<String>,
+    /// Whether the error may heal by retrying.
+    #[serde(skip)]
+    pub retryable: bool,
 }
 
 /// What a reconcile did.
@@ -132,11 +135,12 @@ pub async fn reconcile_with_progress<S: ScheduleStore>(
             .map(|(index, step)| {
                 let wanted = &wanted;
                 async move {
-                    let error = execute(store, &project.name, wanted, &step)
-                        .await
-                        .err()
-                        .map(|e| e.to_string());
-                    let outcome = StepOutcome { step, error };
+                    let error = execute(store, &project.name, wanted, &step).await.err();
+                    let outcome = StepOutcome {
+                        step,
+                        retryable: error.as_ref().is_some_and(StoreError::is_retryable),
+                        error: error.map(|e| e.to_string()),
+                    };
                     progress.finished(&outcome);
                     (index, outcome)
                 }

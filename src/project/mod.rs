@@ -47,6 +47,26 @@ impl InvalidProject {
     pub fn error_count(&self) -> usize {
         self.diagnostics.iter().filter(|d| d.is_error()).count()
     }
+
+    /// The errors, one `file:line:column: message` per line, for logs and
+    /// status pages.
+    pub fn summary(&self) -> String {
+        let lines: Vec<String> = self
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| {
+                format!(
+                    "{}:{}:{}: {}",
+                    d.file.display(),
+                    d.line,
+                    d.column,
+                    d.message
+                )
+            })
+            .collect();
+        format!("invalid project: {}", lines.join("\n"))
+    }
 }
 
 /// Loads and validates the project in `dir`. Reads only files; no network.

@@ -107,6 +107,50 @@ pub trait ScheduleStore: Send + Sync {
     fn delete(&self, schedule_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// A shared store is a store.
+impl<S: ScheduleStore> ScheduleStore for std::sync::Arc<S> {
+    fn list(&self, project: &str) -> impl Future<Output = Result<Observation, StoreError>> + Send {
+        (**self).list(project)
+    }
+
+    fn describe(
+        &self,
+        schedule_id: &str,
+    ) -> impl Future<Output = Result<Option<Described>, StoreError>> + Send {
+        (**self).describe(schedule_id)
+    }
+
+    fn create(
+        &self,
+        project: &str,
+        desired: &DesiredSchedule,
+    ) -> impl Future<Output = Result<Created, StoreError>> + Send {
+        (**self).create(project, desired)
+    }
+
+    fn update(
+        &self,
+        project: &str,
+        desired: &DesiredSchedule,
+        pause: &PauseState,
+        conflict_token: &[u8],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).update(project, desired, pause, conflict_token)
+    }
+
+    fn set_paused(
+        &self,
+        schedule_id: &str,
+        pause: &PauseState,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).set_paused(schedule_id, pause)
+    }
+
+    fn delete(&self, schedule_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).delete(schedule_id)
+    }
+}
+
 /// A failed schedule RPC.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{rpc} failed ({code:?}): {message}")]
@@ -141,9 +185,10 @@ pub fn is_retryable(code: tonic::Code) -> bool {
         | Code::ResourceExhausted
         | Code::Aborted
         | Code::Internal
-        | Code::Unknown
-        | Code::Cancelled => true,
-        Code::Ok
+        | Code::Unknown => true,
+        // Our own shutdown cancels; nothing to retry then.
+        Code::Cancelled
+        | Code::Ok
         | Code::InvalidArgument
         | Code::NotFound
         | Code::AlreadyExists

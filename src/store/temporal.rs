@@ -23,8 +23,6 @@ use crate::desired::{
 use crate::dev_server::FINGERPRINT_ATTRIBUTE;
 use crate::plan::{Observation, Observed};
 
-/// The counter of schedule RPCs, by `rpc` and gRPC `code`.
-pub const RPC_TOTAL: &str = "schedule_sync_rpc_total";
 /// Schedules per ListSchedules page.
 pub const PAGE_SIZE: i32 = 1000;
 
@@ -192,7 +190,7 @@ fn counted<T>(
         Ok(_) => tonic::Code::Ok,
         Err(status) => status.code(),
     };
-    metrics::counter!(RPC_TOTAL, "rpc" => rpc, "code" => format!("{code:?}")).increment(1);
+    crate::metrics::rpc(rpc, code);
     result
         .map(tonic::Response::into_inner)
         .map_err(|status| StoreError {

@@ -1,0 +1,197 @@
+//! How an attempt reaches a [`ScheduleStore`]: a [`Connector`] makes one
+//! (connecting counts as part of the attempt), and [`AttemptError`] sorts
+//! what went wrong into retryable and fatal.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::connection::{ConnectionError, Settings};
+use crate::lifecycle::ErrorKind;
+use crate::store::{Created, Described, PauseState, ScheduleStore, StoreError, TemporalStore};
+
+/// Makes the store that an attempt talks to.
+pub trait Connector: Send + Sync + 'static {
+    /// The store it makes.
+    type Store: ScheduleStore + 'static;
+
+    /// Connects. The run loop bounds the call by the attempt timeout.
+    ///
+    /// # Errors
+    ///
+    /// An [`AttemptError`] saying whether trying again may help.
+    fn connect(&self) -> impl Future<Output = Result<Self::Store, AttemptError>> + Send;
+}
+
+/// Why an attempt failed, and whether retrying may heal it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct AttemptError {
+    /// Retryable or fatal.
+    pub kind: ErrorKind,
+    /// What happened, with secrets removed.
+    pub message: String,
+}
+
+impl AttemptError {
+    /// An error that may heal.
+    pub fn retryable(message: impl Into<String>) -> Self {
+        AttemptError {
+            kind: ErrorKind::Retryable,
+            message: message.into(),
+        }
+    }
+
+    /// An error that will not heal by retrying.
+    pub fn fatal(message: impl Into<String>) -> Self {
+        AttemptError {
+            kind: ErrorKind::Fatal,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for AttemptError {
+    /// Sorted by [`crate::store::is_retryable`]: PermissionDenied, an unknown
+    /// namespace (NotFound) or Unauthenticated are fatal.
+    fn from(error: StoreError) -> Self {
+        AttemptError {
+            kind: if error.is_retryable() {
+                ErrorKind::Retryable
+            } else {
+                ErrorKind::Fatal
+            },
+            message: error.to_string(),
+        }
+    }
+}
+
+impl From<ConnectionError> for AttemptError {
+    /// Settings that cannot work are fatal; a server that is away or silent
+    /// is retryable.
+    fn from(error: ConnectionError) -> Self {
+        match error {
+            ConnectionError::Config(_) => AttemptError::fatal(error.to_string()),
+            _ => AttemptError::retryable(error.to_string()),
+        }
+    }
+}
+
+/// Connects to Temporal with [`Settings`].
+#[derive(Clone, Debug)]
+pub struct TemporalConnector {
+    settings: Settings,
+    connect_timeout: Duration,
+}
+
+impl TemporalConnector {
+    /// A connector for `settings`, giving up on one connect after
+    /// `connect_timeout`.
+    pub fn new(settings: Settings, connect_timeout: Duration) -> Self {
+        TemporalConnector {
+            settings,
+            connect_timeout,
+        }
+    }
+}
+
+impl Connector for TemporalConnector {
+    type Store = TemporalStore;
+
+    async fn connect(&self) -> Result<TemporalStore, AttemptError> {
+        let client = self.settings.connect(self.connect_timeout).await?;
+        let namespace = self.settings.namespace.clone();
+        let attribute = tokio::time::timeout(
+            self.connect_timeout,
+            TemporalStore::has_fingerprint_attribute(&client, &namespace),
+        )
+        .await
+        .map_err(|_| AttemptError::retryable("listing the search attributes timed out"))??;
+        if !attribute {
+            tracing::warn!(
+                "the namespace has no `{0}` search attribute, so each schedule is described to \
+                 compare; register it with: temporal operator search-attribute create --name {0} \
+                 --type Keyword",
+                crate::dev_server::FINGERPRINT_ATTRIBUTE
+            );
+        }
+        Ok(TemporalStore::new(client, namespace, attribute))
+    }
+}
+
+/// A store that refuses to start an RPC once shutdown has begun; RPCs
+/// already in flight go on.
+pub(crate) struct Guarded<'a, S> {
+    pub(crate) inner: &'a S,
+    pub(crate) shutdown: &'a CancellationToken,
+}
+
+impl<S> Guarded<'_, S> {
+    fn open(&self, rpc: &'static str) -> Result<(), StoreError> {
+        if self.shutdown.is_cancelled() {
+            Err(StoreError {
+                rpc,
+                code: tonic::Code::Cancelled,
+                message: "not started: shutting down".into(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl<S: ScheduleStore> ScheduleStore for Guarded<'_, S> {
+    async fn list(&self, project: &str) -> Result<crate::plan::Observation, StoreError> {
+        self.open("ListSchedules")?;
+        self.inner.list(project).await
+    }
+
+    async fn describe(&self, schedule_id: &str) -> Result<Option<Described>, StoreError> {
+        self.open("DescribeSchedule")?;
+        self.inner.describe(schedule_id).await
+    }
+
+    async fn create(
+        &self,
+        project: &str,
+        desired: &crate::desired::DesiredSchedule,
+    ) -> Result<Created, StoreError> {
+        self.open("CreateSchedule")?;
+        self.inner.create(project, desired).await
+    }
+
+    async fn update(
+        &self,
+        project: &str,
+        desired: &crate::desired::DesiredSchedule,
+        pause: &PauseState,
+        conflict_token: &[u8],
+    ) -> Result<(), StoreError> {
+        self.open("UpdateSchedule")?;
+        self.inner
+            .update(project, desired, pause, conflict_token)
+            .await
+    }
+
+    async fn set_paused(&self, schedule_id: &str, pause: &PauseState) -> Result<(), StoreError> {
+        self.open("PatchSchedule")?;
+        self.inner.set_paused(schedule_id, pause).await
+    }
+
+    async fn delete(&self, schedule_id: &str) -> Result<(), StoreError> {
+        self.open("DeleteSchedule")?;
+        self.inner.delete(schedule_id).await
+    }
+}
+
+/// Hands out one shared store: for embedders' tests with a
+/// [`crate::store::MemoryStore`], and for fault injection.
+impl<S: ScheduleStore + 'static> Connector for Arc<S> {
+    type Store = Arc<S>;
+
+    async fn connect(&self) -> Result<Arc<S>, AttemptError> {
+        Ok(self.clone())
+    }
+}

@@ -1,0 +1,317 @@
+//! The one run loop: the only place that awaits, sleeps and selects. It owns
+//! the status sender, waits for a trigger, runs one attempt at a time, feeds
+//! the outcome to [`transition`] and publishes the result.
+
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::connector::{AttemptError, Connector, Guarded};
+use super::{Command, Options, Status};
+use crate::lifecycle::{ErrorKind, Event, State, transition};
+use crate::project::Project;
+use crate::reconcile::{Report, reconcile};
+use crate::retry::JitterSource;
+
+/// Maps tokio's clock (paused in tests) onto wall-clock times for the status.
+struct Clock {
+    wall: SystemTime,
+    instant: Instant,
+}
+
+impl Clock {
+    fn new() -> Self {
+        Clock {
+            wall: SystemTime::now(),
+            instant: Instant::now(),
+        }
+    }
+
+    fn now(&self) -> SystemTime {
+        self.wall + self.instant.elapsed()
+    }
+
+    fn instant_at(&self, at: SystemTime) -> Instant {
+        let offset = at.duration_since(self.wall).unwrap_or(Duration::ZERO);
+        self.instant + offset
+    }
+}
+
+/// The loop's own state besides the published status.
+struct Loop<C: Connector> {
+    connector: C,
+    options: Options,
+    status: Status,
+    sender: watch::Sender<Status>,
+    clock: Clock,
+    jitter: JitterSource,
+    project: Option<Project>,
+    store: Option<C::Store>,
+    /// When the next attempt starts; `None` waits for a trigger.
+    due: Option<Instant>,
+}
+
+pub(super) async fn run<C: Connector>(
+    connector: C,
+    options: Options,
+    project: Result<Project, String>,
+    sender: watch::Sender<Status>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    shutdown: CancellationToken,
+) {
+    let clock = Clock::new();
+    let mut this = Loop {
+        jitter: JitterSource::new(options.retry.jitter),
+        connector,
+        options,
+        status: Status::new(clock.now()),
+        sender,
+        clock,
+        project: None,
+        store: None,
+        due: None,
+    };
+    this.publish_state();
+    match project {
+        Ok(project) => this.accept(project),
+        Err(error) => this.step(Event::Failed {
+            at: this.clock.now(),
+            kind: ErrorKind::Fatal,
+            error,
+            jitter: 1.0,
+        }),
+    }
+    let mut commands_open = true;
+    loop {
+        let due = this.due;
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            command = commands.recv(), if commands_open => {
+                match command {
+                    Some(command) => this.command(command),
+                    None => commands_open = false,
+                }
+                continue;
+            }
+            () = sleep_until(due) => {}
+        }
+        // Triggers that queued up meanwhile coalesce into this attempt.
+        while let Ok(command) = commands.try_recv() {
+            this.command(command);
+        }
+        if !this.attempt(&shutdown).await {
+            break;
+        }
+    }
+    this.step(Event::ShutdownRequested);
+    tracing::info!("the reconciler stopped");
+}
+
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl<C: Connector> Loop<C> {
+    /// Runs one attempt. Returns false when shutdown came during it.
+    async fn attempt(&mut self, shutdown: &CancellationToken) -> bool {
+        let Some(project) = self.project.clone() else {
+            self.due = None;
+            return true;
+        };
+        let started = Instant::now();
+        let timeout = self.options.attempt_timeout;
+        let outcome = {
+            let attempt = tokio::time::timeout(
+                timeout,
+                attempt(
+                    &self.connector,
+                    &mut self.store,
+                    &project,
+                    &self.options,
+                    shutdown,
+                ),
+            );
+            tokio::pin!(attempt);
+            tokio::select! {
+                biased;
+                result = &mut attempt => Some((result, false)),
+                () = shutdown.cancelled() => {
+                    // No new RPC starts now; what is in flight may finish.
+                    let grace = self.options.shutdown_timeout;
+                    let finished = tokio::time::timeout(grace, &mut attempt).await;
+                    if finished.is_err() {
+                        tracing::warn!(?grace, "work in flight was abandoned at shutdown");
+                    }
+                    finished.ok().map(|result| (result, true))
+                }
+            }
+        };
+        let Some((result, stopped)) = outcome else {
+            return false;
+        };
+        let took = started.elapsed();
+        let at = self.clock.now();
+        let event = match result {
+            Ok(Ok(report)) => self.finished(report, at, took),
+            Ok(Err(error)) => {
+                let outcome = match error.kind {
+                    ErrorKind::Retryable => "retryable_error",
+                    ErrorKind::Fatal => "fatal_error",
+                };
+                crate::metrics::attempt_finished(outcome, took);
+                self.failure(at, error)
+            }
+            Err(_) => {
+                crate::metrics::attempt_finished("timeout", took);
+                self.failure(
+                    at,
+                    AttemptError::retryable(format!("the attempt timed out after {timeout:?}")),
+                )
+            }
+        };
+        if stopped {
+            return false;
+        }
+        self.step(event);
+        true
+    }
+
+    fn finished(&mut self, report: Report, at: SystemTime, took: Duration) -> Event {
+        for outcome in &report.outcomes {
+            crate::metrics::operation(step_name(&outcome.step), outcome.error.is_none());
+        }
+        self.status.record(&report);
+        crate::metrics::schedules(&self.status.counts());
+        // Errors that retrying may heal (Temporal busy or away mid-way) make
+        // the attempt a failure; the others stay with their schedules.
+        let retryable: Vec<&str> = report
+            .outcomes
+            .iter()
+            .filter(|o| o.retryable)
+            .filter_map(|o| o.error.as_deref())
+            .collect();
+        if let Some(first) = retryable.first() {
+            crate::metrics::attempt_finished("retryable_error", took);
+            return self.failure(
+                at,
+                AttemptError::retryable(format!(
+                    "{} schedule write(s) failed, first: {first}",
+                    retryable.len()
+                )),
+            );
+        }
+        crate::metrics::attempt_finished("success", took);
+        crate::metrics::succeeded(at);
+        self.status.ever_synced = true;
+        self.status.last_success = Some(at);
+        tracing::info!(
+            steps = report.outcomes.len(),
+            failed = report.outcomes.iter().filter(|o| o.error.is_some()).count(),
+            "reconciled"
+        );
+        Event::Succeeded { at }
+    }
+
+    fn failure(&mut self, at: SystemTime, error: AttemptError) -> Event {
+        tracing::warn!(error = %error.message, kind = ?error.kind, "a reconcile attempt failed");
+        if error.kind == ErrorKind::Retryable {
+            // Reconnect next time: the connection may be what broke.
+            self.store = None;
+        }
+        Event::Failed {
+            at,
+            kind: error.kind,
+            error: error.message,
+            jitter: self.jitter.next_factor(),
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Reload(Ok(project)) => {
+                crate::metrics::reload(true);
+                self.accept(project);
+            }
+            Command::Reload(Err(error)) => {
+                crate::metrics::reload(false);
+                tracing::warn!(%error, "the reload was refused; the last good project stays");
+                self.status.reload_error = Some(error);
+                self.publish();
+            }
+            Command::Resync => self.due = Some(Instant::now()),
+        }
+    }
+
+    /// Takes `project` as the one to reconcile, at once.
+    fn accept(&mut self, project: Project) {
+        self.status.revision += 1;
+        self.status.reload_error = None;
+        self.status.declare(&project);
+        crate::metrics::schedules(&self.status.counts());
+        self.project = Some(project);
+        self.due = Some(Instant::now());
+        self.publish();
+    }
+
+    /// Moves the state machine and schedules the next attempt.
+    fn step(&mut self, event: Event) {
+        let next = transition(self.status.state.clone(), event, &self.options.retry);
+        self.due = match &next {
+            State::Retrying { next_retry_at, .. } | State::Failed { next_retry_at, .. } => {
+                Some(self.clock.instant_at(*next_retry_at))
+            }
+            State::Synced { .. } => self.options.resync.map(|every| Instant::now() + every),
+            State::Pending | State::ShuttingDown => None,
+        };
+        if next.name() != self.status.state.name() {
+            self.status.state_entered_at = self.clock.now();
+        }
+        self.status.state = next;
+        self.publish_state();
+    }
+
+    fn publish_state(&mut self) {
+        crate::metrics::state_entered(&self.status.state, self.status.state_entered_at);
+        self.publish();
+    }
+
+    fn publish(&self) {
+        self.sender.send_replace(self.status.clone());
+    }
+}
+
+/// Connects if need be, then reconciles through a store that starts no RPC
+/// once shutdown has begun.
+async fn attempt<C: Connector>(
+    connector: &C,
+    store: &mut Option<C::Store>,
+    project: &Project,
+    options: &Options,
+    shutdown: &CancellationToken,
+) -> Result<Report, AttemptError> {
+    if store.is_none() {
+        *store = Some(connector.connect().await?);
+    }
+    let Some(inner) = store.as_ref() else {
+        unreachable!("connected just above");
+    };
+    let guarded = Guarded { inner, shutdown };
+    Ok(reconcile(&guarded, project, options.reconcile).await?)
+}
+
+fn step_name(step: &crate::plan::Step) -> &'static str {
+    use crate::plan::Step;
+    match step {
+        Step::Create { .. } => "create",
+        Step::Update { .. } => "update",
+        Step::Pause { .. } => "pause",
+        Step::Unpause { .. } => "unpause",
+        Step::Delete { .. } => "delete",
+    }
+}

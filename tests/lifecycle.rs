@@ -1,0 +1,563 @@
+//! The runtime component in paused tokio time, with in-memory stores: every
+//! arrow of the lifecycle as the run loop drives it, exact backoff gaps with
+//! jitter off, the retry budget and the slow retry, triggers, readiness,
+//! liveness, and shutdown during a backoff and during an RPC.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use schedule_sync::desired::DesiredSchedule;
+use schedule_sync::lifecycle::{FailedReason, State};
+use schedule_sync::plan::Observation;
+use schedule_sync::project::{self, Project};
+use schedule_sync::reconciler::{
+    AttemptError, Connector, Options, Reconciler, ReconcilerHandle, ScheduleState,
+};
+use schedule_sync::retry::{Jitter, RetryPolicy};
+use schedule_sync::store::{
+    Created, Described, MemoryStore, PauseState, ScheduleStore, StoreError,
+};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/billing")
+}
+
+fn billing() -> Project {
+    project::load(&example()).unwrap().project
+}
+
+fn no_jitter() -> Options {
+    Options {
+        retry: RetryPolicy {
+            jitter: Jitter::Off,
+            ..RetryPolicy::default()
+        },
+        ..Options::default()
+    }
+}
+
+/// Fails to connect with the queued errors, then hands out the store; notes
+/// when each connect was tried.
+struct Flaky {
+    store: Arc<MemoryStore>,
+    failures: Mutex<VecDeque<AttemptError>>,
+    always_fail: Mutex<Option<AttemptError>>,
+    tried_at: Mutex<Vec<Instant>>,
+}
+
+#[derive(Clone)]
+struct FlakyConnector(Arc<Flaky>);
+
+impl std::ops::Deref for FlakyConnector {
+    type Target = Flaky;
+    fn deref(&self) -> &Flaky {
+        &self.0
+    }
+}
+
+impl FlakyConnector {
+    fn new(failures: Vec<AttemptError>) -> Self {
+        FlakyConnector(Arc::new(Flaky {
+            store: Arc::new(MemoryStore::new()),
+            failures: Mutex::new(failures.into()),
+            always_fail: Mutex::new(None),
+            tried_at: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// Seconds since `start` of each connect tried.
+    fn tries(&self, start: Instant) -> Vec<u64> {
+        let tried = self.tried_at.lock().unwrap();
+        tried.iter().map(|t| (*t - start).as_secs()).collect()
+    }
+}
+
+impl Connector for FlakyConnector {
+    type Store = Arc<MemoryStore>;
+
+    async fn connect(&self) -> Result<Arc<MemoryStore>, AttemptError> {
+        self.tried_at.lock().unwrap().push(Instant::now());
+        if let Some(error) = self.always_fail.lock().unwrap().clone() {
+            return Err(error);
+        }
+        match self.failures.lock().unwrap().pop_front() {
+            Some(error) => Err(error),
+            None => Ok(self.store.clone()),
+        }
+    }
+}
+
+fn unavailable() -> AttemptError {
+    AttemptError::retryable("connecting to Temporal at 127.0.0.1:1 failed")
+}
+
+async fn wait_for(handle: &ReconcilerHandle, what: &str, test: impl Fn(&State) -> bool) -> State {
+    let mut status = handle.subscribe();
+    let reached = tokio::time::timeout(
+        Duration::from_secs(3600),
+        status.wait_for(|s| test(&s.state)),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("never reached {what}: {:?}", handle.state()))
+    .unwrap_or_else(|_| panic!("the task ended before {what}"));
+    reached.state.clone()
+}
+
+#[tokio::test(start_paused = true)]
+async fn spawning_returns_at_once_and_the_first_sync_makes_it_ready() {
+    let connector = FlakyConnector::new(vec![]);
+    let shutdown = CancellationToken::new();
+    let handle = Reconciler::new(connector.clone(), no_jitter()).spawn(Ok(billing()), shutdown);
+    // Nothing ran yet: spawn does not wait for Temporal.
+    assert_eq!(handle.state(), State::Pending);
+    assert!(!handle.is_ready());
+    assert!(handle.is_live());
+    assert!(
+        handle
+            .status()
+            .schedules
+            .iter()
+            .all(|s| s.status == ScheduleState::Pending)
+    );
+    handle.wait_synced().await.unwrap();
+    assert!(matches!(handle.state(), State::Synced { .. }));
+    assert!(handle.is_ready());
+    assert_eq!(connector.store.writes(), 4);
+    let status = handle.status();
+    assert_eq!(status.revision, 1);
+    assert!(status.last_success.is_some());
+    assert!(
+        status
+            .schedules
+            .iter()
+            .all(|s| s.status == ScheduleState::InSync)
+    );
+    handle.shutdown().await;
+    assert_eq!(handle.state(), State::ShuttingDown);
+    assert!(!handle.is_ready(), "not ready from shutdown on");
+}
+
+#[tokio::test(start_paused = true)]
+async fn retrying_backs_off_1_2_4_8_16_30_seconds_with_jitter_off() {
+    let connector = FlakyConnector::new(vec![unavailable(); 8]);
+    let start = Instant::now();
+    let handle = Reconciler::new(connector.clone(), no_jitter())
+        .spawn(Ok(billing()), CancellationToken::new());
+    let state = wait_for(&handle, "the first retry", |s| {
+        matches!(s, State::Retrying { .. })
+    })
+    .await;
+    match state {
+        State::Retrying {
+            attempt,
+            last_error,
+            ..
+        } => {
+            assert_eq!(attempt, 1);
+            assert!(last_error.contains("127.0.0.1:1"), "{last_error}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!handle.is_ready(), "not ready before the first sync");
+    handle.wait_synced().await.unwrap();
+    // 8 failures, then success: gaps 1, 2, 4, 8, 16, 30, 30, 30.
+    assert_eq!(
+        connector.tries(start),
+        vec![0, 1, 3, 7, 15, 31, 61, 91, 121]
+    );
+    handle.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_seeded_jitter_gives_the_same_gaps_every_run_within_the_bounds() {
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let connector = FlakyConnector::new(vec![unavailable(); 5]);
+        let options = Options {
+            retry: RetryPolicy {
+                jitter: Jitter::Full { seed: Some(42) },
+                ..RetryPolicy::default()
+            },
+            ..Options::default()
+        };
+        let handle = Reconciler::new(connector.clone(), options)
+            .spawn(Ok(billing()), CancellationToken::new());
+        handle.wait_synced().await.unwrap();
+        let tried = connector.tried_at.lock().unwrap().clone();
+        let gaps: Vec<Duration> = tried.windows(2).map(|w| w[1] - w[0]).collect();
+        for (n, gap) in gaps.iter().enumerate() {
+            let cap = Duration::from_secs(1 << n);
+            assert!(*gap <= cap, "gap {n} is {gap:?}, over {cap:?}");
+        }
+        runs.push(gaps);
+        handle.shutdown().await;
+    }
+    assert_eq!(runs[0], runs[1]);
+    assert_ne!(
+        runs[0],
+        vec![
+            Duration::from_secs(1),
+            Duration::from_secs(2),
+            Duration::from_secs(4),
+            Duration::from_secs(8),
+            Duration::from_secs(16)
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_five_minutes_of_failures_it_is_failed_and_retries_slowly_until_synced() {
+    let connector = FlakyConnector::new(vec![]);
+    *connector.always_fail.lock().unwrap() = Some(unavailable());
+    let start = Instant::now();
+    let handle = Reconciler::new(connector.clone(), no_jitter())
+        .spawn(Ok(billing()), CancellationToken::new());
+    let state = wait_for(&handle, "Failed", |s| matches!(s, State::Failed { .. })).await;
+    assert!(
+        matches!(
+            state,
+            State::Failed {
+                reason: FailedReason::BudgetSpent,
+                attempt: 15,
+                ..
+            }
+        ),
+        "{state:?}"
+    );
+    assert_eq!(start.elapsed(), Duration::from_secs(301));
+    // The slow retry: every 5 minutes, still failing.
+    wait_for(&handle, "the second slow retry", |s| s.attempt() == 17).await;
+    assert_eq!(connector.tries(start)[14..], [301, 601, 901]);
+    *connector.always_fail.lock().unwrap() = None;
+    handle.wait_synced().await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(1201));
+    assert_eq!(handle.status().state.attempt(), 0);
+    handle.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fatal_error_fails_at_once_and_the_slow_retry_still_runs() {
+    let connector = FlakyConnector::new(vec![AttemptError::fatal("PermissionDenied: no access")]);
+    let start = Instant::now();
+    let handle = Reconciler::new(connector.clone(), no_jitter())
+        .spawn(Ok(billing()), CancellationToken::new());
+    let state = wait_for(&handle, "Failed", |s| matches!(s, State::Failed { .. })).await;
+    assert!(
+        matches!(
+            state,
+            State::Failed {
+                reason: FailedReason::Fatal,
+                attempt: 1,
+                ..
+            }
+        ),
+        "{state:?}"
+    );
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    handle.wait_synced().await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(300));
+    handle.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_invalid_project_at_start_is_failed_until_a_good_reload() {
+    let connector = FlakyConnector::new(vec![]);
+    let handle = Reconciler::new(connector.clone(), no_jitter()).spawn(
+        Err("invalid project: project.yaml:1:1: boom".into()),
+        CancellationToken::new(),
+    );
+    let state = wait_for(&handle, "Failed", |s| matches!(s, State::Failed { .. })).await;
+    assert_eq!(
+        state.last_error(),
+        Some("invalid project: project.yaml:1:1: boom")
+    );
+    assert!(matches!(
+        state,
+        State::Failed {
+            reason: FailedReason::Fatal,
+            ..
+        }
+    ));
+    tokio::time::sleep(Duration::from_secs(900)).await;
+    assert_eq!(
+        connector.store.calls().len(),
+        0,
+        "nothing to reconcile, nothing sent"
+    );
+    handle.reload(billing());
+    handle.wait_synced().await.unwrap();
+    assert_eq!(handle.status().revision, 1);
+    handle.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn once_synced_it_stays_ready_through_later_retries() {
+    let connector = FlakyConnector::new(vec![]);
+    let options = Options {
+        resync: Some(Duration::from_secs(60)),
+        ..no_jitter()
+    };
+    let handle =
+        Reconciler::new(connector.clone(), options).spawn(Ok(billing()), CancellationToken::new());
+    handle.wait_synced().await.unwrap();
+    connector
+        .store
+        .fail_next("ListSchedules", tonic::Code::Unavailable, 100);
+    let state = wait_for(&handle, "Retrying after Synced", |s| {
+        matches!(s, State::Retrying { .. })
+    })
+    .await;
+    assert_eq!(state.attempt(), 1);
+    assert!(handle.is_ready(), "readiness latches on the first sync");
+    handle.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_periodic_resync_runs_after_each_success() {
+    let connector = FlakyConnector::new(vec![]);
+    let options = Options {
+        resync: Some(Duration::from_secs(60)),
+        ..no_jitter()
+    };
+    let handle =
+        Reconciler::new(connector.clone(), options).spawn(Ok(billing()), CancellationToken::new());
+    handle.wait_synced().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(150)).await;
+    assert_eq!(
+        connector.store.calls_of("ListSchedules"),
+        3,
+        "at 0, 60 and 120 s"
+    );
+    assert_eq!(connector.store.writes(), 4, "the resyncs wrote nothing");
+    handle.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn reloads_in_a_row_coalesce_into_one_reconcile() {
+    let connector = FlakyConnector::new(vec![]);
+    let handle = Reconciler::new(connector.clone(), no_jitter())
+        .spawn(Ok(billing()), CancellationToken::new());
+    handle.wait_synced().await.unwrap();
+    let lists = connector.store.calls_of("ListSchedules");
+    for _ in 0..5 {
+        handle.reload(billing());
+    }
+    handle.resync();
+    let mut status = handle.subscribe();
+    status.wait_for(|s| s.revision == 6).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(connector.store.calls_of("ListSchedules"), lists + 1);
+    handle.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_invalid_reload_keeps_the_last_good_project_and_deletes_nothing() {
+    let connector = FlakyConnector::new(vec![]);
+    let handle = Reconciler::new(connector.clone(), no_jitter())
+        .spawn(Ok(billing()), CancellationToken::new());
+    handle.wait_synced().await.unwrap();
+    let calls = connector.store.calls().len();
+    let broken = tempfile::tempdir().unwrap();
+    std::fs::write(broken.path().join("project.yaml"), "name: billing\n").unwrap();
+    let refused = handle.reload_from(broken.path().to_owned()).await;
+    let error = refused.unwrap_err();
+    assert!(error.contains("project.yaml"), "{error}");
+    let mut status = handle.subscribe();
+    let status = status
+        .wait_for(|s| s.reload_error.is_some())
+        .await
+        .unwrap()
+        .clone();
+    assert_eq!(status.reload_error.as_deref(), Some(error.as_str()));
+    assert_eq!(status.revision, 1);
+    assert!(matches!(status.state, State::Synced { .. }));
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(connector.store.calls().len(), calls, "no RPC at all");
+    assert_eq!(connector.store.calls_of("DeleteSchedule"), 0);
+    // A good reload afterwards clears the error.
+    handle.reload_from(example()).await.unwrap();
+    let mut status = handle.subscribe();
+    status
+        .wait_for(|s| s.revision == 2 && s.reload_error.is_none())
+        .await
+        .unwrap();
+    handle.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_during_a_backoff_ends_at_once() {
+    let connector = FlakyConnector::new(vec![unavailable(); 10]);
+    let shutdown = CancellationToken::new();
+    let handle =
+        Reconciler::new(connector.clone(), no_jitter()).spawn(Ok(billing()), shutdown.clone());
+    wait_for(&handle, "the 4th retry", |s| s.attempt() == 4).await;
+    let tries = connector.tried_at.lock().unwrap().len();
+    let asked = Instant::now();
+    shutdown.cancel();
+    handle.join().await;
+    assert_eq!(asked.elapsed(), Duration::ZERO);
+    assert_eq!(handle.state(), State::ShuttingDown);
+    assert_eq!(
+        connector.tried_at.lock().unwrap().len(),
+        tries,
+        "no attempt after shutdown"
+    );
+    assert!(handle.wait_synced().await.is_err());
+}
+
+/// A store whose every RPC takes `delay`, or never ends.
+struct SlowStore {
+    inner: MemoryStore,
+    delay: Option<Duration>,
+}
+
+impl SlowStore {
+    async fn wait(&self) {
+        match self.delay {
+            Some(delay) => tokio::time::sleep(delay).await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl ScheduleStore for SlowStore {
+    async fn list(&self, project: &str) -> Result<Observation, StoreError> {
+        self.wait().await;
+        self.inner.list(project).await
+    }
+    async fn describe(&self, id: &str) -> Result<Option<Described>, StoreError> {
+        self.wait().await;
+        self.inner.describe(id).await
+    }
+    async fn create(&self, project: &str, d: &DesiredSchedule) -> Result<Created, StoreError> {
+        self.wait().await;
+        self.inner.create(project, d).await
+    }
+    async fn update(
+        &self,
+        project: &str,
+        d: &DesiredSchedule,
+        pause: &PauseState,
+        token: &[u8],
+    ) -> Result<(), StoreError> {
+        self.wait().await;
+        self.inner.update(project, d, pause, token).await
+    }
+    async fn set_paused(&self, id: &str, pause: &PauseState) -> Result<(), StoreError> {
+        self.wait().await;
+        self.inner.set_paused(id, pause).await
+    }
+    async fn delete(&self, id: &str) -> Result<(), StoreError> {
+        self.wait().await;
+        self.inner.delete(id).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_during_an_rpc_lets_it_finish_and_starts_no_other() {
+    let store = Arc::new(SlowStore {
+        inner: MemoryStore::new(),
+        delay: Some(Duration::from_secs(2)),
+    });
+    let mut options = no_jitter();
+    options.reconcile.concurrency = 1;
+    let shutdown = CancellationToken::new();
+    let handle = Reconciler::new(store.clone(), options).spawn(Ok(billing()), shutdown.clone());
+    // The listing takes 2 s; the first create is in flight from 2 s to 4 s.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(store.inner.calls_of("CreateSchedule"), 0);
+    let asked = Instant::now();
+    shutdown.cancel();
+    handle.join().await;
+    assert_eq!(
+        asked.elapsed(),
+        Duration::from_secs(1),
+        "the create in flight finished"
+    );
+    assert_eq!(
+        store.inner.calls_of("CreateSchedule"),
+        1,
+        "no new RPC after shutdown"
+    );
+    assert_eq!(handle.state(), State::ShuttingDown);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_abandons_an_rpc_that_never_ends_after_the_timeout() {
+    let store = Arc::new(SlowStore {
+        inner: MemoryStore::new(),
+        delay: None,
+    });
+    let shutdown = CancellationToken::new();
+    let handle = Reconciler::new(store.clone(), no_jitter()).spawn(Ok(billing()), shutdown.clone());
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(handle.state(), State::Pending);
+    let asked = Instant::now();
+    handle.shutdown().await;
+    assert_eq!(asked.elapsed(), Duration::from_secs(10));
+    assert_eq!(handle.state(), State::ShuttingDown);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_attempt_that_hangs_times_out_and_is_retried() {
+    let store = Arc::new(SlowStore {
+        inner: MemoryStore::new(),
+        delay: None,
+    });
+    let options = Options {
+        attempt_timeout: Duration::from_secs(20),
+        ..no_jitter()
+    };
+    let start = Instant::now();
+    let handle = Reconciler::new(store, options).spawn(Ok(billing()), CancellationToken::new());
+    let state = wait_for(&handle, "Retrying", |s| matches!(s, State::Retrying { .. })).await;
+    assert_eq!(start.elapsed(), Duration::from_secs(20));
+    assert!(
+        state.last_error().unwrap().contains("timed out"),
+        "{state:?}"
+    );
+    handle.shutdown().await;
+}
+
+/// A store that panics, to kill the task.
+struct PanickingStore;
+
+impl ScheduleStore for PanickingStore {
+    async fn list(&self, _: &str) -> Result<Observation, StoreError> {
+        panic!("a bug in the store")
+    }
+    async fn describe(&self, _: &str) -> Result<Option<Described>, StoreError> {
+        unreachable!()
+    }
+    async fn create(&self, _: &str, _: &DesiredSchedule) -> Result<Created, StoreError> {
+        unreachable!()
+    }
+    async fn update(
+        &self,
+        _: &str,
+        _: &DesiredSchedule,
+        _: &PauseState,
+        _: &[u8],
+    ) -> Result<(), StoreError> {
+        unreachable!()
+    }
+    async fn set_paused(&self, _: &str, _: &PauseState) -> Result<(), StoreError> {
+        unreachable!()
+    }
+    async fn delete(&self, _: &str) -> Result<(), StoreError> {
+        unreachable!()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn liveness_fails_when_the_task_dies() {
+    let handle = Reconciler::new(Arc::new(PanickingStore), no_jitter())
+        .spawn(Ok(billing()), CancellationToken::new());
+    assert!(handle.wait_synced().await.is_err());
+    assert!(!handle.is_live());
+    assert!(!handle.is_ready());
+}
