@@ -61,6 +61,34 @@ enum Command {
         #[command(flatten)]
         connection: ConnectionArgs,
     },
+    /// The reference server: reconciles in the background, retries while
+    /// Temporal is away, and serves /livez, /readyz, /healthz, /schedules and
+    /// /metrics. SIGHUP reloads the project; SIGTERM or SIGINT stop it (exit 0).
+    Serve {
+        /// The project folder.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Where to listen for HTTP.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Reconcile again this long after each success (e.g. 10m); off when absent.
+        #[arg(long, value_parser = duration)]
+        resync: Option<std::time::Duration>,
+        /// The longest one reconcile attempt may take, connecting included.
+        #[arg(long, value_parser = duration, default_value = "5m")]
+        attempt_timeout: std::time::Duration,
+        /// How long work in flight may go on after SIGTERM.
+        #[arg(long, value_parser = duration, default_value = "10s")]
+        shutdown_timeout: std::time::Duration,
+        /// The interval of the slow retry once retrying fast has failed.
+        #[arg(long, value_parser = duration, default_value = "5m")]
+        slow_retry: std::time::Duration,
+        /// Serve the probes without reconciling (for startup measurements).
+        #[arg(long, hide = true)]
+        no_reconciler: bool,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+    },
     /// One reconcile. Exit 0 when converged, 1 otherwise.
     Apply {
         /// The project folder.
@@ -72,6 +100,11 @@ enum Command {
         #[command(flatten)]
         connection: ConnectionArgs,
     },
+}
+
+/// Parses `30s`, `5m`, `1h30m`.
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    schedule_sync::duration::parse_duration(text).map_err(|e| e.to_string())
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -104,6 +137,37 @@ pub fn run() -> ExitCode {
     init_logging(cli.log_format);
     match cli.command {
         Command::Validate { dir, format } => validate(&dir, format),
+        Command::Serve {
+            dir,
+            listen,
+            resync,
+            attempt_timeout,
+            shutdown_timeout,
+            slow_retry,
+            no_reconciler,
+            connection,
+        } => {
+            let mut options = schedule_sync::reconciler::Options {
+                resync,
+                attempt_timeout,
+                shutdown_timeout,
+                ..Default::default()
+            };
+            options.retry.slow_retry = slow_retry;
+            options.reconcile.plan.adopt = connection.adopt;
+            options.reconcile.plan.allow_mass_delete = connection.allow_mass_delete;
+            options.reconcile.concurrency = connection.concurrency;
+            crate::serve::serve(crate::serve::ServeArgs {
+                dir,
+                listen,
+                overrides: schedule_sync::connection::Overrides {
+                    address: connection.address,
+                    namespace: connection.namespace,
+                },
+                options,
+                no_reconciler,
+            })
+        }
         Command::Plan {
             dir,
             format,

@@ -23,6 +23,8 @@ pub mod fire_times;
 pub mod lifecycle;
 pub mod metrics;
 pub mod plan;
+#[cfg(feature = "http")]
+pub mod probes;
 pub mod project;
 pub mod reconcile;
 pub mod reconciler;

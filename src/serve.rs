@@ -1,0 +1,164 @@
+//! `schedule-sync serve`: the reference server. It installs what the library
+//! never does (the Prometheus recorder, the signal handlers), starts the
+//! reconciler in the background, serves the probes and `/metrics`, and shuts
+//! down cleanly on SIGTERM or SIGINT; SIGHUP reloads the project.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use schedule_sync::connection::{DEFAULT_CONNECT_TIMEOUT, Overrides, Settings};
+use schedule_sync::reconciler::{Options, Reconciler, ReconcilerHandle, TemporalConnector};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+/// What `serve` was asked to do.
+pub struct ServeArgs {
+    /// The project folder.
+    pub dir: PathBuf,
+    /// Where to listen.
+    pub listen: String,
+    /// Where Temporal is.
+    pub overrides: Overrides,
+    /// The reconciler's options.
+    pub options: Options,
+    /// Serve without a reconciler (to measure what it costs at startup).
+    pub no_reconciler: bool,
+}
+
+/// Runs the server until SIGTERM or SIGINT; exit 0 after a clean shutdown.
+pub fn serve(args: ServeArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let started = tokio::time::Instant::now();
+    let settings = Settings::load(&args.overrides)?;
+    let metrics = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(schedule_sync::metrics::RECONCILE_DURATION.to_owned()),
+            &[
+                0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+            ],
+        )?
+        .install_recorder()?;
+    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+    let address = listener.local_addr()?;
+
+    let dir = args.dir.clone();
+    let loaded = tokio::task::spawn_blocking(move || schedule_sync::project::load(&dir)).await?;
+    let project = match loaded {
+        Ok(loaded) => Ok(loaded.project),
+        Err(invalid) => {
+            for diagnostic in &invalid.diagnostics {
+                eprintln!("{diagnostic}\n");
+            }
+            Err(invalid.summary())
+        }
+    };
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+        valid = project.is_ok(),
+        "project loaded"
+    );
+
+    let shutdown = CancellationToken::new();
+    let grace = args.options.shutdown_timeout;
+    let (app, handle) = if args.no_reconciler {
+        let app = Router::new().route("/healthz", get(|| async { "{\"state\":\"off\"}" }));
+        (app, None)
+    } else {
+        let connector = TemporalConnector::new(settings, DEFAULT_CONNECT_TIMEOUT);
+        let handle =
+            Reconciler::new(connector, args.options).spawn(project, shutdown.child_token());
+        (schedule_sync::probes::router(handle.clone()), Some(handle))
+    };
+    tokio::spawn(upkeep(metrics.clone(), shutdown.clone()));
+    let app = app.route("/metrics", get(move || render(metrics.clone())));
+
+    println!(
+        "schedule-sync is serving {} on http://{address}",
+        args.dir.display()
+    );
+    for path in ["livez", "readyz", "healthz", "schedules", "metrics"] {
+        println!("  http://{address}/{path}");
+    }
+    tokio::spawn(signals(shutdown.clone(), handle.clone(), args.dir.clone()));
+
+    let server =
+        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let server = tokio::spawn(async move { server.await });
+    shutdown.cancelled().await;
+    tracing::info!("shutting down");
+    if let Some(handle) = handle {
+        handle.shutdown().await;
+    }
+    // Open connections (a slow client) get the same grace as the reconciler.
+    match tokio::time::timeout(grace, server).await {
+        Ok(result) => result??,
+        Err(_) => tracing::warn!(?grace, "HTTP connections still open were dropped"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn render(metrics: PrometheusHandle) -> String {
+    metrics.render()
+}
+
+/// Drains the histograms' buckets now and then, as the recorder needs when
+/// it is installed without its own HTTP listener.
+async fn upkeep(metrics: PrometheusHandle, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(UPKEEP_EVERY);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => metrics.run_upkeep(),
+        }
+    }
+}
+
+/// SIGTERM and SIGINT shut down; SIGHUP reloads the project from `dir`.
+async fn signals(shutdown: CancellationToken, handle: Option<ReconcilerHandle>, dir: PathBuf) {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install the signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                let Some(handle) = &handle else { continue };
+                match handle.reload_from(dir.clone()).await {
+                    Ok(()) => tracing::info!("SIGHUP: the project was reloaded"),
+                    Err(error) => tracing::error!(%error, "SIGHUP: the project is invalid; the last good one stays"),
+                }
+            }
+        }
+    }
+    shutdown.cancel();
+}
+
+/// How often the recorder's upkeep runs.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
