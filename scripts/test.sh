@@ -24,6 +24,14 @@ if [[ ! -x "$deny" ]]; then
   cargo install --locked --quiet cargo-deny --version "$deny_version" --root "$cache/cargo-deny/$deny_version"
 fi
 
+step "promtool (alert rule tests)"
+promtool=$(scripts/install-promtool.sh)
+"$promtool" --version | head -1
+
+step "Prometheus alert rules"
+"$promtool" check rules deploy/prometheus/schedule-sync.rules.yml
+(cd deploy/prometheus && "$promtool" test rules schedule-sync.rules.test.yml)
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
