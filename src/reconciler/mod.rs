@@ -78,6 +78,16 @@ pub struct Reconciler<C> {
     options: Options,
 }
 
+impl Reconciler<TemporalConnector> {
+    /// A reconciler for the Temporal server that `settings` name, with the
+    /// default options and connect timeout.
+    pub fn temporal(settings: crate::connection::Settings) -> Self {
+        let connector =
+            TemporalConnector::new(settings, crate::connection::DEFAULT_CONNECT_TIMEOUT);
+        Reconciler::new(connector, Options::default())
+    }
+}
+
 impl<C: Connector> Reconciler<C> {
     /// A reconciler that reaches Temporal through `connector`.
     pub fn new(connector: C, options: Options) -> Self {
@@ -97,13 +107,29 @@ impl<C: Connector> Reconciler<C> {
         project: Result<Project, String>,
         shutdown: CancellationToken,
     ) -> ReconcilerHandle {
+        self.start(run::Source::Loaded(project), shutdown)
+    }
+
+    /// Like [`Reconciler::spawn`], but the project in `dir` is loaded inside
+    /// the background task, so that even a large project costs the host's
+    /// startup nothing. An invalid project leaves the state `Failed` with
+    /// its errors until a reload brings a valid one.
+    ///
+    /// # Panics
+    ///
+    /// When called outside a tokio runtime.
+    pub fn spawn_from(self, dir: PathBuf, shutdown: CancellationToken) -> ReconcilerHandle {
+        self.start(run::Source::Dir(dir), shutdown)
+    }
+
+    fn start(self, source: run::Source, shutdown: CancellationToken) -> ReconcilerHandle {
         crate::metrics::describe();
         let (status_tx, status_rx) = watch::channel(Status::new(std::time::SystemTime::now()));
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(run::run(
             self.connector,
             self.options,
-            project,
+            source,
             status_tx,
             commands_rx,
             shutdown.clone(),

@@ -53,10 +53,31 @@ struct Loop<C: Connector> {
     due: Option<Instant>,
 }
 
+/// Where the first project comes from.
+pub(super) enum Source {
+    /// Loaded by the host.
+    Loaded(Result<Project, String>),
+    /// To load from this folder, inside the task.
+    Dir(std::path::PathBuf),
+}
+
+impl Source {
+    async fn load(self) -> Result<Project, String> {
+        match self {
+            Source::Loaded(project) => project,
+            Source::Dir(dir) => tokio::task::spawn_blocking(move || crate::project::load(&dir))
+                .await
+                .map_err(|e| format!("loading the project failed: {e}"))?
+                .map(|loaded| loaded.project)
+                .map_err(|invalid| invalid.summary()),
+        }
+    }
+}
+
 pub(super) async fn run<C: Connector>(
     connector: C,
     options: Options,
-    project: Result<Project, String>,
+    source: Source,
     sender: watch::Sender<Status>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     shutdown: CancellationToken,
@@ -74,7 +95,7 @@ pub(super) async fn run<C: Connector>(
         due: None,
     };
     this.publish_state();
-    match project {
+    match source.load().await {
         Ok(project) => this.accept(project),
         Err(error) => this.step(Event::Failed {
             at: this.clock.now(),
