@@ -30,6 +30,8 @@ pub struct DevServerOptions {
     pub search_attributes: Vec<(String, String)>,
     /// How long the server may take to answer.
     pub startup_timeout: Duration,
+    /// The gRPC port; `None` picks a free one.
+    pub port: Option<u16>,
 }
 
 impl DevServerOptions {
@@ -40,6 +42,7 @@ impl DevServerOptions {
             namespace: None,
             search_attributes: vec![(FINGERPRINT_ATTRIBUTE.to_owned(), "Keyword".to_owned())],
             startup_timeout: Duration::from_secs(60),
+            port: None,
         }
     }
 }
@@ -150,7 +153,10 @@ impl DevServer {
         let dir = tempfile::Builder::new()
             .prefix("schedule-sync-temporal-")
             .tempdir()?;
-        let port = free_port()?;
+        let port = match options.port {
+            Some(port) => port,
+            None => free_port()?,
+        };
         let log = dir.path().join("server.log");
         let mut command = Command::new("sh");
         command

@@ -92,13 +92,15 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tokio::spawn(upkeep(metrics.clone(), shutdown.clone()));
     let app = app.route("/metrics", get(move || render(metrics.clone())));
 
-    println!(
-        "schedule-sync is serving {} on http://{address}",
+    // Nobody reading standard output (a closed pipe) must not stop the server.
+    let mut urls = format!(
+        "schedule-sync is serving {} on http://{address}\n",
         args.dir.display()
     );
     for path in ["livez", "readyz", "healthz", "schedules", "metrics"] {
-        println!("  http://{address}/{path}");
+        urls.push_str(&format!("  http://{address}/{path}\n"));
     }
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), urls.as_bytes());
     tokio::spawn(signals(shutdown.clone(), handle.clone(), args.dir.clone()));
 
     let server =

@@ -1,0 +1,339 @@
+//! `schedule-sync serve` as a process, against the real dev server: Temporal
+//! down at start and started later, a peer that accepts TCP and never speaks,
+//! SIGTERM in the middle of a reconcile, and a broken reload (SIGHUP).
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use schedule_sync::dev_server::{DevServer, DevServerOptions, free_port};
+
+/// A running `serve`, killed when dropped.
+struct Serve {
+    child: Child,
+    address: String,
+    /// Kept open: the server's standard output stays a live pipe.
+    _stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Serve {
+    fn start(dir: &Path, temporal: &str, extra: &[&str]) -> Serve {
+        let address = format!("127.0.0.1:{}", free_port().unwrap());
+        let child = Command::new(env!("CARGO_BIN_EXE_schedule-sync"))
+            .arg("serve")
+            .arg(dir)
+            .args(["--listen", &address, "--address", temporal])
+            .args(extra)
+            .env_remove("TEMPORAL_ADDRESS")
+            .env_remove("TEMPORAL_NAMESPACE")
+            .env_remove("TEMPORAL_API_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve starts");
+        let mut child = child;
+        // The URLs are printed once the listener is bound.
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        assert!(first.contains(&address), "{first}");
+        Serve {
+            child,
+            address,
+            _stdout: stdout,
+        }
+    }
+
+    fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let (code, body) = http_get(&self.address, path);
+        (
+            code,
+            serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)),
+        )
+    }
+
+    fn metrics(&self) -> String {
+        http_get(&self.address, "/metrics").1
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to end, at most `limit`.
+    async fn wait(&mut self, limit: Duration) -> (ExitStatus, Duration) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, started.elapsed());
+            }
+            assert!(
+                started.elapsed() < limit,
+                "serve did not exit within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Polls `path` until `test` holds, at most `limit`.
+    async fn wait_for(
+        &self,
+        path: &str,
+        limit: Duration,
+        test: impl Fn(u16, &serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let started = Instant::now();
+        loop {
+            let (code, body) = self.get(path);
+            if test(code, &body) {
+                return body;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "{path} never matched: {code} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.1 GET; returns the status code and body.
+fn http_get(address: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let code = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (code, body)
+}
+
+fn listed(server: &DevServer) -> usize {
+    support::temporal_json(server, &["schedule", "list"])
+        .as_array()
+        .map_or(0, Vec::len)
+}
+
+#[tokio::test]
+async fn temporal_down_at_start_then_started_makes_it_ready() {
+    let port = free_port().unwrap();
+    let temporal = format!("127.0.0.1:{port}");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/billing");
+    let serve = Serve::start(&example, &temporal, &[]);
+    let (code, live) = serve.get("/livez");
+    assert_eq!((code, &live["live"]), (200, &serde_json::json!(true)));
+    let health = serve
+        .wait_for("/healthz", Duration::from_secs(10), |_, h| {
+            h["state"] == "retrying"
+        })
+        .await;
+    assert!(
+        health["last_error"].as_str().unwrap().contains(&temporal),
+        "{health}"
+    );
+    assert_eq!(serve.get("/readyz").0, 503);
+
+    let mut options = DevServerOptions::new(support::temporal_cli());
+    options.port = Some(port);
+    let server = DevServer::start(options).await.unwrap();
+    // The backoff is at most 30 s (plus the connect timeout) by now.
+    let health = serve
+        .wait_for("/healthz", Duration::from_secs(60), |_, h| {
+            h["state"] == "synced"
+        })
+        .await;
+    assert_eq!(health["schedules"]["in_sync"], 4, "{health}");
+    assert_eq!(serve.get("/readyz").0, 200);
+    assert_eq!(listed(&server), 4);
+    let metrics = serve.metrics();
+    assert!(
+        metrics.contains("schedule_sync_state{state=\"synced\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("schedule_sync_reconcile_total{outcome=\"retryable_error\"}"),
+        "{metrics}"
+    );
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_silent_peer_hangs_nothing() {
+    // Accepts connections and never says a word.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let temporal = silent.local_addr().unwrap().to_string();
+    // The accepted connections are kept open, unanswered, until the test ends.
+    std::thread::spawn(move || silent.incoming().collect::<Vec<_>>());
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/billing");
+    let mut serve = Serve::start(&example, &temporal, &[]);
+    for _ in 0..20 {
+        let asked = Instant::now();
+        let (code, health) = serve.get("/healthz");
+        assert_eq!(code, 200);
+        assert!(
+            asked.elapsed() < Duration::from_millis(500),
+            "/healthz took {:?}",
+            asked.elapsed()
+        );
+        assert_ne!(health["state"], "synced");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    serve.signal("TERM");
+    let (status, took) = serve.wait(Duration::from_secs(11)).await;
+    assert!(status.success(), "{status}");
+    assert!(took <= Duration::from_secs(10), "shutdown took {took:?}");
+}
+
+fn write_big_project(dir: &Path, count: usize) {
+    std::fs::create_dir_all(dir.join("workflows")).unwrap();
+    std::fs::write(dir.join("project.yaml"), "name: big\ntask_queue: q\n").unwrap();
+    for n in 0..count {
+        std::fs::write(
+            dir.join(format!("workflows/w{n:04}.yaml")),
+            format!("id: w{n:04}\nschedule:\n  cron: \"{} 3 * * *\"\n", n % 60),
+        )
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn sigterm_in_the_middle_of_a_reconcile_exits_cleanly_and_a_restart_converges() {
+    let server = support::dev_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_big_project(dir.path(), 400);
+    let mut serve = Serve::start(dir.path(), &server.address(), &["--concurrency", "2"]);
+    // Wait until creates are under way, then stop it.
+    let started = Instant::now();
+    while !serve
+        .metrics()
+        .contains("schedule_sync_rpc_total{rpc=\"CreateSchedule\",code=\"Ok\"}")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no create started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_ne!(
+        serve.get("/healthz").1["state"],
+        "synced",
+        "stopped too late to test anything"
+    );
+    serve.signal("TERM");
+    let (status, took) = serve.wait(Duration::from_secs(11)).await;
+    assert!(status.success(), "{status}");
+    assert!(took <= Duration::from_secs(10), "shutdown took {took:?}");
+    let created = listed(&server);
+    assert!(
+        created < 400,
+        "the reconcile was interrupted: {created} created"
+    );
+
+    let restarted = Serve::start(dir.path(), &server.address(), &[]);
+    let health = restarted
+        .wait_for("/healthz", Duration::from_secs(120), |_, h| {
+            h["state"] == "synced"
+        })
+        .await;
+    assert_eq!(health["schedules"]["in_sync"], 400, "{health}");
+    let started = Instant::now();
+    while listed(&server) != 400 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "listing never showed 400"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_broken_reload_keeps_the_last_good_project_and_deletes_nothing() {
+    let server = support::dev_server().await;
+    let dir = support::copy_example();
+    let serve = Serve::start(dir.path(), &server.address(), &[]);
+    serve
+        .wait_for("/readyz", Duration::from_secs(30), |code, _| code == 200)
+        .await;
+    assert_eq!(listed(&server), 4);
+
+    // Half the workflows vanish and the project file breaks: refused whole.
+    std::fs::remove_file(dir.path().join("workflows/dunning.yaml")).unwrap();
+    std::fs::write(
+        dir.path().join("project.yaml"),
+        "name: billing\ntask_queue: [oops\n",
+    )
+    .unwrap();
+    serve.signal("HUP");
+    let health = serve
+        .wait_for("/healthz", Duration::from_secs(10), |_, h| {
+            !h["reload_error"].is_null()
+        })
+        .await;
+    assert!(
+        health["reload_error"]
+            .as_str()
+            .unwrap()
+            .contains("project.yaml"),
+        "{health}"
+    );
+    assert_eq!(health["config_revision"], 1);
+    assert_eq!(health["state"], "synced");
+    assert_eq!(serve.get("/readyz").0, 200);
+    let metrics = serve.metrics();
+    assert!(
+        metrics.contains("schedule_sync_config_reload_total{outcome=\"invalid\"} 1"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("operation=\"delete\""), "{metrics}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(listed(&server), 4, "nothing was deleted");
+
+    // Fixed: the reload applies and the removed workflow's schedule goes.
+    std::fs::write(
+        dir.path().join("project.yaml"),
+        "name: billing\ntask_queue: billing-workers\n",
+    )
+    .unwrap();
+    serve.signal("HUP");
+    let health = serve
+        .wait_for("/healthz", Duration::from_secs(30), |_, h| {
+            h["config_revision"] == 2 && h["state"] == "synced" && h["schedules"]["pending"] == 0
+        })
+        .await;
+    assert!(health["reload_error"].is_null(), "{health}");
+    let metrics = serve.metrics();
+    assert!(
+        metrics
+            .contains("schedule_sync_operations_total{operation=\"delete\",outcome=\"success\"} 1"),
+        "{metrics}"
+    );
+    server.stop();
+}
