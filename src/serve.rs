@@ -48,7 +48,6 @@ pub fn serve(args: ServeArgs) -> ExitCode {
 }
 
 async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let started = tokio::time::Instant::now();
     let settings = Settings::load(&args.overrides)?;
     let metrics = PrometheusBuilder::new()
         .set_buckets_for_metric(
@@ -61,23 +60,6 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;
     let address = listener.local_addr()?;
 
-    let dir = args.dir.clone();
-    let loaded = tokio::task::spawn_blocking(move || schedule_sync::project::load(&dir)).await?;
-    let project = match loaded {
-        Ok(loaded) => Ok(loaded.project),
-        Err(invalid) => {
-            for diagnostic in &invalid.diagnostics {
-                eprintln!("{diagnostic}\n");
-            }
-            Err(invalid.summary())
-        }
-    };
-    tracing::info!(
-        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-        valid = project.is_ok(),
-        "project loaded"
-    );
-
     let shutdown = CancellationToken::new();
     let grace = args.options.shutdown_timeout;
     let (app, handle) = if args.no_reconciler {
@@ -85,8 +67,10 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         (app, None)
     } else {
         let connector = TemporalConnector::new(settings, DEFAULT_CONNECT_TIMEOUT);
-        let handle =
-            Reconciler::new(connector, args.options).spawn(project, shutdown.child_token());
+        // The project loads inside the reconciler's task: the probes answer
+        // at once, however large it is.
+        let handle = Reconciler::new(connector, args.options)
+            .spawn_from(args.dir.clone(), shutdown.child_token());
         (schedule_sync::probes::router(handle.clone()), Some(handle))
     };
     tokio::spawn(upkeep(metrics.clone(), shutdown.clone()));

@@ -65,11 +65,30 @@ impl Source {
     async fn load(self) -> Result<Project, String> {
         match self {
             Source::Loaded(project) => project,
-            Source::Dir(dir) => tokio::task::spawn_blocking(move || crate::project::load(&dir))
-                .await
-                .map_err(|e| format!("loading the project failed: {e}"))?
-                .map(|loaded| loaded.project)
-                .map_err(|invalid| invalid.summary()),
+            Source::Dir(dir) => {
+                let started = Instant::now();
+                let loaded = tokio::task::spawn_blocking(move || crate::project::load(&dir))
+                    .await
+                    .map_err(|e| format!("loading the project failed: {e}"))?;
+                let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+                match loaded {
+                    Ok(loaded) => {
+                        let workflows = loaded.project.workflows.len();
+                        tracing::info!(elapsed_ms, workflows, "project loaded");
+                        Ok(loaded.project)
+                    }
+                    Err(invalid) => {
+                        for diagnostic in &invalid.diagnostics {
+                            tracing::error!("{diagnostic}");
+                        }
+                        tracing::error!(
+                            elapsed_ms,
+                            "the project is invalid; nothing is sent to Temporal"
+                        );
+                        Err(invalid.summary())
+                    }
+                }
+            }
         }
     }
 }
