@@ -8,7 +8,7 @@
 //!   be before: the project loads in the reconciler's task);
 //! - peak RSS (VmHWM) after the load and a few failed attempts.
 //!
-//! `cargo bench --bench startup` runs 15 starts of each on 10,000 workflows;
+//! `cargo bench --bench startup` runs 30 starts of each on 10,000 workflows;
 //! under `cargo test` it runs 2 starts of each on 200 as a smoke test.
 //! The figures go in BENCHMARKS.md.
 
@@ -116,7 +116,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
-    let (workflows, runs) = if bench { (10_000, 15) } else { (200, 2) };
+    let (workflows, runs) = if bench { (10_000, 30) } else { (200, 2) };
     let dir = tempfile::tempdir().unwrap();
     common::write_project(dir.path(), workflows);
     // Warm the page cache so that every run reads the same way.
@@ -127,7 +127,7 @@ fn main() {
         on.push(start(
             dir.path(),
             true,
-            Duration::from_secs(if bench { 3 } else { 1 }),
+            Duration::from_secs(if bench { 2 } else { 1 }),
         ));
         off.push(start(dir.path(), false, Duration::ZERO));
     }

@@ -9,6 +9,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 cache="${SCHEDULE_SYNC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/schedule-sync}"
 export SCHEDULE_SYNC_CACHE="$cache"
+# One build per run: incremental state would only cost time and disk.
+export CARGO_INCREMENTAL=0
 
 step() { printf '\n== %s\n' "$*"; }
 

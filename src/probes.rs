@@ -67,7 +67,8 @@ async fn healthz(Extract(handle): Extract<ReconcilerHandle>) -> Json<Value> {
 }
 
 async fn schedules(Extract(handle): Extract<ReconcilerHandle>) -> Json<Value> {
-    Json(json!(handle.status().schedules))
+    let status = handle.status();
+    Json(serde_json::to_value(&*status.schedules).unwrap_or_default())
 }
 
 fn code(ok: bool) -> StatusCode {

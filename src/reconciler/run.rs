@@ -47,7 +47,8 @@ struct Loop<C: Connector> {
     sender: watch::Sender<Status>,
     clock: Clock,
     jitter: JitterSource,
-    project: Option<Project>,
+    /// Shared, not copied, by each attempt.
+    project: Option<std::sync::Arc<Project>>,
     store: Option<C::Store>,
     /// When the next attempt starts; `None` waits for a trigger.
     due: Option<Instant>,
@@ -294,7 +295,7 @@ impl<C: Connector> Loop<C> {
         self.status.reload_error = None;
         self.status.declare(&project);
         crate::metrics::schedules(&self.status.counts());
-        self.project = Some(project);
+        self.project = Some(std::sync::Arc::new(project));
         self.due = Some(Instant::now());
         self.publish();
     }

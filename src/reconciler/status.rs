@@ -2,6 +2,7 @@
 //! [`State`] with what probes and `/schedules` show besides it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -29,8 +30,9 @@ pub struct Status {
     pub revision: u64,
     /// Why the last reload was refused, until one is accepted.
     pub reload_error: Option<String>,
-    /// One entry per declared schedule.
-    pub schedules: Vec<ScheduleStatus>,
+    /// One entry per declared schedule; shared between snapshots, so that
+    /// publishing a status does not copy it.
+    pub schedules: Arc<Vec<ScheduleStatus>>,
 }
 
 impl Status {
@@ -43,7 +45,7 @@ impl Status {
             project: None,
             revision: 0,
             reload_error: None,
-            schedules: Vec::new(),
+            schedules: Arc::default(),
         }
     }
 
@@ -66,15 +68,17 @@ impl Status {
     /// Sets `schedules` to the declared schedules of `project`, all pending.
     pub(crate) fn declare(&mut self, project: &Project) {
         self.project = Some(project.name.clone());
-        self.schedules = project
-            .scheduled()
-            .map(|(workflow, _)| ScheduleStatus {
-                id: schedule_id(&project.name, &workflow.id),
-                workflow: workflow.id.clone(),
-                status: ScheduleState::Pending,
-                last_error: None,
-            })
-            .collect();
+        self.schedules = Arc::new(
+            project
+                .scheduled()
+                .map(|(workflow, _)| ScheduleStatus {
+                    id: schedule_id(&project.name, &workflow.id),
+                    workflow: workflow.id.clone(),
+                    status: ScheduleState::Pending,
+                    last_error: None,
+                })
+                .collect(),
+        );
     }
 
     /// Takes each declared schedule's status from a reconcile's report.
@@ -105,7 +109,7 @@ impl Status {
             };
             by_id.insert(id, (status, None));
         }
-        for entry in &mut self.schedules {
+        for entry in Arc::make_mut(&mut self.schedules) {
             if let Some((status, error)) = by_id.remove(entry.id.as_str()) {
                 entry.status = status;
                 entry.last_error = error;
