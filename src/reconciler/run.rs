@@ -68,7 +68,7 @@ impl Source {
             Source::Loaded(project) => project,
             Source::Dir(dir) => {
                 let started = Instant::now();
-                let loaded = tokio::task::spawn_blocking(move || crate::project::load(&dir))
+                let loaded = tokio::task::spawn_blocking(move || load_leaving_a_core(&dir))
                     .await
                     .map_err(|e| format!("loading the project failed: {e}"))?;
                 let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -91,6 +91,22 @@ impl Source {
                 }
             }
         }
+    }
+}
+
+/// Loads the project in the background with one core fewer than the
+/// machine has, so that the host (serving its first requests while this
+/// runs) keeps a core to itself.
+fn load_leaving_a_core(
+    dir: &std::path::Path,
+) -> Result<crate::project::Loaded, crate::project::InvalidProject> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(cores.saturating_sub(1).max(1))
+        .build()
+    {
+        Ok(pool) => pool.install(|| crate::project::load(dir)),
+        Err(_) => crate::project::load(dir),
     }
 }
 
