@@ -48,7 +48,12 @@ pub fn serve(args: ServeArgs) -> ExitCode {
 }
 
 async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let settings = Settings::load(&args.overrides)?;
+    // Settings that cannot be read do not stop the server: the reconciler
+    // reports them as a fatal error in /healthz and the metrics.
+    let settings = Settings::load(&args.overrides);
+    if let Err(error) = &settings {
+        tracing::error!(%error, "the Temporal connection settings are unusable");
+    }
     let metrics = PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Full(schedule_sync::metrics::RECONCILE_DURATION.to_owned()),
@@ -66,7 +71,7 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let app = Router::new().route("/healthz", get(|| async { "{\"state\":\"off\"}" }));
         (app, None)
     } else {
-        let connector = TemporalConnector::new(settings, DEFAULT_CONNECT_TIMEOUT);
+        let connector = TemporalConnector::from_loaded(settings, DEFAULT_CONNECT_TIMEOUT);
         // The project loads inside the reconciler's task: the probes answer
         // at once, however large it is.
         let handle = Reconciler::new(connector, args.options)

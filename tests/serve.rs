@@ -24,6 +24,10 @@ struct Serve {
 
 impl Serve {
     fn start(dir: &Path, temporal: &str, extra: &[&str]) -> Serve {
+        Serve::start_with_env(dir, temporal, extra, &[])
+    }
+
+    fn start_with_env(dir: &Path, temporal: &str, extra: &[&str], env: &[(&str, &str)]) -> Serve {
         let address = format!("127.0.0.1:{}", free_port().unwrap());
         let child = Command::new(env!("CARGO_BIN_EXE_schedule-sync"))
             .arg("serve")
@@ -33,6 +37,7 @@ impl Serve {
             .env_remove("TEMPORAL_ADDRESS")
             .env_remove("TEMPORAL_NAMESPACE")
             .env_remove("TEMPORAL_API_KEY")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -336,4 +341,33 @@ async fn a_broken_reload_keeps_the_last_good_project_and_deletes_nothing() {
         "{metrics}"
     );
     server.stop();
+}
+
+#[tokio::test]
+async fn unusable_connection_settings_are_reported_and_the_server_still_serves() {
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), "this is [ not toml\n").unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/billing");
+    let path = config.path().to_str().unwrap();
+    let mut serve = Serve::start_with_env(
+        &example,
+        "127.0.0.1:1",
+        &[],
+        &[("TEMPORAL_CONFIG_FILE", path)],
+    );
+    let health = serve
+        .wait_for("/healthz", Duration::from_secs(10), |_, h| {
+            h["state"] == "failed"
+        })
+        .await;
+    assert_eq!(health["failed_reason"], "fatal", "{health}");
+    assert!(
+        health["last_error"].as_str().unwrap().contains("TOML"),
+        "{health}"
+    );
+    assert_eq!(serve.get("/readyz").0, 503);
+    assert_eq!(serve.get("/livez").0, 200);
+    serve.signal("TERM");
+    let (status, _) = serve.wait(Duration::from_secs(11)).await;
+    assert!(status.success(), "{status}");
 }

@@ -82,7 +82,9 @@ impl From<ConnectionError> for AttemptError {
 /// Connects to Temporal with [`Settings`].
 #[derive(Clone, Debug)]
 pub struct TemporalConnector {
-    settings: Settings,
+    /// The settings, or why they could not be read (then every attempt
+    /// fails with that error, which is fatal).
+    settings: Result<Settings, ConnectionError>,
     connect_timeout: Duration,
 }
 
@@ -90,6 +92,19 @@ impl TemporalConnector {
     /// A connector for `settings`, giving up on one connect after
     /// `connect_timeout`.
     pub fn new(settings: Settings, connect_timeout: Duration) -> Self {
+        TemporalConnector {
+            settings: Ok(settings),
+            connect_timeout,
+        }
+    }
+
+    /// A connector for the outcome of [`Settings::load`]: settings that could
+    /// not be read make every attempt fail with their (fatal) error, so that
+    /// a host still starts and reports it instead of refusing to start.
+    pub fn from_loaded(
+        settings: Result<Settings, ConnectionError>,
+        connect_timeout: Duration,
+    ) -> Self {
         TemporalConnector {
             settings,
             connect_timeout,
@@ -101,8 +116,12 @@ impl Connector for TemporalConnector {
     type Store = TemporalStore;
 
     async fn connect(&self) -> Result<TemporalStore, AttemptError> {
-        let client = self.settings.connect(self.connect_timeout).await?;
-        let namespace = self.settings.namespace.clone();
+        let settings = self
+            .settings
+            .as_ref()
+            .map_err(|e| AttemptError::from(e.clone()))?;
+        let client = settings.connect(self.connect_timeout).await?;
+        let namespace = settings.namespace.clone();
         let attribute = tokio::time::timeout(
             self.connect_timeout,
             TemporalStore::has_fingerprint_attribute(&client, &namespace),
