@@ -110,6 +110,30 @@ pub enum Step {
     },
 }
 
+impl Step {
+    /// The schedule the step writes.
+    pub fn schedule_id(&self) -> &str {
+        match self {
+            Step::Create { schedule_id }
+            | Step::Update { schedule_id, .. }
+            | Step::Pause { schedule_id }
+            | Step::Unpause { schedule_id }
+            | Step::Delete { schedule_id } => schedule_id,
+        }
+    }
+
+    /// The operation, as the `operation` label of metrics names it.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Step::Create { .. } => "create",
+            Step::Update { .. } => "update",
+            Step::Pause { .. } => "pause",
+            Step::Unpause { .. } => "unpause",
+            Step::Delete { .. } => "delete",
+        }
+    }
+}
+
 /// Why a schedule is rewritten.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -269,20 +293,11 @@ pub fn plan(
             }),
         }
     }
-    plan.steps.sort_by(|a, b| step_id(a).cmp(step_id(b)));
+    plan.steps
+        .sort_by(|a, b| a.schedule_id().cmp(b.schedule_id()));
     plan.untouched
         .sort_by(|a, b| untouched_id(a).cmp(untouched_id(b)));
     plan
-}
-
-fn step_id(step: &Step) -> &str {
-    match step {
-        Step::Create { schedule_id }
-        | Step::Update { schedule_id, .. }
-        | Step::Pause { schedule_id }
-        | Step::Unpause { schedule_id }
-        | Step::Delete { schedule_id } => schedule_id,
-    }
 }
 
 fn untouched_id(untouched: &Untouched) -> &str {

@@ -122,13 +122,7 @@ async fn resource_exhausted_from_the_server_backs_off_and_every_schedule_lands()
     inject(&faults, "ListSchedules", Code::ResourceExhausted, 1);
     inject(&faults, "CreateSchedule", Code::ResourceExhausted, 3);
     let dir = support::copy_example();
-    let report = reconcile(
-        &store,
-        &project::load(dir.path()).unwrap().project,
-        ReconcileOptions::default(),
-    )
-    .await
-    .unwrap();
+    let report = support::apply(&store, dir.path()).await;
     assert!(report.converged(), "{report:#?}");
     assert_eq!(calls(&store, "ListSchedules", "ResourceExhausted"), 1);
     assert_eq!(calls(&store, "CreateSchedule", "ResourceExhausted"), 3);

@@ -410,13 +410,7 @@ async fn without_the_fingerprint_attribute_a_no_op_describes_but_never_writes() 
         .unwrap()
         .replace("every: 15m", "every: 20m");
     std::fs::write(&file, text).unwrap();
-    let changed = reconcile(
-        &counting,
-        &project::load(dir.path()).unwrap().project,
-        ReconcileOptions::default(),
-    )
-    .await
-    .unwrap();
+    let changed = support::apply(&counting, dir.path()).await;
     assert_eq!(
         changed.plan.steps,
         vec![Step::Update {
@@ -641,13 +635,7 @@ async fn every_kind_of_field_is_updated_and_read_back_with_the_cli() {
     for (header, schedule, pointer, expected) in variants {
         let text = format!("id: w\n{header}schedule:\n{schedule}");
         std::fs::write(dir.path().join("workflows/w.yaml"), &text).unwrap();
-        let report = reconcile(
-            &store,
-            &project::load(dir.path()).unwrap().project,
-            ReconcileOptions::default(),
-        )
-        .await
-        .unwrap();
+        let report = support::apply(&store, dir.path()).await;
         assert!(report.converged(), "{text}: {report:#?}");
         let described = support::describe(&server, "fields.w");
         assert_eq!(
@@ -657,13 +645,7 @@ async fn every_kind_of_field_is_updated_and_read_back_with_the_cli() {
         );
     }
     std::fs::remove_file(dir.path().join("workflows/w.yaml")).unwrap();
-    let shrunk = reconcile(
-        &store,
-        &project::load(dir.path()).unwrap().project,
-        ReconcileOptions::default(),
-    )
-    .await
-    .unwrap();
+    let shrunk = support::apply(&store, dir.path()).await;
     assert!(shrunk.converged(), "{shrunk:#?}");
     let listed = support::temporal_json(&server, &["schedule", "list"]);
     let ids: Vec<&str> = listed

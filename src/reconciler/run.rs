@@ -241,7 +241,7 @@ impl<C: Connector> Loop<C> {
 
     fn finished(&mut self, report: Report, at: SystemTime, took: Duration) -> Event {
         for outcome in &report.outcomes {
-            crate::metrics::operation(step_name(&outcome.step), outcome.error.is_none());
+            crate::metrics::operation(outcome.step.operation(), outcome.error.is_none());
         }
         self.status.record(&report);
         crate::metrics::schedules(&self.status.counts());
@@ -352,23 +352,10 @@ async fn attempt<C: Connector>(
     options: &Options,
     shutdown: &CancellationToken,
 ) -> Result<Report, AttemptError> {
-    if store.is_none() {
-        *store = Some(connector.connect().await?);
-    }
-    let Some(inner) = store.as_ref() else {
-        unreachable!("connected just above");
+    let inner = match store {
+        Some(connected) => connected,
+        None => store.insert(connector.connect().await?),
     };
     let guarded = Guarded { inner, shutdown };
     Ok(reconcile(&guarded, project, options.reconcile).await?)
-}
-
-fn step_name(step: &crate::plan::Step) -> &'static str {
-    use crate::plan::Step;
-    match step {
-        Step::Create { .. } => "create",
-        Step::Update { .. } => "update",
-        Step::Pause { .. } => "pause",
-        Step::Unpause { .. } => "unpause",
-        Step::Delete { .. } => "delete",
-    }
 }

@@ -96,7 +96,7 @@ impl Status {
                 ) => ScheduleState::PausedByOperator,
                 (None, _) => ScheduleState::InSync,
             };
-            by_id.insert(step_id(&outcome.step), (status, outcome.error.clone()));
+            by_id.insert(outcome.step.schedule_id(), (status, outcome.error.clone()));
         }
         for untouched in &report.plan.untouched {
             let (id, status) = match untouched {
@@ -115,16 +115,6 @@ impl Status {
                 entry.last_error = error;
             }
         }
-    }
-}
-
-fn step_id(step: &Step) -> &str {
-    match step {
-        Step::Create { schedule_id }
-        | Step::Update { schedule_id, .. }
-        | Step::Pause { schedule_id }
-        | Step::Unpause { schedule_id }
-        | Step::Delete { schedule_id } => schedule_id,
     }
 }
 

@@ -92,3 +92,14 @@ fn walkdir_files(dir: &std::path::Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// One reconcile of the project in `dir` with the default options.
+pub async fn apply<S: schedule_sync::store::ScheduleStore>(
+    store: &S,
+    dir: &std::path::Path,
+) -> schedule_sync::reconcile::Report {
+    let project = schedule_sync::project::load(dir).unwrap().project;
+    schedule_sync::reconcile::reconcile(store, &project, Default::default())
+        .await
+        .unwrap()
+}
