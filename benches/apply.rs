@@ -47,7 +47,18 @@ async fn raw_creates(
 ) -> f64 {
     let started = Instant::now();
     let results: Vec<_> = futures_util::stream::iter(schedules)
-        .map(|d| store.create(name, d))
+        .map(|d| {
+            let state = d.schedule.state.clone().unwrap_or_default();
+            let pause = schedule_sync::store::PauseState {
+                paused: state.paused,
+                notes: state.notes,
+            };
+            async move {
+                store
+                    .create(name, d, &pause, &format!("bench-{}", d.schedule_id))
+                    .await
+            }
+        })
         .buffer_unordered(concurrency)
         .collect()
         .await;

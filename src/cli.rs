@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use schedule_sync::project::{self, Diagnostic};
+use schedule_sync::reconcile::Effect;
 use serde::Serialize;
 
 /// Keeps Temporal Schedules in step with schedules declared in YAML workflow files.
@@ -207,6 +208,12 @@ fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: b
                 Format::Json => {
                     let mut json = serde_json::to_value(&report).unwrap_or_default();
                     json["converged"] = report.converged().into();
+                    json["warnings"] = loaded
+                        .warnings
+                        .iter()
+                        .map(|w| format!("{}: {}", w.file.display(), w.message))
+                        .collect::<Vec<_>>()
+                        .into();
                     if !write {
                         json["changes"] = serde_json::to_value(&changes).unwrap_or_default();
                     }
@@ -222,8 +229,9 @@ fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: b
                         .map(|(rpc, codes)| format!("{rpc} {}", codes.values().sum::<u64>()))
                         .collect();
                     format!(
-                        "{}\nRPCs: {}",
+                        "{}{}\nRPCs: {}",
                         render_report(&report, &changes, write),
+                        deletion_warnings(&report, &loaded.warnings),
                         calls.join(", ")
                     )
                 }
@@ -317,7 +325,7 @@ impl schedule_sync::reconcile::Progress for ProgressBar {
     }
 
     fn finished(&self, outcome: &schedule_sync::reconcile::StepOutcome) {
-        if outcome.error.is_some() {
+        if !outcome.succeeded() {
             self.0.set_message("(with errors)");
         }
         self.0.inc(1);
@@ -387,15 +395,19 @@ fn render_report(
         let id = line["schedule_id"].as_str().unwrap_or_default();
         let _ = writeln!(out, "{:>8} {id} ({reason})", "-");
     }
-    for outcome in report.outcomes.iter().filter(|o| o.error.is_some()) {
-        let _ = writeln!(
-            out,
-            "   error {:?}: {}",
-            outcome.step,
-            outcome.error.as_deref().unwrap_or_default()
-        );
+    for outcome in report.outcomes.iter().filter(|o| !o.succeeded()) {
+        let id = outcome.step.schedule_id();
+        let action = outcome.step.operation();
+        let _ = match (&outcome.effect, &outcome.error) {
+            (Effect::Conflict, _) => writeln!(
+                out,
+                "conflict {id}: when it came to the {action}, it had no marker of this project; left alone"
+            ),
+            (_, Some(error)) => writeln!(out, "   error {action} {id}: {error}"),
+            (_, None) => writeln!(out, "   error {action} {id}"),
+        };
     }
-    let failed = report.outcomes.iter().filter(|o| o.error.is_some()).count();
+    let failed = report.outcomes.iter().filter(|o| !o.succeeded()).count();
     if write {
         let _ = write!(
             out,
@@ -410,6 +422,34 @@ fn render_report(
             report.plan.steps.len(),
             report.plan.untouched.len()
         );
+    }
+    out
+}
+
+/// The project's warnings, shown next to the deletions they may cause: a
+/// glob that matches no file drops every schedule it used to declare.
+fn deletion_warnings(report: &schedule_sync::reconcile::Report, warnings: &[Diagnostic]) -> String {
+    use schedule_sync::plan::{Step, Untouched};
+    let deletes = report
+        .plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s, Step::Delete { .. }))
+        .count()
+        + report
+            .plan
+            .untouched
+            .iter()
+            .filter(|u| matches!(u, Untouched::HeldDeletion { .. }))
+            .count();
+    if deletes == 0 || warnings.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "\nnote: {deletes} deletion(s) above; the project loaded with these warnings, which may be why:"
+    );
+    for warning in warnings {
+        out.push_str(&format!("\n  {}: {}", warning.file.display(), warning.message));
     }
     out
 }

@@ -28,6 +28,9 @@ pub const RPC_TOTAL: &str = "schedule_sync_rpc_total";
 pub const SCHEDULES: &str = "schedule_sync_schedules";
 /// When the last reconcile succeeded, in Unix seconds.
 pub const LAST_SUCCESS: &str = "schedule_sync_last_success_timestamp_seconds";
+/// Schedules of ours that the project no longer declares and whose deletion
+/// the last reconcile held back (the listing was incomplete, or a mass delete).
+pub const HELD_DELETIONS: &str = "schedule_sync_held_deletions";
 /// Config reloads by `outcome`: `applied`, `invalid`.
 pub const CONFIG_RELOAD_TOTAL: &str = "schedule_sync_config_reload_total";
 
@@ -58,6 +61,15 @@ pub fn describe() {
         "When the last reconcile succeeded (Unix time)"
     );
     describe_counter!(CONFIG_RELOAD_TOTAL, "Config reloads by outcome");
+    describe_gauge!(
+        HELD_DELETIONS,
+        "Deletions held back by the last reconcile (incomplete listing or mass delete)"
+    );
+}
+
+/// Records how many deletions the last reconcile held back.
+pub fn held_deletions(count: usize) {
+    gauge!(HELD_DELETIONS).set(count as f64);
 }
 
 /// Records that `state` was entered at `at`.

@@ -29,6 +29,7 @@ use serde::Serialize;
 use temporalio_common::protos::temporal::api::schedule::v1::ScheduleSpec;
 
 use crate::desired::{DesiredSchedule, Fingerprint, PAUSE_NOTE_PREFIX, owns_id};
+use crate::store::as_listed;
 
 /// A schedule as a listing saw it.
 #[derive(Clone, Debug, PartialEq)]
@@ -237,7 +238,7 @@ pub fn plan(
             Some(UpdateReason::Adopted)
         } else if seen.fingerprint.as_ref() != Some(&want.fingerprint) {
             Some(UpdateReason::Changed)
-        } else if seen.spec.is_some() && seen.spec != want.schedule.spec {
+        } else if edited_out_of_band(seen, want) {
             Some(UpdateReason::EditedOutOfBand)
         } else {
             None
@@ -298,6 +299,17 @@ pub fn plan(
     plan.untouched
         .sort_by(|a, b| untouched_id(a).cmp(untouched_id(b)));
     plan
+}
+
+/// Whether the listed spec differs from the desired one, compared as a
+/// listing shows both: Temporal lists only the first ten calendars,
+/// intervals and exclusions of a spec.
+fn edited_out_of_band(seen: &Observed, want: &DesiredSchedule) -> bool {
+    match (&seen.spec, &want.schedule.spec) {
+        (Some(listed), Some(wanted)) => as_listed(listed) != as_listed(wanted),
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
 }
 
 fn untouched_id(untouched: &Untouched) -> &str {

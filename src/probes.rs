@@ -63,12 +63,28 @@ async fn healthz(Extract(handle): Extract<ReconcilerHandle>) -> Json<Value> {
         "config_revision": status.revision,
         "reload_error": status.reload_error,
         "schedules": counts,
+        "held_deletions": *status.held_deletions,
     }))
 }
 
+/// One entry per declared schedule, then one per held deletion (status
+/// `held_deletion`, with the reason, and no workflow: the project no longer
+/// declares it).
 async fn schedules(Extract(handle): Extract<ReconcilerHandle>) -> Json<Value> {
     let status = handle.status();
-    Json(serde_json::to_value(&*status.schedules).unwrap_or_default())
+    let mut entries = serde_json::to_value(&*status.schedules).unwrap_or_default();
+    if let Value::Array(list) = &mut entries {
+        list.extend(status.held_deletions.iter().map(|held| {
+            json!({
+                "id": held.id,
+                "workflow": null,
+                "status": "held_deletion",
+                "reason": held.reason,
+                "last_error": null,
+            })
+        }));
+    }
+    Json(entries)
 }
 
 fn code(ok: bool) -> StatusCode {

@@ -1,20 +1,28 @@
 //! One reconcile: list, plan, then carry out the plan's steps against a
 //! [`ScheduleStore`] with bounded concurrency, each schedule with its own
 //! outcome, so that one failing schedule does not stop the others.
+//!
+//! Carrying out a step re-reads its schedule first (the listing may be stale)
+//! and reads the result back (Temporal may answer OK to a write it did not
+//! make). When Temporal stops answering altogether, no new step starts and
+//! the reconcile ends at once: retrying is the lifecycle's business.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream;
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use crate::desired::{DesiredSchedule, desired};
 use crate::diff::{FieldChange, field_changes};
 use crate::plan::{Plan, PlanOptions, Step, plan};
 use crate::project::Project;
-use crate::store::{Created, PauseState, ScheduleStore, StoreError};
+use crate::store::{Created, Described, PauseState, ScheduleStore, StoreError};
 
 /// How many schedule writes run at once by default.
 pub const DEFAULT_CONCURRENCY: usize = 16;
@@ -32,6 +40,11 @@ pub const RACE_ATTEMPTS: u32 = 3;
 pub const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The read-back poll interval.
 pub const VERIFY_POLL: Duration = Duration::from_millis(100);
+/// RPCs in a row, across all steps, that found Temporal unreachable
+/// (Unavailable, or no answer within the RPC timeout) before the reconcile
+/// gives up: no new step starts, backoffs in progress end, and the reconcile
+/// reports the outage as a retryable failure.
+pub const OUTAGE_THRESHOLD: u32 = 5;
 
 /// Options of a reconcile.
 #[derive(Clone, Copy, Debug)]
@@ -51,17 +64,50 @@ impl Default for ReconcileOptions {
     }
 }
 
+/// What carrying out one step found and did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// The write was made and read back.
+    Applied,
+    /// Nothing was left to write: the schedule was already as wanted (or,
+    /// for a delete, already gone or no longer ours).
+    AlreadyDone,
+    /// Right before writing, the schedule turned out not to carry our marker:
+    /// it was left alone.
+    Conflict,
+    /// An operator paused it since the listing: the pause was kept.
+    PausedByOperator,
+    /// The step failed; the outcome's `error` says why.
+    Failed,
+    /// The step was not started, because Temporal became unreachable.
+    NotStarted,
+}
+
 /// The outcome of one step.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StepOutcome {
     /// The step.
     #[serde(flatten)]
     pub step: Step,
-    /// `None` when it succeeded, else the error.
+    /// What it found and did.
+    pub effect: Effect,
+    /// Set when the effect is [`Effect::Failed`] or [`Effect::NotStarted`].
     pub error: Option<String>,
     /// Whether the error may heal by retrying.
     #[serde(skip)]
     pub retryable: bool,
+}
+
+impl StepOutcome {
+    /// Whether the step left its schedule as the project wants it (or as an
+    /// operator's pause wants it).
+    pub fn succeeded(&self) -> bool {
+        matches!(
+            self.effect,
+            Effect::Applied | Effect::AlreadyDone | Effect::PausedByOperator
+        )
+    }
 }
 
 /// What a reconcile did.
@@ -77,7 +123,7 @@ impl Report {
     /// Whether every step succeeded and nothing was held or in conflict.
     pub fn converged(&self) -> bool {
         use crate::plan::Untouched;
-        self.outcomes.iter().all(|o| o.error.is_none())
+        self.outcomes.iter().all(StepOutcome::succeeded)
             && self.plan.untouched.iter().all(|u| {
                 matches!(
                     u,
@@ -126,24 +172,18 @@ pub async fn reconcile_with_progress<S: ScheduleStore>(
     progress: &dyn Progress,
 ) -> Result<Report, StoreError> {
     let wanted = desired(project);
-    let plan = observe_and_plan(store, &project.name, &wanted, options).await?;
+    let apply = Apply::new(store, &project.name, &wanted);
+    let plan = apply.observe_and_plan(options).await?;
     progress.planned(plan.steps.len());
     // Steps finish in any order (a slow one must not hold the others back);
     // outcomes are put back in plan order afterwards.
+    let apply = &apply;
     let mut outcomes: Vec<(usize, StepOutcome)> =
-        stream::iter(plan.steps.iter().cloned().enumerate())
-            .map(|(index, step)| {
-                let wanted = &wanted;
-                async move {
-                    let error = execute(store, &project.name, wanted, &step).await.err();
-                    let outcome = StepOutcome {
-                        step,
-                        retryable: error.as_ref().is_some_and(StoreError::is_retryable),
-                        error: error.map(|e| e.to_string()),
-                    };
-                    progress.finished(&outcome);
-                    (index, outcome)
-                }
+        stream::iter(plan.steps.clone().into_iter().enumerate())
+            .map(|(index, step)| async move {
+                let outcome = apply.step(step).await;
+                progress.finished(&outcome);
+                (index, outcome)
             })
             .buffer_unordered(options.concurrency.max(1))
             .collect()
@@ -175,14 +215,16 @@ pub async fn preview<S: ScheduleStore>(
     options: ReconcileOptions,
 ) -> Result<Preview, StoreError> {
     let wanted = desired(project);
-    let plan = observe_and_plan(store, &project.name, &wanted, options).await?;
+    let apply = Apply::new(store, &project.name, &wanted);
+    let plan = apply.observe_and_plan(options).await?;
+    let apply = &apply;
     let updated = plan.steps.iter().filter_map(|step| match step {
-        Step::Update { schedule_id, .. } => Some(find(&wanted, schedule_id)),
+        Step::Update { schedule_id, .. } => apply.wanted.get(schedule_id.as_str()).copied(),
         _ => None,
     });
     let changes = stream::iter(updated)
         .map(|want| async move {
-            let held = with_backoff(|| store.describe(&want.schedule_id)).await?;
+            let held = apply.retrying(|| store.describe(&want.schedule_id)).await?;
             let fields = held
                 .map(|held| field_changes(&held.schedule, &want.schedule))
                 .unwrap_or_default();
@@ -196,62 +238,502 @@ pub async fn preview<S: ScheduleStore>(
     Ok(Preview { plan, changes })
 }
 
-async fn observe_and_plan<S: ScheduleStore>(
-    store: &S,
-    project: &str,
-    wanted: &[DesiredSchedule],
-    options: ReconcileOptions,
-) -> Result<Plan, StoreError> {
-    let mut observation = with_backoff(|| store.list(project)).await?;
-    fill_fingerprints(store, project, wanted, &mut observation).await;
-    Ok(plan(project, wanted, &observation, options.plan))
+/// Notices that Temporal has gone away: [`OUTAGE_THRESHOLD`] RPCs in a row
+/// that found it unreachable, with no success between them, from any step.
+#[derive(Default)]
+struct Outage {
+    in_a_row: AtomicU32,
+    last: Mutex<Option<StoreError>>,
+    down: CancellationToken,
 }
 
-/// Without the fingerprint search attribute a listing shows no fingerprints.
-/// Then each of our desired schedules is described once and compared field by
-/// field with the desired one (the server stores what we send, so equality is
-/// exact); a match counts as the desired fingerprint, so an unchanged project
-/// still writes nothing. A failed describe leaves the fingerprint unknown,
-/// which plans an update.
-async fn fill_fingerprints<S: ScheduleStore>(
-    store: &S,
-    project: &str,
-    wanted: &[DesiredSchedule],
-    observation: &mut crate::plan::Observation,
-) {
-    let blind: Vec<usize> = observation
-        .schedules
-        .iter()
-        .enumerate()
-        .filter(|(_, o)| o.fingerprint.is_none() && o.owner.as_deref() == Some(project))
-        .map(|(i, _)| i)
-        .collect();
-    if blind.is_empty() {
-        return;
+impl Outage {
+    fn record<T>(&self, result: &Result<T, StoreError>) {
+        match result {
+            Err(error) if error.is_unreachable() => {
+                let count = self.in_a_row.fetch_add(1, Ordering::SeqCst) + 1;
+                if count >= OUTAGE_THRESHOLD && !self.down.is_cancelled() {
+                    *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.clone());
+                    tracing::warn!(
+                        %error,
+                        rpcs = count,
+                        "Temporal is unreachable; no new schedule write starts in this reconcile"
+                    );
+                    self.down.cancel();
+                }
+            }
+            _ => self.in_a_row.store(0, Ordering::SeqCst),
+        }
     }
-    tracing::info!(
-        schedules = blind.len(),
-        "the listing shows no fingerprints; describing each schedule to compare \
-         (register the ScheduleSyncFingerprint keyword search attribute to avoid this)"
-    );
-    let found: Vec<(usize, Option<crate::desired::Fingerprint>)> = stream::iter(blind)
-        .map(|index| {
-            let id = observation.schedules[index].schedule_id.clone();
-            async move {
-                let Some(want) = wanted.iter().find(|d| d.schedule_id == id) else {
-                    return (index, None);
-                };
-                let described = with_backoff(|| store.describe(&id)).await.ok().flatten();
+
+    /// The error of a step that cannot go on because Temporal is away.
+    fn error(&self) -> StoreError {
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        StoreError {
+            rpc: last.as_ref().map_or("ListSchedules", |l| l.rpc),
+            code: tonic::Code::Unavailable,
+            message: format!(
+                "Temporal became unreachable during the reconcile ({OUTAGE_THRESHOLD} RPCs in a \
+                 row failed{})",
+                last.map(|l| format!(", the last with: {}", l.message))
+                    .unwrap_or_default()
+            ),
+        }
+    }
+}
+
+/// Request ids of one step: fresh for each write the step means to make,
+/// repeated only when that same write is retried.
+struct RequestIds {
+    nonce: String,
+    made: u32,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        RequestIds {
+            nonce: format!("{:032x}", fastrand::u128(..)),
+            made: 0,
+        }
+    }
+
+    fn next(&mut self, operation: &str) -> String {
+        self.made += 1;
+        format!("schedule-sync-{operation}-{}-{}", self.nonce, self.made)
+    }
+}
+
+/// One reconcile of one project against one store.
+struct Apply<'a, S> {
+    store: &'a S,
+    project: &'a str,
+    wanted: HashMap<&'a str, &'a DesiredSchedule>,
+    ordered: &'a [DesiredSchedule],
+    outage: Outage,
+}
+
+impl<'a, S: ScheduleStore> Apply<'a, S> {
+    fn new(store: &'a S, project: &'a str, wanted: &'a [DesiredSchedule]) -> Self {
+        Apply {
+            store,
+            project,
+            wanted: wanted.iter().map(|d| (d.schedule_id.as_str(), d)).collect(),
+            ordered: wanted,
+            outage: Outage::default(),
+        }
+    }
+
+    async fn observe_and_plan(&self, options: ReconcileOptions) -> Result<Plan, StoreError> {
+        let mut observation = self.retrying(|| self.store.list(self.project)).await?;
+        self.fill_fingerprints(&mut observation).await;
+        Ok(plan(self.project, self.ordered, &observation, options.plan))
+    }
+
+    /// Without the fingerprint search attribute a listing shows no
+    /// fingerprints. Then each of our desired schedules is described once and
+    /// compared field by field with the desired one (the server stores what
+    /// we send, so equality is exact); a match counts as the desired
+    /// fingerprint, so an unchanged project still writes nothing. A failed
+    /// describe leaves the fingerprint unknown, which plans an update.
+    async fn fill_fingerprints(&self, observation: &mut crate::plan::Observation) {
+        let blind: Vec<(usize, String)> = observation
+            .schedules
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.fingerprint.is_none() && o.owner.as_deref() == Some(self.project))
+            .filter(|(_, o)| self.wanted.contains_key(o.schedule_id.as_str()))
+            .map(|(i, o)| (i, o.schedule_id.clone()))
+            .collect();
+        if blind.is_empty() {
+            return;
+        }
+        tracing::info!(
+            schedules = blind.len(),
+            "the listing shows no fingerprints; describing each schedule to compare \
+             (register the ScheduleSyncFingerprint keyword search attribute to avoid this)"
+        );
+        let found: Vec<(usize, bool)> = stream::iter(blind)
+            .map(|(index, id)| async move {
+                let want = self.want(&id);
+                let described = self.describe(&id).await.ok().flatten();
                 let same = described.is_some_and(|d| same_schedule(&d.schedule, &want.schedule));
-                (index, same.then(|| want.fingerprint.clone()))
+                (index, same)
+            })
+            .buffer_unordered(DEFAULT_CONCURRENCY)
+            .collect()
+            .await;
+        for (index, same) in found {
+            let observed = &mut observation.schedules[index];
+            if same {
+                observed.fingerprint = self
+                    .wanted
+                    .get(observed.schedule_id.as_str())
+                    .map(|w| w.fingerprint.clone());
+            }
+        }
+    }
+
+    /// Runs `op` until it succeeds, fails with a code that retrying will not
+    /// heal, or [`RPC_ATTEMPTS`] are spent, backing off between attempts. Once
+    /// Temporal is found unreachable, nothing more is tried.
+    async fn retrying<T, F, Fut>(&self, mut op: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let mut delay = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            if self.outage.down.is_cancelled() {
+                return Err(self.outage.error());
+            }
+            let result = op().await;
+            self.outage.record(&result);
+            match result {
+                Err(error) if error.is_retryable() && attempt < RPC_ATTEMPTS => {
+                    tracing::debug!(%error, attempt, ?delay, "retrying a schedule RPC");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = self.outage.down.cancelled() => return Err(self.outage.error()),
+                    }
+                    delay = (delay * 2).min(MAX_BACKOFF);
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// [`Apply::retrying`] for a write, each attempt logged at INFO: the
+    /// audit trail of every write sent to Temporal.
+    async fn write<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        schedule_id: &str,
+        request_id: &str,
+        mut op: F,
+    ) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        self.retrying(|| {
+            let call = op();
+            async move {
+                let result = call.await;
+                let outcome = match &result {
+                    Ok(_) => "ok".to_owned(),
+                    Err(error) => format!("{:?}", error.code),
+                };
+                tracing::info!(
+                    target: "schedule_sync::audit",
+                    project = self.project,
+                    schedule_id,
+                    operation,
+                    request_id,
+                    outcome,
+                    "schedule write"
+                );
+                result
             }
         })
-        .buffer_unordered(DEFAULT_CONCURRENCY)
-        .collect()
-        .await;
-    for (index, fingerprint) in found {
-        observation.schedules[index].fingerprint = fingerprint;
+        .await
     }
+
+    /// Carries out one step; never fails, the outcome says how it went.
+    async fn step(&self, step: Step) -> StepOutcome {
+        let result = if self.outage.down.is_cancelled() {
+            Err(self.outage.error())
+        } else {
+            self.execute(&step).await
+        };
+        let (effect, error, retryable) = match result {
+            Ok(effect) => (effect, None, false),
+            Err(error) => {
+                let not_started = self.outage.down.is_cancelled() && error.code == tonic::Code::Unavailable;
+                let effect = if not_started { Effect::NotStarted } else { Effect::Failed };
+                (effect, Some(error.to_string()), error.is_retryable())
+            }
+        };
+        StepOutcome {
+            step,
+            effect,
+            error,
+            retryable,
+        }
+    }
+
+    fn want(&self, schedule_id: &str) -> &'a DesiredSchedule {
+        self.wanted
+            .get(schedule_id)
+            .copied()
+            .expect("the plan only names desired schedules for creates, updates and pauses")
+    }
+
+    async fn execute(&self, step: &Step) -> Result<Effect, StoreError> {
+        let mut ids = RequestIds::new();
+        match step {
+            Step::Create { schedule_id } => self.create(self.want(schedule_id), &mut ids).await,
+            Step::Update {
+                schedule_id, adopt, ..
+            } => self.update(self.want(schedule_id), *adopt, &mut ids).await,
+            Step::Pause { schedule_id } | Step::Unpause { schedule_id } => {
+                self.set_paused(self.want(schedule_id), &mut ids).await
+            }
+            Step::Delete { schedule_id } => self.delete(schedule_id).await,
+        }
+    }
+
+    fn describe(
+        &self,
+        schedule_id: &str,
+    ) -> impl Future<Output = Result<Option<Described>, StoreError>> {
+        self.retrying(move || self.store.describe(schedule_id))
+    }
+
+    /// [`Apply::create`] behind a pointer, as the create and update paths
+    /// call each other.
+    fn create_boxed<'b>(
+        &'b self,
+        want: &'b DesiredSchedule,
+        ids: &'b mut RequestIds,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Effect, StoreError>> + Send + 'b>> {
+        Box::pin(self.create(want, ids))
+    }
+
+    /// [`Apply::update`] behind a pointer.
+    fn update_boxed<'b>(
+        &'b self,
+        want: &'b DesiredSchedule,
+        adopt: bool,
+        ids: &'b mut RequestIds,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Effect, StoreError>> + Send + 'b>> {
+        Box::pin(self.update(want, adopt, ids))
+    }
+
+    /// Creates `want` and reads it back. A create that the server answers OK
+    /// but that left no schedule (its request id matched an old one) is made
+    /// again with a fresh request id, once.
+    async fn create(&self, want: &DesiredSchedule, ids: &mut RequestIds) -> Result<Effect, StoreError> {
+        let pause = pause_for(want, None);
+        for _ in 0..2 {
+            let request_id = ids.next("create");
+            let created = self
+                .write("create", &want.schedule_id, &request_id, || {
+                    self.store.create(self.project, want, &pause, &request_id)
+                })
+                .await?;
+            if created == Created::AlreadyExists {
+                // Taken since the listing (or the listing lagged): update it,
+                // if it is ours.
+                return self.update_boxed(want, false, ids).await;
+            }
+            match self.describe(&want.schedule_id).await? {
+                Some(held) if held.observed.owner.as_deref() == Some(self.project) => {
+                    return Ok(Effect::Applied);
+                }
+                Some(_) => return Ok(Effect::Conflict),
+                None => tracing::warn!(
+                    schedule_id = want.schedule_id,
+                    "Temporal answered the create with OK but holds no such schedule; creating it again"
+                ),
+            }
+        }
+        Err(StoreError {
+            rpc: "CreateSchedule",
+            code: tonic::Code::Internal,
+            message: format!(
+                "Temporal answered OK to creating {} twice, but holds no such schedule",
+                want.schedule_id
+            ),
+        })
+    }
+
+    /// Reads the schedule for its conflict token and pause, updates it, and
+    /// reads it back. A lost race (a stale token refused, or an update the
+    /// server dropped because another landed first) is re-read and tried
+    /// again, up to [`RACE_ATTEMPTS`] times; it is never blindly overwritten.
+    /// An adoption whose marker the server did not store (Temporal 1.29 sets
+    /// a memo only on create) re-creates the schedule with it.
+    async fn update(
+        &self,
+        want: &DesiredSchedule,
+        adopt: bool,
+        ids: &mut RequestIds,
+    ) -> Result<Effect, StoreError> {
+        let mut last = None;
+        for _ in 0..RACE_ATTEMPTS {
+            let Some(current) = self.describe(&want.schedule_id).await? else {
+                // Deleted since the listing: create it again.
+                return self.create_boxed(want, ids).await;
+            };
+            let ours = current.observed.owner.as_deref() == Some(self.project);
+            if !ours && !(adopt && current.observed.owner.is_none()) {
+                return Ok(Effect::Conflict);
+            }
+            let operator_pause = want.enabled && current.observed.paused_by_operator();
+            let pause = pause_for(
+                want,
+                operator_pause.then(|| PauseState {
+                    paused: true,
+                    notes: current.observed.notes.clone(),
+                }),
+            );
+            if ours && holds(&current, want, &pause) {
+                return Ok(Effect::AlreadyDone);
+            }
+            let request_id = ids.next("update");
+            let written = self
+                .write("update", &want.schedule_id, &request_id, || {
+                    self.store
+                        .update(self.project, want, &pause, &current, &request_id)
+                })
+                .await;
+            match written {
+                Err(error) if error.is_conflict() => last = Some(error),
+                Err(error) => return Err(error),
+                Ok(()) => match self.read_back(want, &current.conflict_token).await? {
+                    ReadBack::Lost(error) => last = Some(error),
+                    ReadBack::Applied(held) if held.observed.owner.as_deref() == Some(self.project) => {
+                        return Ok(Effect::Applied);
+                    }
+                    ReadBack::Applied(_) => return self.recreate(want, &pause, ids).await,
+                },
+            }
+        }
+        Err(last.unwrap_or_else(|| lost_race(want)))
+    }
+
+    /// Adopts a schedule by deleting it and creating it again with our
+    /// marker, in `pause` state: the only way to set a memo on Temporal 1.29.
+    async fn recreate(
+        &self,
+        want: &DesiredSchedule,
+        pause: &PauseState,
+        ids: &mut RequestIds,
+    ) -> Result<Effect, StoreError> {
+        tracing::info!(
+            schedule_id = want.schedule_id,
+            "the server keeps no memo set by an update; re-creating the schedule to adopt it"
+        );
+        let request_id = ids.next("delete");
+        self.write("delete", &want.schedule_id, &request_id, || {
+            self.store.delete(&want.schedule_id)
+        })
+        .await?;
+        let request_id = ids.next("create");
+        let created = self
+            .write("create", &want.schedule_id, &request_id, || {
+                self.store.create(self.project, want, pause, &request_id)
+            })
+            .await?;
+        match (created, self.describe(&want.schedule_id).await?) {
+            (Created::Created, Some(held)) if held.observed.owner.as_deref() == Some(self.project) => {
+                Ok(Effect::Applied)
+            }
+            (Created::AlreadyExists, _) | (_, Some(_)) => Ok(Effect::Conflict),
+            (Created::Created, None) => Err(StoreError {
+                rpc: "CreateSchedule",
+                code: tonic::Code::Internal,
+                message: format!(
+                    "{} was deleted to adopt it, and its re-creation did not show; the next \
+                     reconcile creates it",
+                    want.schedule_id
+                ),
+            }),
+        }
+    }
+
+    /// Pauses or resumes `want` as the project's `enabled` says, after
+    /// checking that it is still ours and that no operator paused it since.
+    async fn set_paused(&self, want: &DesiredSchedule, ids: &mut RequestIds) -> Result<Effect, StoreError> {
+        let Some(current) = self.describe(&want.schedule_id).await? else {
+            return self.create(want, ids).await;
+        };
+        if current.observed.owner.as_deref() != Some(self.project) {
+            return Ok(Effect::Conflict);
+        }
+        if want.enabled && current.observed.paused_by_operator() {
+            return Ok(Effect::PausedByOperator);
+        }
+        if current.observed.paused != want.enabled {
+            return Ok(Effect::AlreadyDone);
+        }
+        let pause = if want.enabled {
+            PauseState {
+                paused: false,
+                notes: "schedule-sync: enabled in the project".to_owned(),
+            }
+        } else {
+            pause_for(want, None)
+        };
+        let operation = if want.enabled { "unpause" } else { "pause" };
+        let request_id = ids.next(operation);
+        self.write(operation, &want.schedule_id, &request_id, || {
+            self.store.set_paused(&want.schedule_id, &pause)
+        })
+        .await?;
+        Ok(Effect::Applied)
+    }
+
+    /// Deletes a schedule after checking that it still exists and is ours.
+    async fn delete(&self, schedule_id: &str) -> Result<Effect, StoreError> {
+        match self.describe(schedule_id).await? {
+            Some(current) if current.observed.owner.as_deref() == Some(self.project) => {}
+            // Gone already (the listing lagged), or no longer ours.
+            _ => return Ok(Effect::AlreadyDone),
+        }
+        self.write("delete", schedule_id, "", || self.store.delete(schedule_id))
+            .await?;
+        Ok(Effect::Applied)
+    }
+
+    /// Waits until the schedule's version moves past `token`, then tells
+    /// whether it holds our update.
+    async fn read_back(&self, want: &DesiredSchedule, token: &[u8]) -> Result<ReadBack, StoreError> {
+        let deadline = tokio::time::Instant::now() + VERIFY_TIMEOUT;
+        loop {
+            let Some(now) = self.describe(&want.schedule_id).await? else {
+                return Ok(ReadBack::Lost(lost_race(want)));
+            };
+            if now.conflict_token != token {
+                // The schedule itself, not the fingerprint attribute: Temporal
+                // shows a new attribute value a moment after the new definition.
+                return Ok(if same_schedule(&now.schedule, &want.schedule) {
+                    ReadBack::Applied(Box::new(now))
+                } else {
+                    ReadBack::Lost(lost_race(want))
+                });
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StoreError {
+                    rpc: "DescribeSchedule",
+                    code: tonic::Code::DeadlineExceeded,
+                    message: format!(
+                        "the update of {} did not show within {VERIFY_TIMEOUT:?}",
+                        want.schedule_id
+                    ),
+                });
+            }
+            tokio::time::sleep(VERIFY_POLL).await;
+        }
+    }
+}
+
+/// Whether `current` already holds `want` in `pause` state, fingerprint
+/// included where the namespace shows one: then an update would write the
+/// same thing again.
+fn holds(current: &Described, want: &DesiredSchedule, pause: &PauseState) -> bool {
+    let state = current.schedule.state.clone().unwrap_or_default();
+    let fingerprint_ok = current
+        .observed
+        .fingerprint
+        .as_ref()
+        .is_none_or(|f| *f == want.fingerprint);
+    fingerprint_ok
+        && state.paused == pause.paused
+        && (!pause.paused || state.notes == pause.notes)
+        && same_schedule(&current.schedule, &want.schedule)
 }
 
 /// Whether the schedule the server holds has every managed field of `want`
@@ -290,17 +772,10 @@ fn same_schedule(
     held.spec == want.spec && start(held) == start(want) && policies(held) == policies(want)
 }
 
-fn find<'d>(wanted: &'d [DesiredSchedule], schedule_id: &str) -> &'d DesiredSchedule {
-    wanted
-        .iter()
-        .find(|d| d.schedule_id == schedule_id)
-        .expect("the plan only names desired schedules for creates and updates")
-}
-
 /// The pause state to write for `want`, keeping an operator's pause.
-fn pause_for(want: &DesiredSchedule, keep_operator_pause: Option<&PauseState>) -> PauseState {
+fn pause_for(want: &DesiredSchedule, keep_operator_pause: Option<PauseState>) -> PauseState {
     match keep_operator_pause {
-        Some(operator) => operator.clone(),
+        Some(operator) => operator,
         None => {
             let state = want.schedule.state.clone().unwrap_or_default();
             PauseState {
@@ -311,113 +786,8 @@ fn pause_for(want: &DesiredSchedule, keep_operator_pause: Option<&PauseState>) -
     }
 }
 
-/// Runs `op` until it succeeds, fails with a code that retrying will not
-/// heal, or [`RPC_ATTEMPTS`] are spent, backing off between attempts.
-async fn with_backoff<T, F, Fut>(mut op: F) -> Result<T, StoreError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, StoreError>>,
-{
-    let mut delay = FIRST_BACKOFF;
-    let mut attempt = 1;
-    loop {
-        match op().await {
-            Err(error) if error.is_retryable() && attempt < RPC_ATTEMPTS => {
-                tracing::debug!(%error, attempt, ?delay, "retrying a schedule RPC");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(MAX_BACKOFF);
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
-}
-
-async fn execute<S: ScheduleStore>(
-    store: &S,
-    project: &str,
-    wanted: &[DesiredSchedule],
-    step: &Step,
-) -> Result<(), StoreError> {
-    match step {
-        Step::Create { schedule_id } => {
-            let want = find(wanted, schedule_id);
-            match with_backoff(|| store.create(project, want)).await? {
-                Created::Created => Ok(()),
-                // Taken since the listing (or the listing lagged): update it,
-                // if it is ours.
-                Created::AlreadyExists => update(store, project, want, false).await,
-            }
-        }
-        Step::Update {
-            schedule_id, adopt, ..
-        } => update(store, project, find(wanted, schedule_id), *adopt).await,
-        Step::Pause { schedule_id } => {
-            let pause = pause_for(find(wanted, schedule_id), None);
-            with_backoff(|| store.set_paused(schedule_id, &pause)).await
-        }
-        Step::Unpause { schedule_id } => {
-            let note = "schedule-sync: enabled in the project".to_owned();
-            let pause = PauseState {
-                paused: false,
-                notes: note,
-            };
-            with_backoff(|| store.set_paused(schedule_id, &pause)).await
-        }
-        Step::Delete { schedule_id } => with_backoff(|| store.delete(schedule_id)).await,
-    }
-}
-
-/// Reads the schedule for its conflict token and pause, updates it, and reads
-/// it back. A lost race (a stale token refused, or an update the server
-/// dropped because another landed first) is re-read and tried again, up to
-/// [`RACE_ATTEMPTS`] times; it is never blindly overwritten.
-async fn update<S: ScheduleStore>(
-    store: &S,
-    project: &str,
-    want: &DesiredSchedule,
-    adopt: bool,
-) -> Result<(), StoreError> {
-    let mut last = None;
-    for _ in 0..RACE_ATTEMPTS {
-        let Some(current) = with_backoff(|| store.describe(&want.schedule_id)).await? else {
-            // Deleted since the listing: create it again.
-            return with_backoff(|| store.create(project, want)).await.map(drop);
-        };
-        let ours = current.observed.owner.as_deref() == Some(project);
-        let adoptable = adopt && current.observed.owner.is_none();
-        if !(ours || adoptable) {
-            return Err(StoreError {
-                rpc: "DescribeSchedule",
-                code: tonic::Code::AlreadyExists,
-                message: format!(
-                    "{} exists without this project's marker; it is left alone \
-                     (use --adopt to take it over)",
-                    want.schedule_id
-                ),
-            });
-        }
-        let operator_pause =
-            (want.enabled && current.observed.paused_by_operator()).then(|| PauseState {
-                paused: true,
-                notes: current.observed.notes.clone(),
-            });
-        let pause = pause_for(want, operator_pause.as_ref());
-        let token = &current.conflict_token;
-        match with_backoff(|| store.update(project, want, &pause, token)).await {
-            Err(error) if error.is_conflict() => last = Some(error),
-            Err(error) => return Err(error),
-            Ok(()) => match read_back(store, want, token).await? {
-                ReadBack::Applied => return Ok(()),
-                ReadBack::Lost(error) => last = Some(error),
-            },
-        }
-    }
-    Err(last.unwrap_or_else(|| lost_race(want)))
-}
-
 enum ReadBack {
-    Applied,
+    Applied(Box<Described>),
     Lost(StoreError),
 }
 
@@ -429,42 +799,6 @@ fn lost_race(want: &DesiredSchedule) -> StoreError {
             "another writer changed {} at the same time",
             want.schedule_id
         ),
-    }
-}
-
-/// Waits until the schedule's version moves past `token`, then tells whether
-/// it holds our update.
-async fn read_back<S: ScheduleStore>(
-    store: &S,
-    want: &DesiredSchedule,
-    token: &[u8],
-) -> Result<ReadBack, StoreError> {
-    let deadline = tokio::time::Instant::now() + VERIFY_TIMEOUT;
-    loop {
-        let Some(now) = with_backoff(|| store.describe(&want.schedule_id)).await? else {
-            return Ok(ReadBack::Lost(lost_race(want)));
-        };
-        if now.conflict_token != token {
-            // The schedule itself, not the fingerprint attribute: Temporal
-            // shows a new attribute value a moment after the new definition.
-            let applied = same_schedule(&now.schedule, &want.schedule);
-            return Ok(if applied {
-                ReadBack::Applied
-            } else {
-                ReadBack::Lost(lost_race(want))
-            });
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(StoreError {
-                rpc: "DescribeSchedule",
-                code: tonic::Code::DeadlineExceeded,
-                message: format!(
-                    "the update of {} did not show within {VERIFY_TIMEOUT:?}",
-                    want.schedule_id
-                ),
-            });
-        }
-        tokio::time::sleep(VERIFY_POLL).await;
     }
 }
 
@@ -514,8 +848,8 @@ mod tests {
         assert_eq!(store.calls_of("CreateSchedule"), 4);
         assert_eq!(
             store.calls_of("UpdateSchedule"),
-            2,
-            "same schedule rewritten"
+            0,
+            "a create that finds its schedule already as wanted writes nothing more"
         );
         store.catch_up_listing();
         store.freeze_listing();
@@ -693,5 +1027,160 @@ mod tests {
             .await
             .unwrap();
         assert!(!store.get("foo.a").unwrap().state.unwrap().paused);
+    }
+
+    const MANY: &str = "id: m\nschedule:\n  cron:\n    - \"0 0 * * *\"\n    - \"0 1 * * *\"\n    - \"0 2 * * *\"\n    - \"0 3 * * *\"\n    - \"0 4 * * *\"\n    - \"0 5 * * *\"\n    - \"0 6 * * *\"\n    - \"0 7 * * *\"\n    - \"0 8 * * *\"\n    - \"0 9 * * *\"\n    - \"0 10 * * *\"\n    - \"0 11 * * *\"\n";
+
+    #[tokio::test(start_paused = true)]
+    async fn a_schedule_deleted_by_an_operator_is_created_again() {
+        let store = MemoryStore::new();
+        reconcile(&store, &project(&[A, B]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        store.operator_delete("foo.a");
+        let report = reconcile(&store, &project(&[A, B]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        assert!(report.converged(), "{report:#?}");
+        assert_eq!(report.outcomes[0].effect, Effect::Applied);
+        assert!(store.get("foo.a").is_some(), "re-created");
+        // Dropped from the project, then declared again.
+        reconcile(&store, &project(&[B]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        assert!(store.get("foo.a").is_none());
+        reconcile(&store, &project(&[A, B]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        assert!(store.get("foo.a").is_some(), "declared again, created again");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn adoption_re_creates_the_schedule_when_the_memo_cannot_be_updated() {
+        let store = MemoryStore::new();
+        let foreign = desired(&project(&[A2]))[0].schedule.clone();
+        store.insert_unowned("foo.a", foreign);
+        let mut options = ReconcileOptions::default();
+        options.plan.adopt = true;
+        let adopted = reconcile(&store, &project(&[A]), options).await.unwrap();
+        assert!(adopted.converged(), "{adopted:#?}");
+        assert_eq!(store.owner("foo.a").as_deref(), Some("foo"));
+        assert_eq!(store.calls_of("DeleteSchedule"), 1);
+        let plain = reconcile(&store, &project(&[A]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        assert!(plain.converged() && plain.plan.steps.is_empty(), "{plain:#?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_update_keeps_search_attributes_that_are_not_ours() {
+        let store = MemoryStore::new();
+        reconcile(&store, &project(&[A]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        store.tag("foo.a", "Team", "payments");
+        let report = reconcile(&store, &project(&[A2]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        assert!(report.converged(), "{report:#?}");
+        assert_eq!(store.calls_of("UpdateSchedule"), 1);
+        let attributes = store.search_attributes("foo.a");
+        assert_eq!(attributes.get("Team").map(String::as_str), Some("\"payments\""));
+        assert_eq!(
+            attributes.get(crate::dev_server::FINGERPRINT_ATTRIBUTE),
+            Some(&format!("\"{}\"", desired(&project(&[A2]))[0].fingerprint.0))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn more_than_ten_cron_entries_cost_no_write_when_unchanged() {
+        let store = MemoryStore::new();
+        reconcile(&store, &project(&[MANY]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        let writes = store.writes();
+        for _ in 0..2 {
+            let again = reconcile(&store, &project(&[MANY]), ReconcileOptions::default())
+                .await
+                .unwrap();
+            assert!(again.plan.steps.is_empty(), "{again:#?}");
+        }
+        assert_eq!(store.writes(), writes);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unreachable_temporal_ends_the_reconcile_at_once() {
+        let many: Vec<String> = (0..300)
+            .map(|i| format!("id: w{i}\nschedule:\n  cron: \"@daily\"\n"))
+            .collect();
+        let files: Vec<&str> = many.iter().map(String::as_str).collect();
+        let store = MemoryStore::new();
+        // The listing works, then Temporal goes away for good.
+        store.fail_next("CreateSchedule", tonic::Code::Unavailable, 10_000);
+        let started = tokio::time::Instant::now();
+        let mut options = ReconcileOptions::default();
+        options.concurrency = 2;
+        let report = reconcile(&store, &project(&files), options).await.unwrap();
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(2), "took {took:?}");
+        assert!(!report.converged());
+        assert!(report.outcomes.iter().all(|o| o.retryable));
+        let not_started = report
+            .outcomes
+            .iter()
+            .filter(|o| o.effect == Effect::NotStarted)
+            .count();
+        assert!(not_started >= 290, "{not_started} not started");
+        assert!(
+            store.calls_of("CreateSchedule") <= OUTAGE_THRESHOLD as usize + 1,
+            "{} creates",
+            store.calls_of("CreateSchedule")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_temporal_is_not_taken_for_an_outage() {
+        let store = MemoryStore::new();
+        store.fail_next("CreateSchedule", tonic::Code::ResourceExhausted, 8);
+        let mut options = ReconcileOptions::default();
+        options.concurrency = 1;
+        let report = reconcile(&store, &project(&[A, B, C]), options).await.unwrap();
+        // a spends its own attempts; b and c still go ahead.
+        let effects: Vec<Effect> = report.outcomes.iter().map(|o| o.effect).collect();
+        assert_eq!(effects, [Effect::Failed, Effect::Applied, Effect::Applied]);
+        assert_eq!(store.calls_of("CreateSchedule"), 5 + 4 + 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn writes_act_on_the_schedule_as_it_is_not_as_a_stale_listing_shows_it() {
+        let store = MemoryStore::new();
+        let off = "id: b\nschedule:\n  cron: \"@hourly\"\n  enabled: false\n";
+        reconcile(&store, &project(&[A, B, C]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        store.freeze_listing();
+        // Since the listing: a deleted, b replaced by a hand-made schedule.
+        store.operator_delete("foo.a");
+        store.operator_delete("foo.b");
+        store.insert_unowned("foo.b", desired(&project(&[B]))[0].schedule.clone());
+        let mut options = ReconcileOptions::default();
+        options.plan.allow_mass_delete = true;
+        let report = reconcile(&store, &project(&[off, C]), options).await.unwrap();
+        let effects: Vec<(String, Effect)> = report
+            .outcomes
+            .iter()
+            .map(|o| (o.step.schedule_id().to_owned(), o.effect))
+            .collect();
+        assert_eq!(
+            effects,
+            vec![
+                ("foo.a".to_owned(), Effect::AlreadyDone),
+                ("foo.b".to_owned(), Effect::Conflict),
+            ]
+        );
+        assert!(report.outcomes.iter().all(|o| o.error.is_none()));
+        assert_eq!(store.calls_of("DeleteSchedule"), 0);
+        assert_eq!(store.calls_of("PatchSchedule"), 0);
+        assert!(store.owner("foo.b").is_none(), "the hand-made one is left alone");
     }
 }

@@ -433,19 +433,28 @@ impl ScheduleStore for SlowStore {
         self.wait().await;
         self.inner.describe(id).await
     }
-    async fn create(&self, project: &str, d: &DesiredSchedule) -> Result<Created, StoreError> {
+    async fn create(
+        &self,
+        project: &str,
+        d: &DesiredSchedule,
+        pause: &PauseState,
+        request_id: &str,
+    ) -> Result<Created, StoreError> {
         self.wait().await;
-        self.inner.create(project, d).await
+        self.inner.create(project, d, pause, request_id).await
     }
     async fn update(
         &self,
         project: &str,
         d: &DesiredSchedule,
         pause: &PauseState,
-        token: &[u8],
+        current: &Described,
+        request_id: &str,
     ) -> Result<(), StoreError> {
         self.wait().await;
-        self.inner.update(project, d, pause, token).await
+        self.inner
+            .update(project, d, pause, current, request_id)
+            .await
     }
     async fn set_paused(&self, id: &str, pause: &PauseState) -> Result<(), StoreError> {
         self.wait().await;
@@ -533,7 +542,13 @@ impl ScheduleStore for PanickingStore {
     async fn describe(&self, _: &str) -> Result<Option<Described>, StoreError> {
         unreachable!()
     }
-    async fn create(&self, _: &str, _: &DesiredSchedule) -> Result<Created, StoreError> {
+    async fn create(
+        &self,
+        _: &str,
+        _: &DesiredSchedule,
+        _: &PauseState,
+        _: &str,
+    ) -> Result<Created, StoreError> {
         unreachable!()
     }
     async fn update(
@@ -541,7 +556,8 @@ impl ScheduleStore for PanickingStore {
         _: &str,
         _: &DesiredSchedule,
         _: &PauseState,
-        _: &[u8],
+        _: &Described,
+        _: &str,
     ) -> Result<(), StoreError> {
         unreachable!()
     }

@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use schedule_sync::desired::{self, PAUSE_NOTE_PREFIX};
+use schedule_sync::desired::{self, DesiredSchedule, PAUSE_NOTE_PREFIX};
 use schedule_sync::plan::{self, Observation, PlanOptions};
 use schedule_sync::project;
 use schedule_sync::store::{Created, PauseState, ScheduleStore, TemporalStore};
@@ -44,20 +44,29 @@ async fn the_store_round_trips_schedules_on_the_real_server() {
 
     for schedule in &wanted {
         assert_eq!(
-            store.create("billing", schedule).await.unwrap(),
+            store
+                .create("billing", schedule, &pause_of(schedule), &request_id(schedule))
+                .await
+                .unwrap(),
             Created::Created
         );
     }
     // A retried create (same request id) is idempotent; a different create on
     // a taken id finds it taken.
     assert_eq!(
-        store.create("billing", &wanted[0]).await.unwrap(),
+        store
+            .create("billing", &wanted[0], &pause_of(&wanted[0]), &request_id(&wanted[0]))
+            .await
+            .unwrap(),
         Created::Created
     );
     let mut other = wanted[0].clone();
     other.fingerprint = desired::Fingerprint("another".into());
     assert_eq!(
-        store.create("billing", &other).await.unwrap(),
+        store
+            .create("billing", &other, &pause_of(&other), "another-create")
+            .await
+            .unwrap(),
         Created::AlreadyExists
     );
 
@@ -107,12 +116,12 @@ async fn the_store_round_trips_schedules_on_the_real_server() {
         notes: "investigating".into(),
     };
     store
-        .update("billing", report, &paused, &described.conflict_token)
+        .update("billing", report, &paused, &described, "update-1")
         .await
         .unwrap();
     // A retry of that very update (a lost response) is deduplicated, not refused.
     store
-        .update("billing", report, &paused, &described.conflict_token)
+        .update("billing", report, &paused, &described, "update-1")
         .await
         .unwrap();
     // Updates reach the scheduler as signals, processed in order. Wait
@@ -141,7 +150,7 @@ async fn the_store_round_trips_schedules_on_the_real_server() {
         nanos: 0,
     });
     store
-        .update("billing", &changed, &paused, &described.conflict_token)
+        .update("billing", &changed, &paused, &described, "update-2")
         .await
         .expect("the server takes the stale update without an error");
     // A later patch (a signal behind the stale update) marks when it was handled.
@@ -177,4 +186,18 @@ async fn the_store_round_trips_schedules_on_the_real_server() {
     // Another project's listing never sees billing's schedules.
     assert!(store.list("bill").await.unwrap().schedules.is_empty());
     server.stop();
+}
+
+/// The pause state a desired schedule is created in.
+fn pause_of(schedule: &DesiredSchedule) -> PauseState {
+    let state = schedule.schedule.state.clone().unwrap_or_default();
+    PauseState {
+        paused: state.paused,
+        notes: state.notes,
+    }
+}
+
+/// A request id for the first create of `schedule` in this test.
+fn request_id(schedule: &DesiredSchedule) -> String {
+    format!("test-create-{}", schedule.schedule_id)
 }

@@ -70,7 +70,12 @@ pub fn find(dir: &Path, project_file: &Path, globs: &[(String, Position)]) -> Fo
             continue;
         }
         let root = dir.join(base);
-        if !root.exists() {
+        if let Some(problem) = unreadable_base(dir, base) {
+            diagnostics.push(problem);
+            continue;
+        }
+        if std::fs::symlink_metadata(&root).is_err() {
+            // Nothing there at all: the glob matches no file (a warning below).
             continue;
         }
         let walker = walkdir::WalkDir::new(&root)
@@ -83,18 +88,16 @@ pub fn find(dir: &Path, project_file: &Path, globs: &[(String, Position)]) -> Fo
                 Err(error) => {
                     let path = error.path().map_or_else(|| root.clone(), Path::to_path_buf);
                     let relative = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
-                    let reason = if error.loop_ancestor().is_some() {
-                        "a symbolic link loops back to a folder above it".to_owned()
+                    if error.loop_ancestor().is_some() {
+                        // Its folder is walked already: no file is missed.
+                        diagnostics.push(Diagnostic::warning(
+                            &relative,
+                            Position::default(),
+                            "skipped: a symbolic link loops back to a folder above it",
+                        ));
                     } else {
-                        error
-                            .io_error()
-                            .map_or_else(|| error.to_string(), std::string::ToString::to_string)
-                    };
-                    diagnostics.push(Diagnostic::warning(
-                        &relative,
-                        Position::default(),
-                        format!("skipped: {reason}"),
-                    ));
+                        diagnostics.push(walk_error(&relative, &path, &error.to_string()));
+                    }
                     continue;
                 }
             };
@@ -155,6 +158,48 @@ pub fn find(dir: &Path, project_file: &Path, globs: &[(String, Position)]) -> Fo
         files: files.into_iter().collect(),
         diagnostics,
     }
+}
+
+/// An error of the project for a path that cannot be walked: a dangling
+/// symbolic link, a folder that cannot be read. The schedules under it would
+/// otherwise look deleted, so the project does not load.
+fn walk_error(relative: &Path, path: &Path, reason: &str) -> Diagnostic {
+    let dangling = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+        && std::fs::metadata(path).is_err();
+    let message = if dangling {
+        let target = std::fs::read_link(path)
+            .map(|t| format!(" (to {})", t.display()))
+            .unwrap_or_default();
+        format!("cannot read the project: a symbolic link points to nothing{target}")
+    } else {
+        format!("cannot read the project: {reason}")
+    };
+    Diagnostic::error(relative, Position::default(), message)
+        .expected("a readable file or folder; nothing is sent to Temporal while part of the project cannot be read")
+}
+
+/// Whether the folder a glob starts from, or one above it inside the
+/// project, is a dangling link or cannot be read.
+fn unreadable_base(dir: &Path, base: &Path) -> Option<Diagnostic> {
+    let mut path = dir.to_path_buf();
+    for component in base.components() {
+        path.push(component);
+        match std::fs::metadata(&path) {
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                let is_link = std::fs::symlink_metadata(&path).is_ok();
+                let relative = path.strip_prefix(dir).unwrap_or(&path);
+                // A link that points nowhere is an error; a folder that is
+                // simply not there makes a glob that matches nothing.
+                return is_link.then(|| walk_error(relative, &path, &error.to_string()));
+            }
+            Err(error) => {
+                let relative = path.strip_prefix(dir).unwrap_or(&path);
+                return Some(walk_error(relative, &path, &error.to_string()));
+            }
+        }
+    }
+    None
 }
 
 /// Reads `dir/relative` as UTF-8 text within [`MAX_FILE_BYTES`].

@@ -176,9 +176,11 @@ impl<S: ScheduleStore> ScheduleStore for Guarded<'_, S> {
         &self,
         project: &str,
         desired: &crate::desired::DesiredSchedule,
+        pause: &PauseState,
+        request_id: &str,
     ) -> Result<Created, StoreError> {
         self.open("CreateSchedule")?;
-        self.inner.create(project, desired).await
+        self.inner.create(project, desired, pause, request_id).await
     }
 
     async fn update(
@@ -186,11 +188,12 @@ impl<S: ScheduleStore> ScheduleStore for Guarded<'_, S> {
         project: &str,
         desired: &crate::desired::DesiredSchedule,
         pause: &PauseState,
-        conflict_token: &[u8],
+        current: &Described,
+        request_id: &str,
     ) -> Result<(), StoreError> {
         self.open("UpdateSchedule")?;
         self.inner
-            .update(project, desired, pause, conflict_token)
+            .update(project, desired, pause, current, request_id)
             .await
     }
 

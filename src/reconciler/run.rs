@@ -241,10 +241,19 @@ impl<C: Connector> Loop<C> {
 
     fn finished(&mut self, report: Report, at: SystemTime, took: Duration) -> Event {
         for outcome in &report.outcomes {
-            crate::metrics::operation(outcome.step.operation(), outcome.error.is_none());
+            crate::metrics::operation(outcome.step.operation(), outcome.succeeded());
         }
         self.status.record(&report);
         crate::metrics::schedules(&self.status.counts());
+        crate::metrics::held_deletions(self.status.held_deletions.len());
+        if !self.status.held_deletions.is_empty() {
+            tracing::warn!(
+                held = self.status.held_deletions.len(),
+                first = self.status.held_deletions[0].id,
+                reason = ?self.status.held_deletions[0].reason,
+                "deletions are held back; see /schedules"
+            );
+        }
         // Errors that retrying may heal (Temporal busy or away mid-way) make
         // the attempt a failure; the others stay with their schedules.
         let retryable: Vec<&str> = report
@@ -269,7 +278,7 @@ impl<C: Connector> Loop<C> {
         self.status.last_success = Some(at);
         tracing::info!(
             steps = report.outcomes.len(),
-            failed = report.outcomes.iter().filter(|o| o.error.is_some()).count(),
+            failed = report.outcomes.iter().filter(|o| !o.succeeded()).count(),
             "reconciled"
         );
         Event::Succeeded { at }
@@ -311,6 +320,7 @@ impl<C: Connector> Loop<C> {
         self.status.reload_error = None;
         self.status.declare(&project);
         crate::metrics::schedules(&self.status.counts());
+        crate::metrics::held_deletions(self.status.held_deletions.len());
         self.project = Some(std::sync::Arc::new(project));
         self.due = Some(Instant::now());
         self.publish();

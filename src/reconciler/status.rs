@@ -9,9 +9,9 @@ use serde::Serialize;
 
 use crate::desired::schedule_id;
 use crate::lifecycle::State;
-use crate::plan::{Step, Untouched};
+use crate::plan::{HoldReason, Step, Untouched};
 use crate::project::Project;
-use crate::reconcile::Report;
+use crate::reconcile::{Effect, Report};
 
 /// A snapshot of the reconciler.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,6 +33,18 @@ pub struct Status {
     /// One entry per declared schedule; shared between snapshots, so that
     /// publishing a status does not copy it.
     pub schedules: Arc<Vec<ScheduleStatus>>,
+    /// Schedules of ours that the project no longer declares, whose deletion
+    /// the last reconcile held back, and why.
+    pub held_deletions: Arc<Vec<HeldDeletion>>,
+}
+
+/// A deletion held back by a safety rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HeldDeletion {
+    /// The schedule id.
+    pub id: String,
+    /// Why it is held.
+    pub reason: HoldReason,
 }
 
 impl Status {
@@ -46,6 +58,7 @@ impl Status {
             revision: 0,
             reload_error: None,
             schedules: Arc::default(),
+            held_deletions: Arc::default(),
         }
     }
 
@@ -84,17 +97,19 @@ impl Status {
     /// Takes each declared schedule's status from a reconcile's report.
     pub(crate) fn record(&mut self, report: &Report) {
         let mut by_id: HashMap<&str, (ScheduleState, Option<String>)> = HashMap::new();
+        let mut held = Vec::new();
         for outcome in &report.outcomes {
-            let status = match (&outcome.error, &outcome.step) {
-                (Some(_), _) => ScheduleState::Error,
-                (
-                    None,
+            let status = match outcome.effect {
+                Effect::Failed | Effect::NotStarted => ScheduleState::Error,
+                Effect::Conflict => ScheduleState::Conflict,
+                Effect::PausedByOperator => ScheduleState::PausedByOperator,
+                Effect::Applied | Effect::AlreadyDone => match &outcome.step {
                     Step::Update {
                         keep_operator_pause: true,
                         ..
-                    },
-                ) => ScheduleState::PausedByOperator,
-                (None, _) => ScheduleState::InSync,
+                    } => ScheduleState::PausedByOperator,
+                    _ => ScheduleState::InSync,
+                },
             };
             by_id.insert(outcome.step.schedule_id(), (status, outcome.error.clone()));
         }
@@ -105,7 +120,13 @@ impl Status {
                     (schedule_id, ScheduleState::PausedByOperator)
                 }
                 Untouched::Conflict { schedule_id, .. } => (schedule_id, ScheduleState::Conflict),
-                Untouched::HeldDeletion { .. } => continue,
+                Untouched::HeldDeletion { schedule_id, why } => {
+                    held.push(HeldDeletion {
+                        id: schedule_id.clone(),
+                        reason: *why,
+                    });
+                    continue;
+                }
             };
             by_id.insert(id, (status, None));
         }
@@ -114,6 +135,9 @@ impl Status {
                 entry.status = status;
                 entry.last_error = error;
             }
+        }
+        if held != *self.held_deletions {
+            self.held_deletions = Arc::new(held);
         }
     }
 }

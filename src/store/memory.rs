@@ -2,31 +2,52 @@
 //! injection: it keeps schedules in a map, counts every call, and can be told
 //! to fail the next calls of an RPC with a gRPC code.
 //!
-//! It differs from Temporal 1.29 in one documented way: an update with a stale
-//! conflict token fails with `FailedPrecondition` (as Temporal's newer
-//! scheduler does) instead of being dropped silently.
+//! It behaves as Temporal 1.29 does (the store contract suite in
+//! `tests/store_contract.rs` runs the same tests against it and against the
+//! real dev server, so a divergence fails the test command):
+//!
+//! - a create remembers its request id even after the schedule is deleted,
+//!   and a create with that id again answers OK without creating anything;
+//! - an update never changes the memo, so the owner marker is only ever set
+//!   by a create;
+//! - an update that sends search attributes replaces the whole set;
+//! - an update with a stale conflict token answers OK and changes nothing;
+//! - a listing shows at most ten calendars, intervals and exclusions of each
+//!   spec ([`super::as_listed`]);
+//! - the listing may lag behind ([`MemoryStore::freeze_listing`]).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
+use temporalio_common::protos::temporal::api::common::v1::Payload;
 use temporalio_common::protos::temporal::api::schedule::v1::Schedule;
 
-use super::{Created, Described, PauseState, ScheduleStore, StoreError};
-use crate::desired::{DesiredSchedule, Fingerprint, owns_id};
+use super::{
+    Created, Described, PauseState, ScheduleStore, StoreError, as_listed, merged_search_attributes,
+};
+use crate::desired::{DesiredSchedule, Fingerprint, json_payload, owns_id};
+use crate::dev_server::FINGERPRINT_ATTRIBUTE;
 use crate::plan::{Observation, Observed};
 
 /// One stored schedule.
 #[derive(Clone, Debug)]
 struct Entry {
     schedule: Schedule,
+    /// The project in the memo, set by the create and never changed.
     owner: Option<String>,
-    fingerprint: Option<Fingerprint>,
+    search_attributes: HashMap<String, Payload>,
     version: u64,
+    /// Request ids of the updates and patches applied, which the server
+    /// deduplicates.
+    signals: HashSet<String>,
 }
 
 #[derive(Default)]
 struct Inner {
     schedules: BTreeMap<String, Entry>,
+    /// The request id of the create of each schedule id's latest run, kept
+    /// after a delete, as the server keeps the finished scheduler run.
+    create_request_ids: HashMap<String, String>,
     next_version: u64,
     faults: HashMap<&'static str, VecDeque<tonic::Code>>,
     calls: Vec<&'static str>,
@@ -66,10 +87,50 @@ impl MemoryStore {
             Entry {
                 schedule,
                 owner: None,
-                fingerprint: None,
+                search_attributes: HashMap::new(),
                 version,
+                signals: HashSet::new(),
             },
         );
+    }
+
+    /// Sets a search attribute of a schedule, as another tool would.
+    pub fn tag(&self, schedule_id: &str, name: &str, value: &str) {
+        let mut inner = self.lock();
+        let version = inner.bump();
+        if let Some(entry) = inner.schedules.get_mut(schedule_id) {
+            entry
+                .search_attributes
+                .insert(name.to_owned(), json_payload(&value.into()));
+            entry.version = version;
+        }
+    }
+
+    /// The search attributes of a schedule, each as its JSON text.
+    pub fn search_attributes(&self, schedule_id: &str) -> BTreeMap<String, String> {
+        self.lock()
+            .schedules
+            .get(schedule_id)
+            .map(|e| {
+                e.search_attributes
+                    .iter()
+                    .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.data).into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The project its memo names, if the schedule exists and has one.
+    pub fn owner(&self, schedule_id: &str) -> Option<String> {
+        self.lock()
+            .schedules
+            .get(schedule_id)
+            .and_then(|e| e.owner.clone())
+    }
+
+    /// Deletes a schedule, as an operator would with `temporal schedule delete`.
+    pub fn operator_delete(&self, schedule_id: &str) {
+        self.lock().schedules.remove(schedule_id);
     }
 
     /// Pauses a schedule with a note, as an operator would.
@@ -163,16 +224,31 @@ impl Inner {
     }
 }
 
-fn observed(schedule_id: &str, entry: &Entry) -> Observed {
+/// A schedule as a listing entry (`listed`) or a describe shows it.
+fn observed(schedule_id: &str, entry: &Entry, listed: bool) -> Observed {
     let state = entry.schedule.state.clone().unwrap_or_default();
+    let fingerprint = entry
+        .search_attributes
+        .get(FINGERPRINT_ATTRIBUTE)
+        .and_then(|p| serde_json::from_slice::<String>(&p.data).ok())
+        .map(Fingerprint);
+    let spec = entry.schedule.spec.as_ref();
     Observed {
         schedule_id: schedule_id.to_owned(),
         owner: entry.owner.clone(),
-        fingerprint: entry.fingerprint.clone(),
+        fingerprint,
         paused: state.paused,
         notes: state.notes,
-        spec: entry.schedule.spec.clone(),
+        spec: if listed { spec.map(as_listed) } else { spec.cloned() },
     }
+}
+
+fn with_pause(desired: &DesiredSchedule, pause: &PauseState) -> Schedule {
+    let mut schedule = desired.schedule.clone();
+    let state = schedule.state.get_or_insert_with(Default::default);
+    state.paused = pause.paused;
+    state.notes = pause.notes.clone();
+    schedule
 }
 
 impl ScheduleStore for MemoryStore {
@@ -184,7 +260,7 @@ impl ScheduleStore for MemoryStore {
             .unwrap_or(&inner.schedules)
             .iter()
             .filter(|(id, _)| owns_id(project, id))
-            .map(|(id, entry)| observed(id, entry))
+            .map(|(id, entry)| observed(id, entry, true))
             .collect();
         Ok(Observation {
             schedules,
@@ -195,9 +271,10 @@ impl ScheduleStore for MemoryStore {
     async fn describe(&self, schedule_id: &str) -> Result<Option<Described>, StoreError> {
         let inner = self.call("DescribeSchedule")?;
         Ok(inner.schedules.get(schedule_id).map(|entry| Described {
-            observed: observed(schedule_id, entry),
+            observed: observed(schedule_id, entry, false),
             schedule: entry.schedule.clone(),
             conflict_token: entry.version.to_le_bytes().to_vec(),
+            search_attributes: entry.search_attributes.clone(),
         }))
     }
 
@@ -205,19 +282,31 @@ impl ScheduleStore for MemoryStore {
         &self,
         project: &str,
         desired: &DesiredSchedule,
+        pause: &PauseState,
+        request_id: &str,
     ) -> Result<Created, StoreError> {
         let mut inner = self.call("CreateSchedule")?;
-        if inner.schedules.contains_key(&desired.schedule_id) {
+        let id = &desired.schedule_id;
+        // The server deduplicates by the request id of the latest run first,
+        // whether that run is still going or was deleted.
+        if inner.create_request_ids.get(id).map(String::as_str) == Some(request_id) {
+            return Ok(Created::Created);
+        }
+        if inner.schedules.contains_key(id) {
             return Ok(Created::AlreadyExists);
         }
         let version = inner.bump();
+        inner
+            .create_request_ids
+            .insert(id.clone(), request_id.to_owned());
         inner.schedules.insert(
-            desired.schedule_id.clone(),
+            id.clone(),
             Entry {
-                schedule: desired.schedule.clone(),
+                schedule: with_pause(desired, pause),
                 owner: Some(project.to_owned()),
-                fingerprint: Some(desired.fingerprint.clone()),
+                search_attributes: merged_search_attributes(&HashMap::new(), &desired.fingerprint),
                 version,
+                signals: HashSet::new(),
             },
         );
         Ok(Created::Created)
@@ -225,37 +314,34 @@ impl ScheduleStore for MemoryStore {
 
     async fn update(
         &self,
-        project: &str,
+        _project: &str,
         desired: &DesiredSchedule,
         pause: &PauseState,
-        conflict_token: &[u8],
+        current: &Described,
+        request_id: &str,
     ) -> Result<(), StoreError> {
+        // What the real store sends: the schedule, and the held attributes
+        // with our fingerprint (the memo is sent too, and ignored).
+        let sent = merged_search_attributes(&current.search_attributes, &desired.fingerprint);
         let mut inner = self.call("UpdateSchedule")?;
         let version = inner.bump();
         let Some(entry) = inner.schedules.get_mut(&desired.schedule_id) else {
             return Err(StoreError {
                 rpc: "UpdateSchedule",
                 code: tonic::Code::NotFound,
-                message: "no such schedule".into(),
+                message: "schedule not found".into(),
             });
         };
-        if entry.version.to_le_bytes().as_slice() != conflict_token {
-            return Err(StoreError {
-                rpc: "UpdateSchedule",
-                code: tonic::Code::FailedPrecondition,
-                message: "conflict token mismatch".into(),
-            });
+        if !entry.signals.insert(request_id.to_owned()) {
+            return Ok(());
         }
-        let mut schedule = desired.schedule.clone();
-        let state = schedule.state.get_or_insert_with(Default::default);
-        state.paused = pause.paused;
-        state.notes = pause.notes.clone();
-        *entry = Entry {
-            schedule,
-            owner: Some(project.to_owned()),
-            fingerprint: Some(desired.fingerprint.clone()),
-            version,
-        };
+        if entry.version.to_le_bytes().as_slice() != current.conflict_token.as_slice() {
+            // Temporal 1.29 accepts the request and drops the update.
+            return Ok(());
+        }
+        entry.schedule = with_pause(desired, pause);
+        entry.search_attributes = sent;
+        entry.version = version;
         Ok(())
     }
 
@@ -266,7 +352,7 @@ impl ScheduleStore for MemoryStore {
             return Err(StoreError {
                 rpc: "PatchSchedule",
                 code: tonic::Code::NotFound,
-                message: "no such schedule".into(),
+                message: "schedule not found".into(),
             });
         };
         let state = entry.schedule.state.get_or_insert_with(Default::default);

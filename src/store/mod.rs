@@ -5,13 +5,51 @@
 mod memory;
 mod temporal;
 
+use std::collections::HashMap;
 use std::future::Future;
 
 pub use memory::MemoryStore;
-pub use temporal::{RpcCounts, TemporalStore};
+pub use temporal::{RPC_TIMEOUT, RpcCounts, TemporalStore};
 
-use crate::desired::DesiredSchedule;
+use temporalio_common::protos::temporal::api::common::v1::Payload;
+use temporalio_common::protos::temporal::api::schedule::v1::ScheduleSpec;
+
+use crate::desired::{DesiredSchedule, Fingerprint, json_payload};
+use crate::dev_server::FINGERPRINT_ATTRIBUTE;
 use crate::plan::{Observation, Observed};
+
+/// How many entries of each spec list (calendars, intervals, excluded
+/// calendars) Temporal 1.29 shows in a ListSchedules entry; a schedule with
+/// more is shown cut to its first ten.
+pub const LISTED_SPEC_ENTRIES: usize = 10;
+
+/// The spec as a ListSchedules entry shows it: the structured calendars,
+/// intervals and excluded calendars cut to their first
+/// [`LISTED_SPEC_ENTRIES`], and no time zone data. Comparing a listed spec
+/// with anything else must go through this first.
+pub fn as_listed(spec: &ScheduleSpec) -> ScheduleSpec {
+    let mut listed = spec.clone();
+    listed.structured_calendar.truncate(LISTED_SPEC_ENTRIES);
+    listed.interval.truncate(LISTED_SPEC_ENTRIES);
+    listed.exclude_structured_calendar.truncate(LISTED_SPEC_ENTRIES);
+    listed.timezone_data.clear();
+    listed
+}
+
+/// The search attributes an update sends: every attribute the schedule holds
+/// that is not ours, kept as it is, plus our fingerprint. Temporal replaces
+/// the whole set on update, so anything left out here would be deleted.
+pub fn merged_search_attributes(
+    held: &HashMap<String, Payload>,
+    fingerprint: &Fingerprint,
+) -> HashMap<String, Payload> {
+    let mut merged = held.clone();
+    merged.insert(
+        FINGERPRINT_ATTRIBUTE.to_owned(),
+        json_payload(&fingerprint.0.clone().into()),
+    );
+    merged
+}
 
 /// A schedule as `DescribeSchedule` returns it, with the token that an update
 /// must send back.
@@ -23,6 +61,9 @@ pub struct Described {
     pub schedule: temporalio_common::protos::temporal::api::schedule::v1::Schedule,
     /// The conflict token of this version.
     pub conflict_token: Vec<u8>,
+    /// The search attributes the schedule holds (Temporal's own system
+    /// attributes left out, as DescribeSchedule leaves them out).
+    pub search_attributes: HashMap<String, Payload>,
 }
 
 /// What happened to a create.
@@ -63,7 +104,12 @@ pub trait ScheduleStore: Send + Sync {
         schedule_id: &str,
     ) -> impl Future<Output = Result<Option<Described>, StoreError>> + Send;
 
-    /// Creates a schedule carrying `project`'s marker and the fingerprint.
+    /// Creates a schedule carrying `project`'s marker and the fingerprint, in
+    /// `pause` state. `request_id` is the idempotency key: the caller makes a
+    /// fresh one for each create it means, and sends the same one only when
+    /// it retries that create. Temporal remembers a create's request id even
+    /// after the schedule is deleted, and answers OK without creating
+    /// anything when it sees it again.
     ///
     /// # Errors
     ///
@@ -72,20 +118,26 @@ pub trait ScheduleStore: Send + Sync {
         &self,
         project: &str,
         desired: &DesiredSchedule,
+        pause: &PauseState,
+        request_id: &str,
     ) -> impl Future<Output = Result<Created, StoreError>> + Send;
 
-    /// Replaces a schedule with `desired` in `pause` state, guarded by the
-    /// conflict token of the version it was computed from; sets the marker.
+    /// Replaces the schedule `current` with `desired` in `pause` state,
+    /// guarded by `current`'s conflict token. Keeps every search attribute of
+    /// `current` that is not ours. Sends the marker too, which Temporal 1.29
+    /// ignores on update (only a create sets a memo there).
     ///
     /// # Errors
     ///
-    /// A [`StoreError`]; [`StoreError::is_conflict`] when the token is stale.
+    /// A [`StoreError`]; [`StoreError::is_conflict`] when the token is
+    /// refused as stale (Temporal 1.29 drops a stale update silently instead).
     fn update(
         &self,
         project: &str,
         desired: &DesiredSchedule,
         pause: &PauseState,
-        conflict_token: &[u8],
+        current: &Described,
+        request_id: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Pauses or resumes a schedule with a note.
@@ -124,8 +176,10 @@ impl<S: ScheduleStore> ScheduleStore for std::sync::Arc<S> {
         &self,
         project: &str,
         desired: &DesiredSchedule,
+        pause: &PauseState,
+        request_id: &str,
     ) -> impl Future<Output = Result<Created, StoreError>> + Send {
-        (**self).create(project, desired)
+        (**self).create(project, desired, pause, request_id)
     }
 
     fn update(
@@ -133,9 +187,10 @@ impl<S: ScheduleStore> ScheduleStore for std::sync::Arc<S> {
         project: &str,
         desired: &DesiredSchedule,
         pause: &PauseState,
-        conflict_token: &[u8],
+        current: &Described,
+        request_id: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).update(project, desired, pause, conflict_token)
+        (**self).update(project, desired, pause, current, request_id)
     }
 
     fn set_paused(
@@ -172,6 +227,16 @@ impl StoreError {
     /// Whether the error is a lost race on the conflict token.
     pub fn is_conflict(&self) -> bool {
         self.code == tonic::Code::FailedPrecondition
+    }
+
+    /// Whether the error says Temporal cannot be reached at all (the
+    /// connection is refused or broken, or an RPC got no answer in time), as
+    /// opposed to a server that answers but is busy.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self.code,
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+        )
     }
 }
 

@@ -15,7 +15,9 @@ use temporalio_common::protos::temporal::api::workflowservice::v1::{
     PatchScheduleRequest, UpdateScheduleRequest,
 };
 
-use super::{Created, Described, PauseState, ScheduleStore, StoreError};
+use super::{
+    Created, Described, PauseState, ScheduleStore, StoreError, merged_search_attributes,
+};
 use crate::connection::sanitise;
 use crate::desired::{
     DesiredSchedule, Fingerprint, MEMO_FINGERPRINT, MEMO_PROJECT, json_payload, owns_id,
@@ -25,6 +27,23 @@ use crate::plan::{Observation, Observed};
 
 /// Schedules per ListSchedules page.
 pub const PAGE_SIZE: i32 = 1000;
+/// The longest one schedule RPC may take before it counts as failed with
+/// `DeadlineExceeded`: a server that accepts connections and never answers
+/// must not hold a reconcile for longer.
+pub const RPC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Awaits an RPC for at most [`RPC_TIMEOUT`].
+async fn bounded<T>(
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<tonic::Response<T>, tonic::Status> {
+    tokio::time::timeout(RPC_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(tonic::Status::deadline_exceeded(format!(
+                "no answer within {RPC_TIMEOUT:?}"
+            )))
+        })
+}
 
 /// RPCs made, by RPC name and gRPC code name.
 pub type RpcCounts = BTreeMap<&'static str, BTreeMap<String, u64>>;
@@ -74,7 +93,7 @@ impl TemporalStore {
                 next_page_token: token,
                 query: query.to_owned(),
             };
-            let response = service.list_schedules(tonic::Request::new(request)).await;
+            let response = bounded(service.list_schedules(tonic::Request::new(request))).await;
             let page = match self.counted("ListSchedules", response) {
                 Ok(page) => page,
                 Err(error) if first => return Err(error),
@@ -148,19 +167,21 @@ impl TemporalStore {
         };
         let response = counted(
             "ListSearchAttributes",
-            operator
-                .list_search_attributes(tonic::Request::new(request))
-                .await,
+            bounded(operator.list_search_attributes(tonic::Request::new(request))).await,
         )?;
         Ok(response
             .custom_attributes
             .contains_key(FINGERPRINT_ATTRIBUTE))
     }
 
+    /// The owner marker, and the search attributes to send: those `held`
+    /// with our fingerprint, when the namespace has the attribute (without
+    /// it, nothing is sent, which leaves the held ones as they are).
     fn markers(
         &self,
         project: &str,
         desired: &DesiredSchedule,
+        held: &HashMap<String, Payload>,
     ) -> (Memo, Option<SearchAttributes>) {
         let memo = Memo {
             fields: HashMap::from([
@@ -172,10 +193,7 @@ impl TemporalStore {
             ]),
         };
         let attributes = self.fingerprint_attribute.then(|| SearchAttributes {
-            indexed_fields: HashMap::from([(
-                FINGERPRINT_ATTRIBUTE.to_owned(),
-                json_payload(&desired.fingerprint.0.clone().into()),
-            )]),
+            indexed_fields: merged_search_attributes(held, &desired.fingerprint),
         });
         (memo, attributes)
     }
@@ -198,34 +216,6 @@ fn counted<T>(
             code: status.code(),
             message: sanitise(status.message()),
         })
-}
-
-/// The idempotency key of an update: the same change (fingerprint and pause
-/// state) against the same version (conflict token). A retry of a lost
-/// response is deduplicated by the server; a new change, or the same change
-/// against a newer version, is a new request.
-fn update_request_id(desired: &DesiredSchedule, pause: &PauseState, token: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut hash = Sha256::new();
-    for part in [
-        desired.schedule_id.as_bytes(),
-        desired.fingerprint.0.as_bytes(),
-        pause.notes.as_bytes(),
-        token,
-    ] {
-        hash.update((part.len() as u64).to_le_bytes());
-        hash.update(part);
-    }
-    hash.update([u8::from(pause.paused)]);
-    let digest = hash.finalize();
-    format!(
-        "update-{}",
-        digest
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    )
 }
 
 fn payload_text(payload: Option<&Payload>) -> Option<String> {
@@ -280,9 +270,7 @@ impl ScheduleStore for TemporalStore {
         };
         let response = match self.counted(
             "DescribeSchedule",
-            service
-                .describe_schedule(tonic::Request::new(request))
-                .await,
+            bounded(service.describe_schedule(tonic::Request::new(request))).await,
         ) {
             Ok(response) => response,
             Err(error) if error.code == tonic::Code::NotFound => return Ok(None),
@@ -290,7 +278,13 @@ impl ScheduleStore for TemporalStore {
         };
         let schedule = response.schedule.unwrap_or_default();
         let state = schedule.state.clone().unwrap_or_default();
+        let search_attributes = response
+            .search_attributes
+            .as_ref()
+            .map(|a| a.indexed_fields.clone())
+            .unwrap_or_default();
         Ok(Some(Described {
+            search_attributes,
             observed: observed(
                 schedule_id.to_owned(),
                 response.memo.as_ref(),
@@ -308,22 +302,28 @@ impl ScheduleStore for TemporalStore {
         &self,
         project: &str,
         desired: &DesiredSchedule,
+        pause: &PauseState,
+        request_id: &str,
     ) -> Result<Created, StoreError> {
         let mut service = self.client.connection().workflow_service();
-        let (memo, search_attributes) = self.markers(project, desired);
+        let (memo, search_attributes) = self.markers(project, desired, &HashMap::new());
+        let mut schedule = desired.schedule.clone();
+        let state = schedule.state.get_or_insert_with(Default::default);
+        state.paused = pause.paused;
+        state.notes = pause.notes.clone();
         let request = CreateScheduleRequest {
             namespace: self.namespace.clone(),
             schedule_id: desired.schedule_id.clone(),
-            schedule: Some(desired.schedule.clone()),
+            schedule: Some(schedule),
             identity: self.identity.clone(),
-            request_id: format!("create-{}-{}", desired.schedule_id, desired.fingerprint.0),
+            request_id: request_id.to_owned(),
             memo: Some(memo),
             search_attributes,
             ..Default::default()
         };
         match self.counted(
             "CreateSchedule",
-            service.create_schedule(tonic::Request::new(request)).await,
+            bounded(service.create_schedule(tonic::Request::new(request))).await,
         ) {
             Ok(_) => Ok(Created::Created),
             Err(error) if error.code == tonic::Code::AlreadyExists => Ok(Created::AlreadyExists),
@@ -336,10 +336,12 @@ impl ScheduleStore for TemporalStore {
         project: &str,
         desired: &DesiredSchedule,
         pause: &PauseState,
-        conflict_token: &[u8],
+        current: &Described,
+        request_id: &str,
     ) -> Result<(), StoreError> {
         let mut service = self.client.connection().workflow_service();
-        let (memo, search_attributes) = self.markers(project, desired);
+        let (memo, search_attributes) =
+            self.markers(project, desired, &current.search_attributes);
         let mut schedule = desired.schedule.clone();
         let state = schedule.state.get_or_insert_with(Default::default);
         state.paused = pause.paused;
@@ -348,15 +350,15 @@ impl ScheduleStore for TemporalStore {
             namespace: self.namespace.clone(),
             schedule_id: desired.schedule_id.clone(),
             schedule: Some(schedule),
-            conflict_token: conflict_token.to_vec(),
+            conflict_token: current.conflict_token.clone(),
             identity: self.identity.clone(),
-            request_id: update_request_id(desired, pause, conflict_token),
+            request_id: request_id.to_owned(),
             search_attributes,
             memo: Some(memo),
         };
         self.counted(
             "UpdateSchedule",
-            service.update_schedule(tonic::Request::new(request)).await,
+            bounded(service.update_schedule(tonic::Request::new(request))).await,
         )
         .map(drop)
     }
@@ -383,7 +385,7 @@ impl ScheduleStore for TemporalStore {
         };
         self.counted(
             "PatchSchedule",
-            service.patch_schedule(tonic::Request::new(request)).await,
+            bounded(service.patch_schedule(tonic::Request::new(request))).await,
         )
         .map(drop)
     }
@@ -397,7 +399,7 @@ impl ScheduleStore for TemporalStore {
         };
         match self.counted(
             "DeleteSchedule",
-            service.delete_schedule(tonic::Request::new(request)).await,
+            bounded(service.delete_schedule(tonic::Request::new(request))).await,
         ) {
             Ok(_) => Ok(()),
             Err(error) if error.code == tonic::Code::NotFound => Ok(()),
