@@ -124,6 +124,38 @@ pub struct DevServer {
     namespace: String,
     cli: PathBuf,
     dir: tempfile::TempDir,
+    options: DevServerOptions,
+}
+
+/// Starts the watchdog and the server on `port` with its database in `dir`.
+fn spawn(options: &DevServerOptions, dir: &Path, port: u16) -> Result<Child, DevServerError> {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(WATCHDOG)
+        .arg(&options.cli)
+        .args(["server", "start-dev", "--headless", "--ip", "127.0.0.1"])
+        .args(["--port", &port.to_string()])
+        .arg("--db-filename")
+        .arg(dir.join("temporal.db"))
+        .args(["--log-level", "error"])
+        .env("SERVER_LOG", dir.join("server.log"))
+        .env("SERVER_PID", dir.join("server.pid"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (name, kind) in &options.search_attributes {
+        command
+            .arg("--search-attribute")
+            .arg(format!("{name}={kind}"));
+    }
+    if let Some(namespace) = &options.namespace {
+        command.args(["--namespace", namespace]);
+    }
+    command.spawn().map_err(|source| DevServerError::Spawn {
+        cli: options.cli.clone(),
+        source,
+    })
 }
 
 /// Picks a free loopback port by binding port 0 and letting it go.
@@ -138,6 +170,7 @@ const WATCHDOG: &str = r#"
 exec 3<&0
 "$0" "$@" </dev/null 3<&- >"$SERVER_LOG" 2>&1 &
 server=$!
+echo "$server" >"$SERVER_PID"
 { cat <&3 >/dev/null; kill "$server" 2>/dev/null; } &
 exec 3<&-
 wait "$server"
@@ -150,6 +183,21 @@ impl DevServer {
     ///
     /// A [`DevServerError`] with the end of the server's log when it fails.
     pub async fn start(options: DevServerOptions) -> Result<Self, DevServerError> {
+        // A free port can be taken by another process between the moment it
+        // is picked and the moment the server binds it (tests start many
+        // servers at once): then the server exits at once, and another port
+        // is tried.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match Self::start_once(&options).await {
+                Err(DevServerError::Exited { .. }) if options.port.is_none() && tries < 3 => {}
+                other => return other,
+            }
+        }
+    }
+
+    async fn start_once(options: &DevServerOptions) -> Result<Self, DevServerError> {
         let dir = tempfile::Builder::new()
             .prefix("schedule-sync-temporal-")
             .tempdir()?;
@@ -157,37 +205,10 @@ impl DevServer {
             Some(port) => port,
             None => free_port()?,
         };
-        let log = dir.path().join("server.log");
-        let mut command = Command::new("sh");
-        command
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg(&options.cli)
-            .args(["server", "start-dev", "--headless", "--ip", "127.0.0.1"])
-            .args(["--port", &port.to_string()])
-            .arg("--db-filename")
-            .arg(dir.path().join("temporal.db"))
-            .args(["--log-level", "error"])
-            .env("SERVER_LOG", &log)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (name, kind) in &options.search_attributes {
-            command
-                .arg("--search-attribute")
-                .arg(format!("{name}={kind}"));
-        }
-        if let Some(namespace) = &options.namespace {
-            command.args(["--namespace", namespace]);
-        }
-        let mut watchdog = command.spawn().map_err(|source| DevServerError::Spawn {
-            cli: options.cli.clone(),
-            source,
-        })?;
-        let stdin = watchdog.stdin.take();
+        let watchdog = spawn(options, dir.path(), port)?;
         let mut server = DevServer {
             watchdog,
-            stdin,
+            stdin: None,
             port,
             namespace: options
                 .namespace
@@ -195,9 +216,34 @@ impl DevServer {
                 .unwrap_or_else(|| "default".to_owned()),
             cli: options.cli.clone(),
             dir,
+            options: options.clone(),
         };
+        server.stdin = server.watchdog.stdin.take();
         server.wait_until_ready(options.startup_timeout).await?;
         Ok(server)
+    }
+
+    /// Kills the server at once with SIGKILL, as a crash would: no clean
+    /// shutdown, connections dropped. Its database stays for
+    /// [`DevServer::restart`].
+    pub fn kill(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("server.pid")) {
+            let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+        }
+        self.shut_down();
+    }
+
+    /// Starts the server again on the same port and database, after
+    /// [`DevServer::kill`] or [`DevServer::stop_keeping_data`].
+    ///
+    /// # Errors
+    ///
+    /// A [`DevServerError`] when it does not come up.
+    pub async fn restart(&mut self) -> Result<(), DevServerError> {
+        self.shut_down();
+        self.watchdog = spawn(&self.options, self.dir.path(), self.port)?;
+        self.stdin = self.watchdog.stdin.take();
+        self.wait_until_ready(self.options.startup_timeout).await
     }
 
     async fn wait_until_ready(&mut self, timeout: Duration) -> Result<(), DevServerError> {

@@ -103,3 +103,101 @@ pub async fn apply<S: schedule_sync::store::ScheduleStore>(
         .await
         .unwrap()
 }
+
+/// A project named `name` made of workflow files with the texts `files`,
+/// loaded through a temporary folder.
+pub fn project_of(name: &str, files: &[&str]) -> schedule_sync::project::Project {
+    let dir = project_dir(name, files);
+    schedule_sync::project::load(dir.path())
+        .unwrap_or_else(|e| panic!("{:#?}", e.diagnostics))
+        .project
+}
+
+/// A project folder named `name` with the workflow files `files` (as
+/// `workflows/w<N>.yaml`).
+pub fn project_dir(name: &str, files: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("project.yaml"),
+        format!("name: {name}\ntask_queue: q\n"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("workflows")).unwrap();
+    for (i, text) in files.iter().enumerate() {
+        std::fs::write(dir.path().join(format!("workflows/w{i}.yaml")), text).unwrap();
+    }
+    dir
+}
+
+/// Waits (in real time) until `check` holds, for at most `seconds`.
+pub async fn eventually<F, Fut>(seconds: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within {seconds} s: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// A dev server that also has a `Team` keyword search attribute, for
+/// schedules that another tool tags.
+pub async fn dev_server_with_team() -> DevServer {
+    let mut options = DevServerOptions::new(temporal_cli());
+    options
+        .search_attributes
+        .push(("Team".to_owned(), "Keyword".to_owned()));
+    DevServer::start(options)
+        .await
+        .unwrap_or_else(|e| panic!("the Temporal dev server did not start: {e}"))
+}
+
+/// Sets the search attribute `name` of a schedule, keeping its others, as
+/// another tool would (a raw UpdateSchedule of the schedule as it is), and
+/// waits until it shows.
+pub async fn tag(
+    server: &DevServer,
+    store: &schedule_sync::store::TemporalStore,
+    schedule_id: &str,
+    name: &str,
+    value: &str,
+) {
+    use schedule_sync::store::ScheduleStore;
+    use temporalio_common::protos::temporal::api::common::v1::SearchAttributes;
+    use temporalio_common::protos::temporal::api::workflowservice::v1::UpdateScheduleRequest;
+    let held = store.describe(schedule_id).await.unwrap().unwrap();
+    let mut attributes = held.search_attributes.clone();
+    attributes.insert(
+        name.to_owned(),
+        schedule_sync::desired::json_payload(&value.into()),
+    );
+    let mut service = client(server).await.connection().workflow_service();
+    service
+        .update_schedule(tonic::Request::new(UpdateScheduleRequest {
+            namespace: server.namespace().to_owned(),
+            schedule_id: schedule_id.to_owned(),
+            schedule: Some(held.schedule.clone()),
+            conflict_token: held.conflict_token.clone(),
+            identity: "another tool".into(),
+            request_id: format!("tag-{schedule_id}-{name}"),
+            search_attributes: Some(SearchAttributes {
+                indexed_fields: attributes,
+            }),
+            memo: None,
+        }))
+        .await
+        .expect("another tool's update");
+    eventually(10, "the tag shows", || async {
+        store
+            .describe(schedule_id)
+            .await
+            .unwrap()
+            .is_some_and(|d| d.search_attributes.contains_key(name))
+    })
+    .await;
+}

@@ -1,0 +1,358 @@
+//! The store contract: one set of behavioural tests, run against the
+//! in-memory store and against the real store on a Temporal dev server. The
+//! in-memory store stands in for Temporal in the unit tests, so wherever it
+//! disagrees with the server, a test here fails.
+//!
+//! Each behaviour is one the reconciler relies on, and most of them surprise:
+//! a create's request id outlives the schedule, an update ignores the memo
+//! and replaces the search attributes wholesale, a stale conflict token is
+//! accepted and dropped, and the listing shows at most ten calendars.
+
+mod support;
+
+use std::time::Duration;
+
+use schedule_sync::desired::{DesiredSchedule, desired};
+use schedule_sync::dev_server::{DevServer, FINGERPRINT_ATTRIBUTE};
+use schedule_sync::store::{
+    Created, Described, LISTED_SPEC_ENTRIES, MemoryStore, PauseState, ScheduleStore,
+    TemporalStore, as_listed,
+};
+use temporalio_common::protos::temporal::api::schedule::v1::Schedule;
+use temporalio_common::protos::temporal::api::workflowservice::v1::CreateScheduleRequest;
+
+/// What a test needs besides the store: acting on schedules as a person or
+/// another tool would.
+trait Backend {
+    type Store: ScheduleStore;
+    fn store(&self) -> &Self::Store;
+    /// Creates a schedule without any marker.
+    async fn insert_unowned(&self, schedule_id: &str, schedule: Schedule);
+    /// Sets a search attribute, keeping the others, as another tool would.
+    async fn tag(&self, schedule_id: &str, name: &str, value: &str);
+    /// Deletes a schedule, as `temporal schedule delete` does.
+    async fn operator_delete(&self, schedule_id: &str);
+}
+
+struct Memory(MemoryStore);
+
+impl Backend for Memory {
+    type Store = MemoryStore;
+    fn store(&self) -> &MemoryStore {
+        &self.0
+    }
+    async fn insert_unowned(&self, schedule_id: &str, schedule: Schedule) {
+        self.0.insert_unowned(schedule_id, schedule);
+    }
+    async fn tag(&self, schedule_id: &str, name: &str, value: &str) {
+        self.0.tag(schedule_id, name, value);
+    }
+    async fn operator_delete(&self, schedule_id: &str) {
+        self.0.operator_delete(schedule_id);
+    }
+}
+
+struct Server {
+    server: DevServer,
+    store: TemporalStore,
+    client: temporalio_client::Client,
+}
+
+impl Server {
+    async fn start() -> Self {
+        let server = support::dev_server_with_team().await;
+        let client = support::client(&server).await;
+        let store = TemporalStore::new(client.clone(), server.namespace().to_owned(), true);
+        Server {
+            server,
+            store,
+            client,
+        }
+    }
+}
+
+impl Backend for Server {
+    type Store = TemporalStore;
+    fn store(&self) -> &TemporalStore {
+        &self.store
+    }
+    async fn insert_unowned(&self, schedule_id: &str, schedule: Schedule) {
+        let mut service = self.client.connection().workflow_service();
+        service
+            .create_schedule(tonic::Request::new(CreateScheduleRequest {
+                namespace: self.server.namespace().to_owned(),
+                schedule_id: schedule_id.to_owned(),
+                schedule: Some(schedule),
+                identity: "a person".into(),
+                request_id: format!("by-hand-{schedule_id}"),
+                ..Default::default()
+            }))
+            .await
+            .expect("a hand-made create");
+    }
+    async fn tag(&self, schedule_id: &str, name: &str, value: &str) {
+        support::tag(&self.server, &self.store, schedule_id, name, value).await;
+    }
+    async fn operator_delete(&self, schedule_id: &str) {
+        let output = std::process::Command::new(self.server.cli())
+            .args(["schedule", "delete", "--schedule-id", schedule_id])
+            .args(["--address", &self.server.address()])
+            .args(["--namespace", self.server.namespace()])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+fn wanted(files: &[&str]) -> Vec<DesiredSchedule> {
+    desired(&support::project_of("acme", files))
+}
+
+fn pause_of(want: &DesiredSchedule) -> PauseState {
+    let state = want.schedule.state.clone().unwrap_or_default();
+    PauseState {
+        paused: state.paused,
+        notes: state.notes,
+    }
+}
+
+const W1: &str = "id: w1\nschedule:\n  cron: \"0 1 * * *\"\n";
+const W1_CHANGED: &str = "id: w1\nschedule:\n  cron: \"0 2 * * *\"\n  jitter: 30s\n";
+const W1_OTHER: &str = "id: w1\nschedule:\n  cron: \"0 3 * * *\"\n";
+
+async fn created<B: Backend>(backend: &B, want: &DesiredSchedule, request_id: &str) -> Described {
+    let store = backend.store();
+    assert_eq!(
+        store
+            .create("acme", want, &pause_of(want), request_id)
+            .await
+            .unwrap(),
+        Created::Created
+    );
+    store
+        .describe(&want.schedule_id)
+        .await
+        .unwrap()
+        .expect("a create shows in describe at once")
+}
+
+/// Waits until an update moved the schedule past `before`.
+async fn after_update<B: Backend>(backend: &B, before: &Described) -> Described {
+    let id = before.observed.schedule_id.clone();
+    for _ in 0..100 {
+        let now = backend.store().describe(&id).await.unwrap().unwrap();
+        if now.conflict_token != before.conflict_token {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the update of {id} never showed");
+}
+
+async fn a_create_carries_the_marker_and_the_fingerprint<B: Backend>(backend: &B) {
+    let want = &wanted(&[W1])[0];
+    let held = created(backend, want, "create-1").await;
+    assert_eq!(held.observed.owner.as_deref(), Some("acme"));
+    assert_eq!(held.observed.fingerprint.as_ref(), Some(&want.fingerprint));
+    assert_eq!(held.schedule.spec, want.schedule.spec);
+    assert!(!held.observed.paused);
+}
+
+async fn a_taken_id_is_found_taken_unless_the_request_id_repeats<B: Backend>(backend: &B) {
+    let want = &wanted(&[W1])[0];
+    created(backend, want, "create-1").await;
+    let store = backend.store();
+    let pause = pause_of(want);
+    assert_eq!(
+        store.create("acme", want, &pause, "create-2").await.unwrap(),
+        Created::AlreadyExists
+    );
+    // A retry of the first create (its answer was lost) is answered as done.
+    assert_eq!(
+        store.create("acme", want, &pause, "create-1").await.unwrap(),
+        Created::Created
+    );
+}
+
+async fn a_request_id_outlives_its_schedule<B: Backend>(backend: &B) {
+    let want = &wanted(&[W1])[0];
+    created(backend, want, "create-1").await;
+    backend.operator_delete(&want.schedule_id).await;
+    let store = backend.store();
+    assert!(store.describe(&want.schedule_id).await.unwrap().is_none());
+    // The server answers OK to the old request id and creates nothing.
+    let pause = pause_of(want);
+    assert_eq!(
+        store.create("acme", want, &pause, "create-1").await.unwrap(),
+        Created::Created
+    );
+    assert!(
+        store.describe(&want.schedule_id).await.unwrap().is_none(),
+        "a create with a remembered request id made a schedule"
+    );
+    // A fresh request id creates it.
+    let held = created(backend, want, "create-2").await;
+    assert_eq!(held.observed.owner.as_deref(), Some("acme"));
+}
+
+async fn an_update_leaves_the_memo_as_it_was<B: Backend>(backend: &B) {
+    let want = &wanted(&[W1])[0];
+    let other = &wanted(&[W1_OTHER])[0];
+    backend
+        .insert_unowned(&want.schedule_id, other.schedule.clone())
+        .await;
+    let store = backend.store();
+    let before = store.describe(&want.schedule_id).await.unwrap().unwrap();
+    assert_eq!(before.observed.owner, None);
+    store
+        .update("acme", want, &pause_of(want), &before, "update-1")
+        .await
+        .unwrap();
+    let after = after_update(backend, &before).await;
+    assert_eq!(after.schedule.spec, want.schedule.spec, "the update landed");
+    assert_eq!(after.observed.owner, None, "but the marker did not");
+}
+
+async fn an_update_keeps_the_search_attributes_of_others<B: Backend>(backend: &B) {
+    let want = &wanted(&[W1])[0];
+    let changed = &wanted(&[W1_CHANGED])[0];
+    created(backend, want, "create-1").await;
+    backend.tag(&want.schedule_id, "Team", "payments").await;
+    let store = backend.store();
+    let before = store.describe(&want.schedule_id).await.unwrap().unwrap();
+    store
+        .update("acme", changed, &pause_of(changed), &before, "update-1")
+        .await
+        .unwrap();
+    after_update(backend, &before).await;
+    let id = want.schedule_id.as_str();
+    // The attributes show a moment after the definition on Temporal 1.29.
+    support::eventually(10, "the new fingerprint shows", || async {
+        store
+            .describe(id)
+            .await
+            .unwrap()
+            .is_some_and(|d| d.observed.fingerprint.as_ref() == Some(&changed.fingerprint))
+    })
+    .await;
+    let held = store.describe(id).await.unwrap().unwrap();
+    let team = held.search_attributes.get("Team").map(|p| p.data.clone());
+    assert_eq!(team, Some(br#""payments""#.to_vec()), "{held:#?}");
+    assert_eq!(
+        held.search_attributes
+            .keys()
+            .map(String::as_str)
+            .collect::<std::collections::BTreeSet<_>>(),
+        [FINGERPRINT_ATTRIBUTE, "Team"].into(),
+    );
+}
+
+async fn a_stale_conflict_token_is_accepted_and_dropped<B: Backend>(backend: &B) {
+    let want = &wanted(&[W1])[0];
+    let changed = &wanted(&[W1_CHANGED])[0];
+    let other = &wanted(&[W1_OTHER])[0];
+    let first = created(backend, want, "create-1").await;
+    let store = backend.store();
+    store
+        .update("acme", changed, &pause_of(changed), &first, "update-1")
+        .await
+        .unwrap();
+    let second = after_update(backend, &first).await;
+    // Computed from the first version, sent after the second.
+    store
+        .update("acme", other, &pause_of(other), &first, "update-2")
+        .await
+        .expect("Temporal 1.29 takes a stale update without an error");
+    // A patch queued behind it tells when the stale update was handled.
+    let note = PauseState {
+        paused: true,
+        notes: "marker".into(),
+    };
+    store.set_paused(&want.schedule_id, &note).await.unwrap();
+    let last = after_update(backend, &second).await;
+    let mut last = last;
+    for _ in 0..50 {
+        if last.observed.notes == "marker" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        last = store.describe(&want.schedule_id).await.unwrap().unwrap();
+    }
+    assert_eq!(last.observed.notes, "marker");
+    assert_eq!(last.schedule.spec, changed.schedule.spec, "the stale update was dropped");
+}
+
+async fn a_listing_shows_at_most_ten_calendars<B: Backend>(backend: &B) {
+    let crons: String = (0..12).map(|h| format!("    - \"0 {h} * * *\"\n")).collect();
+    let many = format!("id: many\nschedule:\n  cron:\n{crons}");
+    let want = &wanted(&[&many])[0];
+    let sent = want.schedule.spec.as_ref().unwrap();
+    assert_eq!(sent.structured_calendar.len(), 12);
+    created(backend, want, "create-1").await;
+    let store = backend.store();
+    let mut listed = None;
+    for _ in 0..100 {
+        let observation = store.list("acme").await.unwrap();
+        if let Some(seen) = observation.schedules.into_iter().next() {
+            listed = seen.spec;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let listed = listed.expect("the schedule is listed, with its spec");
+    assert_eq!(listed.structured_calendar.len(), LISTED_SPEC_ENTRIES);
+    assert_eq!(listed, as_listed(sent));
+    // Describe shows all twelve.
+    let held = store.describe(&want.schedule_id).await.unwrap().unwrap();
+    assert_eq!(held.schedule.spec.unwrap().structured_calendar.len(), 12);
+}
+
+async fn a_missing_schedule_describes_as_none_and_deletes_as_done<B: Backend>(backend: &B) {
+    let store = backend.store();
+    assert!(store.describe("acme.nothing").await.unwrap().is_none());
+    store.delete("acme.nothing").await.unwrap();
+    let want = &wanted(&[W1])[0];
+    created(backend, want, "create-1").await;
+    store.delete(&want.schedule_id).await.unwrap();
+    store.delete(&want.schedule_id).await.unwrap();
+    assert!(store.describe(&want.schedule_id).await.unwrap().is_none());
+}
+
+/// One test per behaviour, against each store.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            use super::*;
+            $(
+                #[tokio::test(start_paused = true)]
+                async fn $name() {
+                    super::$name(&Memory(MemoryStore::new())).await;
+                }
+            )*
+        }
+        mod server {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(&Server::start().await).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    a_create_carries_the_marker_and_the_fingerprint,
+    a_taken_id_is_found_taken_unless_the_request_id_repeats,
+    a_request_id_outlives_its_schedule,
+    an_update_leaves_the_memo_as_it_was,
+    an_update_keeps_the_search_attributes_of_others,
+    a_stale_conflict_token_is_accepted_and_dropped,
+    a_listing_shows_at_most_ten_calendars,
+    a_missing_schedule_describes_as_none_and_deletes_as_done,
+);
