@@ -449,7 +449,11 @@ fn deletion_warnings(report: &schedule_sync::reconcile::Report, warnings: &[Diag
         "\nnote: {deletes} deletion(s) above; the project loaded with these warnings, which may be why:"
     );
     for warning in warnings {
-        out.push_str(&format!("\n  {}: {}", warning.file.display(), warning.message));
+        out.push_str(&format!(
+            "\n  {}: {}",
+            warning.file.display(),
+            warning.message
+        ));
     }
     out
 }

@@ -450,8 +450,13 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
         let (effect, error, retryable) = match result {
             Ok(effect) => (effect, None, false),
             Err(error) => {
-                let not_started = self.outage.down.is_cancelled() && error.code == tonic::Code::Unavailable;
-                let effect = if not_started { Effect::NotStarted } else { Effect::Failed };
+                let not_started =
+                    self.outage.down.is_cancelled() && error.code == tonic::Code::Unavailable;
+                let effect = if not_started {
+                    Effect::NotStarted
+                } else {
+                    Effect::Failed
+                };
                 (effect, Some(error.to_string()), error.is_retryable())
             }
         };
@@ -514,7 +519,11 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
     /// Creates `want` and reads it back. A create that the server answers OK
     /// but that left no schedule (its request id matched an old one) is made
     /// again with a fresh request id, once.
-    async fn create(&self, want: &DesiredSchedule, ids: &mut RequestIds) -> Result<Effect, StoreError> {
+    async fn create(
+        &self,
+        want: &DesiredSchedule,
+        ids: &mut RequestIds,
+    ) -> Result<Effect, StoreError> {
         let pause = pause_for(want, None);
         for _ in 0..2 {
             let request_id = ids.next("create");
@@ -594,7 +603,9 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
                 Err(error) => return Err(error),
                 Ok(()) => match self.read_back(want, &current.conflict_token).await? {
                     ReadBack::Lost(error) => last = Some(error),
-                    ReadBack::Applied(held) if held.observed.owner.as_deref() == Some(self.project) => {
+                    ReadBack::Applied(held)
+                        if held.observed.owner.as_deref() == Some(self.project) =>
+                    {
                         return Ok(Effect::Applied);
                     }
                     ReadBack::Applied(_) => return self.recreate(want, &pause, ids).await,
@@ -628,7 +639,9 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
             })
             .await?;
         match (created, self.describe(&want.schedule_id).await?) {
-            (Created::Created, Some(held)) if held.observed.owner.as_deref() == Some(self.project) => {
+            (Created::Created, Some(held))
+                if held.observed.owner.as_deref() == Some(self.project) =>
+            {
                 Ok(Effect::Applied)
             }
             (Created::AlreadyExists, _) | (_, Some(_)) => Ok(Effect::Conflict),
@@ -646,7 +659,11 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
 
     /// Pauses or resumes `want` as the project's `enabled` says, after
     /// checking that it is still ours and that no operator paused it since.
-    async fn set_paused(&self, want: &DesiredSchedule, ids: &mut RequestIds) -> Result<Effect, StoreError> {
+    async fn set_paused(
+        &self,
+        want: &DesiredSchedule,
+        ids: &mut RequestIds,
+    ) -> Result<Effect, StoreError> {
         let Some(current) = self.describe(&want.schedule_id).await? else {
             return self.create(want, ids).await;
         };
@@ -690,7 +707,11 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
 
     /// Waits until the schedule's version moves past `token`, then tells
     /// whether it holds our update.
-    async fn read_back(&self, want: &DesiredSchedule, token: &[u8]) -> Result<ReadBack, StoreError> {
+    async fn read_back(
+        &self,
+        want: &DesiredSchedule,
+        token: &[u8],
+    ) -> Result<ReadBack, StoreError> {
         let deadline = tokio::time::Instant::now() + VERIFY_TIMEOUT;
         loop {
             let Some(now) = self.describe(&want.schedule_id).await? else {
@@ -1052,7 +1073,10 @@ mod tests {
         reconcile(&store, &project(&[A, B]), ReconcileOptions::default())
             .await
             .unwrap();
-        assert!(store.get("foo.a").is_some(), "declared again, created again");
+        assert!(
+            store.get("foo.a").is_some(),
+            "declared again, created again"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -1069,7 +1093,10 @@ mod tests {
         let plain = reconcile(&store, &project(&[A]), ReconcileOptions::default())
             .await
             .unwrap();
-        assert!(plain.converged() && plain.plan.steps.is_empty(), "{plain:#?}");
+        assert!(
+            plain.converged() && plain.plan.steps.is_empty(),
+            "{plain:#?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -1085,10 +1112,16 @@ mod tests {
         assert!(report.converged(), "{report:#?}");
         assert_eq!(store.calls_of("UpdateSchedule"), 1);
         let attributes = store.search_attributes("foo.a");
-        assert_eq!(attributes.get("Team").map(String::as_str), Some("\"payments\""));
+        assert_eq!(
+            attributes.get("Team").map(String::as_str),
+            Some("\"payments\"")
+        );
         assert_eq!(
             attributes.get(crate::dev_server::FINGERPRINT_ATTRIBUTE),
-            Some(&format!("\"{}\"", desired(&project(&[A2]))[0].fingerprint.0))
+            Some(&format!(
+                "\"{}\"",
+                desired(&project(&[A2]))[0].fingerprint.0
+            ))
         );
     }
 
@@ -1144,7 +1177,9 @@ mod tests {
         store.fail_next("CreateSchedule", tonic::Code::ResourceExhausted, 8);
         let mut options = ReconcileOptions::default();
         options.concurrency = 1;
-        let report = reconcile(&store, &project(&[A, B, C]), options).await.unwrap();
+        let report = reconcile(&store, &project(&[A, B, C]), options)
+            .await
+            .unwrap();
         // a spends its own attempts; b and c still go ahead.
         let effects: Vec<Effect> = report.outcomes.iter().map(|o| o.effect).collect();
         assert_eq!(effects, [Effect::Failed, Effect::Applied, Effect::Applied]);
@@ -1165,7 +1200,9 @@ mod tests {
         store.insert_unowned("foo.b", desired(&project(&[B]))[0].schedule.clone());
         let mut options = ReconcileOptions::default();
         options.plan.allow_mass_delete = true;
-        let report = reconcile(&store, &project(&[off, C]), options).await.unwrap();
+        let report = reconcile(&store, &project(&[off, C]), options)
+            .await
+            .unwrap();
         let effects: Vec<(String, Effect)> = report
             .outcomes
             .iter()
@@ -1181,6 +1218,9 @@ mod tests {
         assert!(report.outcomes.iter().all(|o| o.error.is_none()));
         assert_eq!(store.calls_of("DeleteSchedule"), 0);
         assert_eq!(store.calls_of("PatchSchedule"), 0);
-        assert!(store.owner("foo.b").is_none(), "the hand-made one is left alone");
+        assert!(
+            store.owner("foo.b").is_none(),
+            "the hand-made one is left alone"
+        );
     }
 }

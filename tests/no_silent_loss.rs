@@ -28,9 +28,9 @@ fn apply(dir: &Path, server: &DevServer, extra: &[&str]) -> (i32, serde_json::Va
     let mut args = vec!["apply", dir.to_str().unwrap(), "--format", "json"];
     args.extend_from_slice(extra);
     let output = run(&args, server);
-    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
-        serde_json::json!({ "stderr": String::from_utf8_lossy(&output.stderr) })
-    });
+    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(
+        |_| serde_json::json!({ "stderr": String::from_utf8_lossy(&output.stderr) }),
+    );
     (output.status.code().unwrap_or(-1), report)
 }
 
@@ -38,7 +38,12 @@ fn apply(dir: &Path, server: &DevServer, extra: &[&str]) -> (i32, serde_json::Va
 fn exists(server: &DevServer, schedule_id: &str) -> bool {
     Command::new(server.cli())
         .args(["schedule", "describe", "--schedule-id", schedule_id])
-        .args(["--address", &server.address(), "--namespace", server.namespace()])
+        .args([
+            "--address",
+            &server.address(),
+            "--namespace",
+            server.namespace(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -67,12 +72,17 @@ async fn listed_exactly(server: &DevServer, ids: &BTreeSet<String>) {
 }
 
 fn writes(report: &serde_json::Value) -> u64 {
-    ["CreateSchedule", "UpdateSchedule", "PatchSchedule", "DeleteSchedule"]
-        .iter()
-        .filter_map(|rpc| report["rpc_counts"][rpc].as_object())
-        .flat_map(|codes| codes.values())
-        .filter_map(serde_json::Value::as_u64)
-        .sum()
+    [
+        "CreateSchedule",
+        "UpdateSchedule",
+        "PatchSchedule",
+        "DeleteSchedule",
+    ]
+    .iter()
+    .filter_map(|rpc| report["rpc_counts"][rpc].as_object())
+    .flat_map(|codes| codes.values())
+    .filter_map(serde_json::Value::as_u64)
+    .sum()
 }
 
 fn workflow(id: &str, cron: &str) -> String {
@@ -159,7 +169,10 @@ async fn an_update_keeps_a_tag_that_another_tool_set() {
     let changed = support::project_dir("acme", &[&workflow("w1", "0 4 * * *")]);
     let (code, report) = apply(changed.path(), &server, &[]);
     assert_eq!(code, 0, "{report:#}");
-    assert_eq!(report["rpc_counts"]["UpdateSchedule"]["Ok"], 1, "{report:#}");
+    assert_eq!(
+        report["rpc_counts"]["UpdateSchedule"]["Ok"], 1,
+        "{report:#}"
+    );
     let held = support::describe(&server, "acme.w1");
     let team = &held["searchAttributes"]["indexedFields"]["Team"]["data"];
     // The CLI shows payload data base64-encoded: "payments" as JSON.
@@ -173,7 +186,9 @@ async fn an_update_keeps_a_tag_that_another_tool_set() {
 #[tokio::test]
 async fn twelve_cron_entries_cost_no_write_when_unchanged() {
     let server = support::dev_server().await;
-    let crons: String = (0..12).map(|h| format!("    - \"0 {h} * * *\"\n")).collect();
+    let crons: String = (0..12)
+        .map(|h| format!("    - \"0 {h} * * *\"\n"))
+        .collect();
     let many = format!("id: many\nschedule:\n  cron:\n{crons}");
     let dir = support::project_dir("acme", &[&many]);
     assert_eq!(apply(dir.path(), &server, &[]).0, 0);
@@ -182,7 +197,10 @@ async fn twelve_cron_entries_cost_no_write_when_unchanged() {
         let (code, report) = apply(dir.path(), &server, &[]);
         assert_eq!(code, 0, "{report:#}");
         assert_eq!(writes(&report), 0, "{report:#}");
-        assert!(report["rpc_counts"]["DescribeSchedule"].is_null(), "{report:#}");
+        assert!(
+            report["rpc_counts"]["DescribeSchedule"].is_null(),
+            "{report:#}"
+        );
     }
     let plan = run(&["plan", dir.path().to_str().unwrap()], &server);
     assert_eq!(plan.status.code(), Some(0), "{plan:?}");
@@ -198,7 +216,11 @@ async fn a_vanished_folder_deletes_nothing() {
     let team = dir.path().join("workflows/team");
     std::fs::create_dir_all(&team).unwrap();
     for (i, text) in texts.iter().enumerate() {
-        let folder = if i < 4 { team.clone() } else { dir.path().join("workflows") };
+        let folder = if i < 4 {
+            team.clone()
+        } else {
+            dir.path().join("workflows")
+        };
         std::fs::write(folder.join(format!("w{i}.yaml")), text).unwrap();
     }
     assert_eq!(apply(dir.path(), &server, &[]).0, 0);
@@ -211,7 +233,10 @@ async fn a_vanished_folder_deletes_nothing() {
     let output = run(&["apply", dir.path().to_str().unwrap()], &server);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("symbolic link points to nothing"), "{stderr}");
+    assert!(
+        stderr.contains("symbolic link points to nothing"),
+        "{stderr}"
+    );
     assert!(stderr.contains("nothing was sent to Temporal"), "{stderr}");
     for id in &all {
         assert!(exists(&server, id), "{id} was deleted");
@@ -264,9 +289,15 @@ async fn temporal_killed_mid_apply_ends_it_within_30_s_and_a_restart_converges()
     let took = killed.elapsed();
     eprintln!("apply gave up {took:?} after Temporal died");
     assert_eq!(status.code(), Some(1));
-    assert!(took < Duration::from_secs(30), "apply took {took:?} to give up");
+    assert!(
+        took < Duration::from_secs(30),
+        "apply took {took:?} to give up"
+    );
 
-    server.restart().await.expect("the server restarts on its database");
+    server
+        .restart()
+        .await
+        .expect("the server restarts on its database");
     let (code, report) = apply(dir.path(), &server, &[]);
     assert_eq!(code, 0, "{report:#}");
     let all: BTreeSet<String> = (0..300).map(|i| format!("acme.w{i}")).collect();

@@ -371,3 +371,55 @@ async fn unusable_connection_settings_are_reported_and_the_server_still_serves()
     let (status, _) = serve.wait(Duration::from_secs(11)).await;
     assert!(status.success(), "{status}");
 }
+
+#[tokio::test]
+async fn held_deletions_show_in_healthz_schedules_and_metrics() {
+    let server = support::dev_server().await;
+    let dir = support::copy_example();
+    let serve = Serve::start(dir.path(), &server.address(), &[]);
+    serve
+        .wait_for("/readyz", Duration::from_secs(30), |code, _| code == 200)
+        .await;
+    assert_eq!(listed(&server), 4);
+
+    // Three of the four workflows vanish: more than half, so held.
+    for file in ["dunning.yaml", "invoice-sweep.yaml", "quarter-close.yaml"] {
+        std::fs::remove_file(dir.path().join("workflows").join(file)).unwrap();
+    }
+    serve.signal("HUP");
+    let health = serve
+        .wait_for("/healthz", Duration::from_secs(30), |_, h| {
+            h["config_revision"] == 2 && h["state"] == "synced"
+        })
+        .await;
+    let held = health["held_deletions"].as_array().unwrap();
+    assert_eq!(held.len(), 3, "{health}");
+    assert!(
+        held.iter().all(|h| h["reason"] == "mass_delete"),
+        "{health}"
+    );
+    assert_eq!(
+        serve.get("/readyz").0,
+        200,
+        "held deletions keep the host ready"
+    );
+    let (_, schedules) = serve.get("/schedules");
+    let statuses: Vec<&str> = schedules
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["status"].as_str())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "held_deletion").count(),
+        3,
+        "{schedules}"
+    );
+    let metrics = serve.metrics();
+    assert!(
+        metrics.contains("schedule_sync_held_deletions 3"),
+        "{metrics}"
+    );
+    assert_eq!(listed(&server), 4, "nothing was deleted");
+    server.stop();
+}

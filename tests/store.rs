@@ -45,7 +45,12 @@ async fn the_store_round_trips_schedules_on_the_real_server() {
     for schedule in &wanted {
         assert_eq!(
             store
-                .create("billing", schedule, &pause_of(schedule), &request_id(schedule))
+                .create(
+                    "billing",
+                    schedule,
+                    &pause_of(schedule),
+                    &request_id(schedule)
+                )
                 .await
                 .unwrap(),
             Created::Created
@@ -55,7 +60,12 @@ async fn the_store_round_trips_schedules_on_the_real_server() {
     // a taken id finds it taken.
     assert_eq!(
         store
-            .create("billing", &wanted[0], &pause_of(&wanted[0]), &request_id(&wanted[0]))
+            .create(
+                "billing",
+                &wanted[0],
+                &pause_of(&wanted[0]),
+                &request_id(&wanted[0])
+            )
             .await
             .unwrap(),
         Created::Created

@@ -15,8 +15,8 @@ use std::time::Duration;
 use schedule_sync::desired::{DesiredSchedule, desired};
 use schedule_sync::dev_server::{DevServer, FINGERPRINT_ATTRIBUTE};
 use schedule_sync::store::{
-    Created, Described, LISTED_SPEC_ENTRIES, MemoryStore, PauseState, ScheduleStore,
-    TemporalStore, as_listed,
+    Created, Described, LISTED_SPEC_ENTRIES, MemoryStore, PauseState, ScheduleStore, TemporalStore,
+    as_listed,
 };
 use temporalio_common::protos::temporal::api::schedule::v1::Schedule;
 use temporalio_common::protos::temporal::api::workflowservice::v1::CreateScheduleRequest;
@@ -168,12 +168,18 @@ async fn a_taken_id_is_found_taken_unless_the_request_id_repeats<B: Backend>(bac
     let store = backend.store();
     let pause = pause_of(want);
     assert_eq!(
-        store.create("acme", want, &pause, "create-2").await.unwrap(),
+        store
+            .create("acme", want, &pause, "create-2")
+            .await
+            .unwrap(),
         Created::AlreadyExists
     );
     // A retry of the first create (its answer was lost) is answered as done.
     assert_eq!(
-        store.create("acme", want, &pause, "create-1").await.unwrap(),
+        store
+            .create("acme", want, &pause, "create-1")
+            .await
+            .unwrap(),
         Created::Created
     );
 }
@@ -187,7 +193,10 @@ async fn a_request_id_outlives_its_schedule<B: Backend>(backend: &B) {
     // The server answers OK to the old request id and creates nothing.
     let pause = pause_of(want);
     assert_eq!(
-        store.create("acme", want, &pause, "create-1").await.unwrap(),
+        store
+            .create("acme", want, &pause, "create-1")
+            .await
+            .unwrap(),
         Created::Created
     );
     assert!(
@@ -283,11 +292,16 @@ async fn a_stale_conflict_token_is_accepted_and_dropped<B: Backend>(backend: &B)
         last = store.describe(&want.schedule_id).await.unwrap().unwrap();
     }
     assert_eq!(last.observed.notes, "marker");
-    assert_eq!(last.schedule.spec, changed.schedule.spec, "the stale update was dropped");
+    assert_eq!(
+        last.schedule.spec, changed.schedule.spec,
+        "the stale update was dropped"
+    );
 }
 
 async fn a_listing_shows_at_most_ten_calendars<B: Backend>(backend: &B) {
-    let crons: String = (0..12).map(|h| format!("    - \"0 {h} * * *\"\n")).collect();
+    let crons: String = (0..12)
+        .map(|h| format!("    - \"0 {h} * * *\"\n"))
+        .collect();
     let many = format!("id: many\nschedule:\n  cron:\n{crons}");
     let want = &wanted(&[&many])[0];
     let sent = want.schedule.spec.as_ref().unwrap();

@@ -239,7 +239,11 @@ fn observed(schedule_id: &str, entry: &Entry, listed: bool) -> Observed {
         fingerprint,
         paused: state.paused,
         notes: state.notes,
-        spec: if listed { spec.map(as_listed) } else { spec.cloned() },
+        spec: if listed {
+            spec.map(as_listed)
+        } else {
+            spec.cloned()
+        },
     }
 }
 

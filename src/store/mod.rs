@@ -31,7 +31,9 @@ pub fn as_listed(spec: &ScheduleSpec) -> ScheduleSpec {
     let mut listed = spec.clone();
     listed.structured_calendar.truncate(LISTED_SPEC_ENTRIES);
     listed.interval.truncate(LISTED_SPEC_ENTRIES);
-    listed.exclude_structured_calendar.truncate(LISTED_SPEC_ENTRIES);
+    listed
+        .exclude_structured_calendar
+        .truncate(LISTED_SPEC_ENTRIES);
     listed.timezone_data.clear();
     listed
 }

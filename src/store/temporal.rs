@@ -15,9 +15,7 @@ use temporalio_common::protos::temporal::api::workflowservice::v1::{
     PatchScheduleRequest, UpdateScheduleRequest,
 };
 
-use super::{
-    Created, Described, PauseState, ScheduleStore, StoreError, merged_search_attributes,
-};
+use super::{Created, Described, PauseState, ScheduleStore, StoreError, merged_search_attributes};
 use crate::connection::sanitise;
 use crate::desired::{
     DesiredSchedule, Fingerprint, MEMO_FINGERPRINT, MEMO_PROJECT, json_payload, owns_id,
@@ -340,8 +338,7 @@ impl ScheduleStore for TemporalStore {
         request_id: &str,
     ) -> Result<(), StoreError> {
         let mut service = self.client.connection().workflow_service();
-        let (memo, search_attributes) =
-            self.markers(project, desired, &current.search_attributes);
+        let (memo, search_attributes) = self.markers(project, desired, &current.search_attributes);
         let mut schedule = desired.schedule.clone();
         let state = schedule.state.get_or_insert_with(Default::default);
         state.paused = pause.paused;
