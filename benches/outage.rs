@@ -11,7 +11,9 @@
 //! Under `cargo test` (no `--bench` argument) it runs on 200 schedules.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use schedule_sync::dev_server::{DevServer, DevServerOptions, find_cli};
 use schedule_sync::store::{ScheduleStore, TemporalStore};

@@ -577,7 +577,8 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
                 return self.create_boxed(want, ids).await;
             };
             let ours = current.observed.owner.as_deref() == Some(self.project);
-            if !ours && !(adopt && current.observed.owner.is_none()) {
+            let adoptable = adopt && current.observed.owner.is_none();
+            if !(ours || adoptable) {
                 return Ok(Effect::Conflict);
             }
             let operator_pause = want.enabled && current.observed.paused_by_operator();
@@ -1151,8 +1152,10 @@ mod tests {
         // The listing works, then Temporal goes away for good.
         store.fail_next("CreateSchedule", tonic::Code::Unavailable, 10_000);
         let started = tokio::time::Instant::now();
-        let mut options = ReconcileOptions::default();
-        options.concurrency = 2;
+        let options = ReconcileOptions {
+            concurrency: 2,
+            ..Default::default()
+        };
         let report = reconcile(&store, &project(&files), options).await.unwrap();
         let took = started.elapsed();
         assert!(took < Duration::from_secs(2), "took {took:?}");
@@ -1175,8 +1178,10 @@ mod tests {
     async fn a_busy_temporal_is_not_taken_for_an_outage() {
         let store = MemoryStore::new();
         store.fail_next("CreateSchedule", tonic::Code::ResourceExhausted, 8);
-        let mut options = ReconcileOptions::default();
-        options.concurrency = 1;
+        let options = ReconcileOptions {
+            concurrency: 1,
+            ..Default::default()
+        };
         let report = reconcile(&store, &project(&[A, B, C]), options)
             .await
             .unwrap();

@@ -7,7 +7,9 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use schedule_sync::dev_server::DevServer;
 use schedule_sync::store::TemporalStore;

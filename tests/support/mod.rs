@@ -135,10 +135,10 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(seconds);
     while !check().await {
         assert!(
-            std::time::Instant::now() < deadline,
+            tokio::time::Instant::now() < deadline,
             "not within {seconds} s: {what}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
