@@ -442,23 +442,21 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
 
     /// Carries out one step; never fails, the outcome says how it went.
     async fn step(&self, step: Step) -> StepOutcome {
-        let result = if self.outage.down.is_cancelled() {
-            Err(self.outage.error())
-        } else {
-            self.execute(&step).await
-        };
-        let (effect, error, retryable) = match result {
+        if self.outage.down.is_cancelled() {
+            return StepOutcome {
+                step,
+                effect: Effect::NotStarted,
+                error: Some(self.outage.error().to_string()),
+                retryable: true,
+            };
+        }
+        let (effect, error, retryable) = match self.execute(&step).await {
             Ok(effect) => (effect, None, false),
-            Err(error) => {
-                let not_started =
-                    self.outage.down.is_cancelled() && error.code == tonic::Code::Unavailable;
-                let effect = if not_started {
-                    Effect::NotStarted
-                } else {
-                    Effect::Failed
-                };
-                (effect, Some(error.to_string()), error.is_retryable())
-            }
+            Err(error) => (
+                Effect::Failed,
+                Some(error.to_string()),
+                error.is_retryable(),
+            ),
         };
         StepOutcome {
             step,
