@@ -99,8 +99,21 @@ async fn main() {
     let restarted = Instant::now();
     let output = apply(dir.path(), &address).output().unwrap();
     let converged = restarted.elapsed();
-    assert_eq!(output.status.code(), Some(0), "the apply after the restart");
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    if output.status.code() != Some(0) {
+        let failed: Vec<&serde_json::Value> = report["outcomes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|o| !o["error"].is_null())
+            .collect();
+        panic!(
+            "the apply after the restart did not converge: {} failed, first: {:#?}; rpcs {:#}",
+            failed.len(),
+            failed.iter().take(3).collect::<Vec<_>>(),
+            report["rpc_counts"]
+        );
+    }
     let created = report["rpc_counts"]["CreateSchedule"]["Ok"]
         .as_u64()
         .unwrap_or(0);

@@ -514,9 +514,13 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
         Box::pin(self.update(want, adopt, ids))
     }
 
-    /// Creates `want` and reads it back. A create that the server answers OK
-    /// but that left no schedule (its request id matched an old one) is made
-    /// again with a fresh request id, once.
+    /// Creates `want`. A create that was sent more than once (a retry after
+    /// a failed or lost answer) is read back: the server answers a request
+    /// id it has seen with OK, whether or not the schedule still exists (it
+    /// remembers request ids after a delete). A create that left no schedule
+    /// is made again with a fresh request id, once. A create answered OK on
+    /// its first sending carried a request id never sent before, so its OK
+    /// is a real create and costs no read-back.
     async fn create(
         &self,
         want: &DesiredSchedule,
@@ -525,8 +529,10 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
         let pause = pause_for(want, None);
         for _ in 0..2 {
             let request_id = ids.next("create");
+            let mut sent = 0;
             let created = self
                 .write("create", &want.schedule_id, &request_id, || {
+                    sent += 1;
                     self.store.create(self.project, want, &pause, &request_id)
                 })
                 .await?;
@@ -534,6 +540,9 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
                 // Taken since the listing (or the listing lagged): update it,
                 // if it is ours.
                 return self.update_boxed(want, false, ids).await;
+            }
+            if sent == 1 {
+                return Ok(Effect::Applied);
             }
             match self.describe(&want.schedule_id).await? {
                 Some(held) if held.observed.owner.as_deref() == Some(self.project) => {
@@ -1225,5 +1234,20 @@ mod tests {
             store.owner("foo.b").is_none(),
             "the hand-made one is left alone"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_a_create_sent_twice_is_read_back() {
+        let store = MemoryStore::new();
+        store.lose_next_create_answers(1);
+        let report = reconcile(&store, &project(&[A, B]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        assert!(report.converged(), "{report:#?}");
+        // a: created, answer lost, sent again (answered OK by its request
+        // id), then described to make sure it exists; b: created once.
+        assert_eq!(store.calls_of("CreateSchedule"), 3);
+        assert_eq!(store.calls_of("DescribeSchedule"), 1);
+        assert!(store.get("foo.a").is_some() && store.get("foo.b").is_some());
     }
 }

@@ -53,6 +53,8 @@ struct Inner {
     calls: Vec<&'static str>,
     /// While set, listings show this old copy: the visibility store lags.
     stale_listing: Option<BTreeMap<String, Entry>>,
+    /// Creates whose answer is lost after they took effect.
+    lost_create_answers: usize,
 }
 
 /// Schedules in memory.
@@ -76,6 +78,12 @@ impl MemoryStore {
             .entry(rpc)
             .or_default()
             .extend(std::iter::repeat_n(code, times));
+    }
+
+    /// Makes the next `times` creates take effect and then fail with
+    /// `Unavailable`, as when the answer is lost on the way back.
+    pub fn lose_next_create_answers(&self, times: usize) {
+        self.lock().lost_create_answers += times;
     }
 
     /// Puts a schedule in place without a marker, as a person would.
@@ -313,6 +321,14 @@ impl ScheduleStore for MemoryStore {
                 signals: HashSet::new(),
             },
         );
+        if inner.lost_create_answers > 0 {
+            inner.lost_create_answers -= 1;
+            return Err(StoreError {
+                rpc: "CreateSchedule",
+                code: tonic::Code::Unavailable,
+                message: "the answer was lost".into(),
+            });
+        }
         Ok(Created::Created)
     }
 
