@@ -55,7 +55,13 @@ async fn raw_creates(
             };
             async move {
                 store
-                    .create(name, d, &pause, &format!("bench-{}", d.schedule_id))
+                    .create(
+                        name,
+                        d,
+                        &pause,
+                        &Default::default(),
+                        &format!("bench-{}", d.schedule_id),
+                    )
                     .await
             }
         })

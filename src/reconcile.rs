@@ -22,6 +22,8 @@ use crate::desired::{DesiredSchedule, desired};
 use crate::diff::{FieldChange, field_changes};
 use crate::plan::{Plan, PlanOptions, Step, plan};
 use crate::project::Project;
+use temporalio_common::protos::temporal::api::common::v1::Payload;
+
 use crate::store::{Created, Described, PauseState, ScheduleStore, StoreError};
 
 /// How many schedule writes run at once by default.
@@ -43,8 +45,16 @@ pub const VERIFY_POLL: Duration = Duration::from_millis(100);
 /// RPCs in a row, across all steps, that found Temporal unreachable
 /// (Unavailable, or no answer within the RPC timeout) before the reconcile
 /// gives up: no new step starts, backoffs in progress end, and the reconcile
-/// reports the outage as a retryable failure.
+/// reports the outage as a retryable failure. The failures must also span
+/// [`OUTAGE_WINDOW`]: a connection reset that fails every RPC in flight at
+/// once is healed by the first retry and is no outage.
 pub const OUTAGE_THRESHOLD: u32 = 5;
+/// How long RPCs must have found Temporal unreachable, with no success in
+/// between, before the reconcile gives up.
+pub const OUTAGE_WINDOW: Duration = Duration::from_secs(3);
+/// The most writes one step makes (creates and updates calling each other
+/// when the schedule keeps vanishing and reappearing) before it gives up.
+const MAX_WRITES_PER_STEP: u32 = 6;
 
 /// Options of a reconcile.
 #[derive(Clone, Copy, Debug)]
@@ -243,16 +253,22 @@ pub async fn preview<S: ScheduleStore>(
 #[derive(Default)]
 struct Outage {
     in_a_row: AtomicU32,
+    /// When the current run of failures began.
+    since: Mutex<Option<tokio::time::Instant>>,
     last: Mutex<Option<StoreError>>,
     down: CancellationToken,
 }
 
 impl Outage {
     fn record<T>(&self, result: &Result<T, StoreError>) {
+        let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
         match result {
             Err(error) if error.is_unreachable() => {
+                let now = tokio::time::Instant::now();
+                let began = *since.get_or_insert(now);
                 let count = self.in_a_row.fetch_add(1, Ordering::SeqCst) + 1;
-                if count >= OUTAGE_THRESHOLD && !self.down.is_cancelled() {
+                let long_enough = now.duration_since(began) >= OUTAGE_WINDOW;
+                if count >= OUTAGE_THRESHOLD && long_enough && !self.down.is_cancelled() {
                     *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.clone());
                     tracing::warn!(
                         %error,
@@ -262,7 +278,10 @@ impl Outage {
                     self.down.cancel();
                 }
             }
-            _ => self.in_a_row.store(0, Ordering::SeqCst),
+            _ => {
+                self.in_a_row.store(0, Ordering::SeqCst);
+                *since = None;
+            }
         }
     }
 
@@ -501,6 +520,9 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
         want: &'b DesiredSchedule,
         ids: &'b mut RequestIds,
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<Effect, StoreError>> + Send + 'b>> {
+        if ids.made >= MAX_WRITES_PER_STEP {
+            return Box::pin(std::future::ready(Err(churning(want))));
+        }
         Box::pin(self.create(want, ids))
     }
 
@@ -511,6 +533,9 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
         adopt: bool,
         ids: &'b mut RequestIds,
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<Effect, StoreError>> + Send + 'b>> {
+        if ids.made >= MAX_WRITES_PER_STEP {
+            return Box::pin(std::future::ready(Err(churning(want))));
+        }
         Box::pin(self.update(want, adopt, ids))
     }
 
@@ -527,13 +552,15 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
         ids: &mut RequestIds,
     ) -> Result<Effect, StoreError> {
         let pause = pause_for(want, None);
+        let none = HashMap::new();
         for _ in 0..2 {
             let request_id = ids.next("create");
             let mut sent = 0;
             let created = self
                 .write("create", &want.schedule_id, &request_id, || {
                     sent += 1;
-                    self.store.create(self.project, want, &pause, &request_id)
+                    self.store
+                        .create(self.project, want, &pause, &none, &request_id)
                 })
                 .await?;
             if created == Created::AlreadyExists {
@@ -606,17 +633,38 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
                         .update(self.project, want, &pause, &current, &request_id)
                 })
                 .await;
+            let kept_pause = if operator_pause {
+                Effect::PausedByOperator
+            } else {
+                Effect::Applied
+            };
             match written {
-                Err(error) if error.is_conflict() => last = Some(error),
+                // A lost race, or deleted since the describe: read again.
+                Err(error) if error.is_conflict() || error.code == tonic::Code::NotFound => {
+                    last = Some(error);
+                }
                 Err(error) => return Err(error),
                 Ok(()) => match self.read_back(want, &current.conflict_token).await? {
                     ReadBack::Lost(error) => last = Some(error),
                     ReadBack::Applied(held)
                         if held.observed.owner.as_deref() == Some(self.project) =>
                     {
-                        return Ok(Effect::Applied);
+                        return Ok(kept_pause);
                     }
-                    ReadBack::Applied(_) => return self.recreate(want, &pause, ids).await,
+                    ReadBack::Applied(held) if adopt => {
+                        return self
+                            .recreate(want, &pause, &held.search_attributes, ids)
+                            .await
+                            .map(|effect| {
+                                if effect == Effect::Applied {
+                                    kept_pause
+                                } else {
+                                    effect
+                                }
+                            });
+                    }
+                    // Someone else's schedule took its place meanwhile.
+                    ReadBack::Applied(_) => return Ok(Effect::Conflict),
                 },
             }
         }
@@ -624,11 +672,13 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
     }
 
     /// Adopts a schedule by deleting it and creating it again with our
-    /// marker, in `pause` state: the only way to set a memo on Temporal 1.29.
+    /// marker, in `pause` state, keeping the search attributes it `held`:
+    /// the only way to set a memo on Temporal 1.29.
     async fn recreate(
         &self,
         want: &DesiredSchedule,
         pause: &PauseState,
+        held: &HashMap<String, Payload>,
         ids: &mut RequestIds,
     ) -> Result<Effect, StoreError> {
         tracing::info!(
@@ -643,9 +693,18 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
         let request_id = ids.next("create");
         let created = self
             .write("create", &want.schedule_id, &request_id, || {
-                self.store.create(self.project, want, pause, &request_id)
+                self.store
+                    .create(self.project, want, pause, held, &request_id)
             })
-            .await?;
+            .await
+            .map_err(|error| StoreError {
+                message: format!(
+                    "{} was deleted to adopt it and could not be created again yet ({}); the \
+                     next reconcile creates it",
+                    want.schedule_id, error.message
+                ),
+                ..error
+            })?;
         match (created, self.describe(&want.schedule_id).await?) {
             (Created::Created, Some(held))
                 if held.observed.owner.as_deref() == Some(self.project) =>
@@ -818,6 +877,19 @@ fn pause_for(want: &DesiredSchedule, keep_operator_pause: Option<PauseState>) ->
 enum ReadBack {
     Applied(Box<Described>),
     Lost(StoreError),
+}
+
+/// The error of a step whose schedule keeps appearing and vanishing under
+/// it (another writer deletes and creates it): retried by the next attempt.
+fn churning(want: &DesiredSchedule) -> StoreError {
+    StoreError {
+        rpc: "CreateSchedule",
+        code: tonic::Code::Aborted,
+        message: format!(
+            "{} kept appearing and vanishing while it was written; another writer is at work",
+            want.schedule_id
+        ),
+    }
 }
 
 fn lost_race(want: &DesiredSchedule) -> StoreError {
@@ -1092,12 +1164,18 @@ mod tests {
         let store = MemoryStore::new();
         let foreign = desired(&project(&[A2]))[0].schedule.clone();
         store.insert_unowned("foo.a", foreign);
+        store.tag("foo.a", "Team", "ops");
         let mut options = ReconcileOptions::default();
         options.plan.adopt = true;
         let adopted = reconcile(&store, &project(&[A]), options).await.unwrap();
         assert!(adopted.converged(), "{adopted:#?}");
         assert_eq!(store.owner("foo.a").as_deref(), Some("foo"));
         assert_eq!(store.calls_of("DeleteSchedule"), 1);
+        assert_eq!(
+            store.search_attributes("foo.a").get("Team").map(String::as_str),
+            Some("\"ops\""),
+            "the re-created schedule keeps the tags it had"
+        );
         let plain = reconcile(&store, &project(&[A]), ReconcileOptions::default())
             .await
             .unwrap();
@@ -1165,7 +1243,7 @@ mod tests {
         };
         let report = reconcile(&store, &project(&files), options).await.unwrap();
         let took = started.elapsed();
-        assert!(took < Duration::from_secs(2), "took {took:?}");
+        assert!(took < Duration::from_secs(5), "took {took:?}");
         assert!(!report.converged());
         assert!(report.outcomes.iter().all(|o| o.retryable));
         let not_started = report
@@ -1174,8 +1252,10 @@ mod tests {
             .filter(|o| o.effect == Effect::NotStarted)
             .count();
         assert!(not_started >= 290, "{not_started} not started");
+        // Two steps at a time, each retrying at 0.2, 0.6, 1.4 and 3 s: the
+        // outage is declared at 3 s, after at most 5 creates of each.
         assert!(
-            store.calls_of("CreateSchedule") <= OUTAGE_THRESHOLD as usize + 1,
+            store.calls_of("CreateSchedule") <= 10,
             "{} creates",
             store.calls_of("CreateSchedule")
         );

@@ -19,6 +19,7 @@ use schedule_sync::retry::{Jitter, RetryPolicy};
 use schedule_sync::store::{
     Created, Described, MemoryStore, PauseState, ScheduleStore, StoreError,
 };
+use temporalio_common::protos::temporal::api::common::v1::Payload;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -438,10 +439,11 @@ impl ScheduleStore for SlowStore {
         project: &str,
         d: &DesiredSchedule,
         pause: &PauseState,
+        keep: &std::collections::HashMap<String, Payload>,
         request_id: &str,
     ) -> Result<Created, StoreError> {
         self.wait().await;
-        self.inner.create(project, d, pause, request_id).await
+        self.inner.create(project, d, pause, keep, request_id).await
     }
     async fn update(
         &self,
@@ -547,6 +549,7 @@ impl ScheduleStore for PanickingStore {
         _: &str,
         _: &DesiredSchedule,
         _: &PauseState,
+        _: &std::collections::HashMap<String, Payload>,
         _: &str,
     ) -> Result<Created, StoreError> {
         unreachable!()

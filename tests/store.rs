@@ -49,6 +49,7 @@ async fn the_store_round_trips_schedules_on_the_real_server() {
                     "billing",
                     schedule,
                     &pause_of(schedule),
+                    &Default::default(),
                     &request_id(schedule)
                 )
                 .await
@@ -64,6 +65,7 @@ async fn the_store_round_trips_schedules_on_the_real_server() {
                 "billing",
                 &wanted[0],
                 &pause_of(&wanted[0]),
+                &Default::default(),
                 &request_id(&wanted[0])
             )
             .await
@@ -74,7 +76,13 @@ async fn the_store_round_trips_schedules_on_the_real_server() {
     other.fingerprint = desired::Fingerprint("another".into());
     assert_eq!(
         store
-            .create("billing", &other, &pause_of(&other), "another-create")
+            .create(
+                "billing",
+                &other,
+                &pause_of(&other),
+                &Default::default(),
+                "another-create"
+            )
             .await
             .unwrap(),
         Created::AlreadyExists

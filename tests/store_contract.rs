@@ -128,7 +128,13 @@ async fn created<B: Backend>(backend: &B, want: &DesiredSchedule, request_id: &s
     let store = backend.store();
     assert_eq!(
         store
-            .create("acme", want, &pause_of(want), request_id)
+            .create(
+                "acme",
+                want,
+                &pause_of(want),
+                &Default::default(),
+                request_id
+            )
             .await
             .unwrap(),
         Created::Created
@@ -169,7 +175,7 @@ async fn a_taken_id_is_found_taken_unless_the_request_id_repeats<B: Backend>(bac
     let pause = pause_of(want);
     assert_eq!(
         store
-            .create("acme", want, &pause, "create-2")
+            .create("acme", want, &pause, &Default::default(), "create-2")
             .await
             .unwrap(),
         Created::AlreadyExists
@@ -177,7 +183,7 @@ async fn a_taken_id_is_found_taken_unless_the_request_id_repeats<B: Backend>(bac
     // A retry of the first create (its answer was lost) is answered as done.
     assert_eq!(
         store
-            .create("acme", want, &pause, "create-1")
+            .create("acme", want, &pause, &Default::default(), "create-1")
             .await
             .unwrap(),
         Created::Created
@@ -194,7 +200,7 @@ async fn a_request_id_outlives_its_schedule<B: Backend>(backend: &B) {
     let pause = pause_of(want);
     assert_eq!(
         store
-            .create("acme", want, &pause, "create-1")
+            .create("acme", want, &pause, &Default::default(), "create-1")
             .await
             .unwrap(),
         Created::Created

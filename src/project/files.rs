@@ -88,12 +88,22 @@ pub fn find(dir: &Path, project_file: &Path, globs: &[(String, Position)]) -> Fo
                 Err(error) => {
                     let path = error.path().map_or_else(|| root.clone(), Path::to_path_buf);
                     let relative = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
+                    let editor_lock = relative
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with(".#"));
                     if error.loop_ancestor().is_some() {
                         // Its folder is walked already: no file is missed.
                         diagnostics.push(Diagnostic::warning(
                             &relative,
                             Position::default(),
                             "skipped: a symbolic link loops back to a folder above it",
+                        ));
+                    } else if editor_lock {
+                        // Emacs keeps its lock files as dangling links.
+                        diagnostics.push(Diagnostic::warning(
+                            &relative,
+                            Position::default(),
+                            "skipped: an editor's lock file",
                         ));
                     } else {
                         diagnostics.push(walk_error(&relative, &path, &error.to_string()));

@@ -10,6 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connection::{ConnectionError, Settings};
 use crate::lifecycle::ErrorKind;
+use temporalio_common::protos::temporal::api::common::v1::Payload;
+
 use crate::store::{Created, Described, PauseState, ScheduleStore, StoreError, TemporalStore};
 
 /// Makes the store that an attempt talks to.
@@ -177,10 +179,13 @@ impl<S: ScheduleStore> ScheduleStore for Guarded<'_, S> {
         project: &str,
         desired: &crate::desired::DesiredSchedule,
         pause: &PauseState,
+        keep: &std::collections::HashMap<String, Payload>,
         request_id: &str,
     ) -> Result<Created, StoreError> {
         self.open("CreateSchedule")?;
-        self.inner.create(project, desired, pause, request_id).await
+        self.inner
+            .create(project, desired, pause, keep, request_id)
+            .await
     }
 
     async fn update(

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::desired::schedule_id;
 use crate::lifecycle::State;
-use crate::plan::{HoldReason, Step, Untouched};
+use crate::plan::{HoldReason, Untouched};
 use crate::project::Project;
 use crate::reconcile::{Effect, Report};
 
@@ -103,13 +103,7 @@ impl Status {
                 Effect::Failed | Effect::NotStarted => ScheduleState::Error,
                 Effect::Conflict => ScheduleState::Conflict,
                 Effect::PausedByOperator => ScheduleState::PausedByOperator,
-                Effect::Applied | Effect::AlreadyDone => match &outcome.step {
-                    Step::Update {
-                        keep_operator_pause: true,
-                        ..
-                    } => ScheduleState::PausedByOperator,
-                    _ => ScheduleState::InSync,
-                },
+                Effect::Applied | Effect::AlreadyDone => ScheduleState::InSync,
             };
             by_id.insert(outcome.step.schedule_id(), (status, outcome.error.clone()));
         }

@@ -89,6 +89,8 @@ impl MemoryStore {
     /// Puts a schedule in place without a marker, as a person would.
     pub fn insert_unowned(&self, schedule_id: &str, schedule: Schedule) {
         let mut inner = self.lock();
+        // A new run, with a request id of its own.
+        inner.create_request_ids.remove(schedule_id);
         let version = inner.bump();
         inner.schedules.insert(
             schedule_id.to_owned(),
@@ -295,6 +297,7 @@ impl ScheduleStore for MemoryStore {
         project: &str,
         desired: &DesiredSchedule,
         pause: &PauseState,
+        keep: &HashMap<String, Payload>,
         request_id: &str,
     ) -> Result<Created, StoreError> {
         let mut inner = self.call("CreateSchedule")?;
@@ -316,7 +319,7 @@ impl ScheduleStore for MemoryStore {
             Entry {
                 schedule: with_pause(desired, pause),
                 owner: Some(project.to_owned()),
-                search_attributes: merged_search_attributes(&HashMap::new(), &desired.fingerprint),
+                search_attributes: merged_search_attributes(keep, &desired.fingerprint),
                 version,
                 signals: HashSet::new(),
             },

@@ -107,7 +107,8 @@ pub trait ScheduleStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<Described>, StoreError>> + Send;
 
     /// Creates a schedule carrying `project`'s marker and the fingerprint, in
-    /// `pause` state. `request_id` is the idempotency key: the caller makes a
+    /// `pause` state, with the search attributes `keep` besides ours (those
+    /// of a schedule that is re-created to adopt it). `request_id` is the idempotency key: the caller makes a
     /// fresh one for each create it means, and sends the same one only when
     /// it retries that create. Temporal remembers a create's request id even
     /// after the schedule is deleted, and answers OK without creating
@@ -121,6 +122,7 @@ pub trait ScheduleStore: Send + Sync {
         project: &str,
         desired: &DesiredSchedule,
         pause: &PauseState,
+        keep: &HashMap<String, Payload>,
         request_id: &str,
     ) -> impl Future<Output = Result<Created, StoreError>> + Send;
 
@@ -179,9 +181,10 @@ impl<S: ScheduleStore> ScheduleStore for std::sync::Arc<S> {
         project: &str,
         desired: &DesiredSchedule,
         pause: &PauseState,
+        keep: &HashMap<String, Payload>,
         request_id: &str,
     ) -> impl Future<Output = Result<Created, StoreError>> + Send {
-        (**self).create(project, desired, pause, request_id)
+        (**self).create(project, desired, pause, keep, request_id)
     }
 
     fn update(

@@ -301,10 +301,11 @@ impl ScheduleStore for TemporalStore {
         project: &str,
         desired: &DesiredSchedule,
         pause: &PauseState,
+        keep: &HashMap<String, Payload>,
         request_id: &str,
     ) -> Result<Created, StoreError> {
         let mut service = self.client.connection().workflow_service();
-        let (memo, search_attributes) = self.markers(project, desired, &HashMap::new());
+        let (memo, search_attributes) = self.markers(project, desired, keep);
         let mut schedule = desired.schedule.clone();
         let state = schedule.state.get_or_insert_with(Default::default);
         state.paused = pause.paused;
