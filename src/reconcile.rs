@@ -1172,7 +1172,10 @@ mod tests {
         assert_eq!(store.owner("foo.a").as_deref(), Some("foo"));
         assert_eq!(store.calls_of("DeleteSchedule"), 1);
         assert_eq!(
-            store.search_attributes("foo.a").get("Team").map(String::as_str),
+            store
+                .search_attributes("foo.a")
+                .get("Team")
+                .map(String::as_str),
             Some("\"ops\""),
             "the re-created schedule keeps the tags it had"
         );
