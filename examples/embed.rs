@@ -2,7 +2,7 @@
 //! (TEMPORAL_ADDRESS) is doing, and /readyz turns 200 once examples/billing is synced.
 use axum::routing::get;
 use schedule_sync::connection::{Overrides, Settings};
-use schedule_sync::reconciler::Reconciler;
+use schedule_sync::runtime::Reconciler;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]

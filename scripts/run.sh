@@ -12,7 +12,7 @@ cd "$root"
 project="${1:-examples/billing}"
 shift || true
 
-cargo build --locked --release --quiet
+cargo build --locked --release --quiet --features cli
 binary="$root/target/release/schedule-sync"
 
 if [[ -z "${TEMPORAL_ADDRESS:-}" ]]; then

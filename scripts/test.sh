@@ -37,14 +37,25 @@ step "Prometheus alert rules"
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "the library alone: builds and lints without the binary's crates"
+cargo clippy --locked --lib -- -D warnings
+# None of the command line's crates is a dependency of the library's default build.
+cli_crates=$(cargo tree --locked -e normal --no-default-features --depth 1 --prefix none \
+  | grep -E '^(clap|indicatif|tracing-subscriber|anyhow|tempfile|metrics-exporter-prometheus|axum) ' || true)
+if [[ -n "$cli_crates" ]]; then
+  echo "the library's default build pulls in crates of the binary:" >&2
+  echo "$cli_crates" >&2
+  exit 1
+fi
+
 step "cargo clippy"
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --all-targets --all-features -- -D warnings
 
 step "cargo test (unit, integration, benches in test mode)"
-cargo test --locked --all-targets
+cargo test --locked --all-targets --all-features
 
 step "cargo test --doc"
-cargo test --locked --doc
+cargo test --locked --doc --all-features
 
 step "cargo deny check"
 # The advisory database is a git repository on GitHub. Where that host is

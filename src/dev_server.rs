@@ -12,9 +12,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
 use crate::connection::{ConnectionError, Settings};
-
-/// The search attribute that holds a schedule's fingerprint.
-pub const FINGERPRINT_ATTRIBUTE: &str = "ScheduleSyncFingerprint";
+use crate::store::FINGERPRINT_ATTRIBUTE;
 
 /// The environment variable that names the `temporal` binary to use.
 pub const CLI_ENV: &str = "TEMPORAL_CLI";

@@ -1,32 +1,35 @@
 //! schedule-sync keeps Temporal Schedules in step with schedules declared in
-//! YAML workflow files.
+//! YAML workflow files. A reconcile follows one path, and each module is one
+//! step of it:
 //!
-//! - [`project`] loads and validates a project folder;
-//! - [`cron`] reads Temporal's cron syntax;
-//! - [`fire_times`] computes the next firing times of a schedule;
-//! - [`desired`] maps a project onto Temporal schedules, with ids and fingerprints;
-//! - [`duration`] reads humane durations;
-//! - [`plan`] computes what a reconcile must write;
-//! - [`reconcile`] carries out a plan against a store;
-//! - [`store`] reads and writes Temporal schedules;
-//! - [`connection`] connects to Temporal following its own conventions;
-//! - [`dev_server`] runs a local Temporal dev server for development and tests.
+//! 1. [`project`] loads and checks a project folder (with [`cron`] and
+//!    [`duration`] for the syntax of its fields);
+//! 2. [`spec`] maps it onto the Temporal schedules it wants: ids, the
+//!    schedule itself, its fingerprint, and its next firing times;
+//! 3. [`store`] reads what Temporal holds ([`store::TemporalStore`], or
+//!    [`store::MemoryStore`] in tests), connected through [`connection`];
+//! 4. [`plan`] compares the two, a pure function;
+//! 5. [`apply`] carries out the plan's steps against the store;
+//! 6. [`runtime`] runs reconciles in the background of a host server, with
+//!    retries, readiness and shutdown, and publishes its status;
+//! 7. [`observe`] turns that status into metrics, and [`probes`] (feature
+//!    `http`) into HTTP endpoints.
+//!
+//! [`dev_server`] (feature `dev-server`) starts a local Temporal dev server
+//! for tests.
 #![deny(missing_docs)]
 
+pub mod apply;
 pub mod connection;
 pub mod cron;
-pub mod desired;
+#[cfg(feature = "dev-server")]
 pub mod dev_server;
-pub mod diff;
 pub mod duration;
-pub mod fire_times;
-pub mod lifecycle;
-pub mod metrics;
+pub mod observe;
 pub mod plan;
 #[cfg(feature = "http")]
 pub mod probes;
 pub mod project;
-pub mod reconcile;
-pub mod reconciler;
-pub mod retry;
+pub mod runtime;
+pub mod spec;
 pub mod store;

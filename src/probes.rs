@@ -11,8 +11,8 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::lifecycle::State;
-use crate::reconciler::ReconcilerHandle;
+use crate::runtime::ReconcilerHandle;
+use crate::runtime::lifecycle::State;
 
 /// The probes, to merge into the host's router.
 pub fn router(handle: ReconcilerHandle) -> Router {

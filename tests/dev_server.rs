@@ -5,7 +5,7 @@ mod support;
 
 use std::collections::HashMap;
 
-use schedule_sync::dev_server::FINGERPRINT_ATTRIBUTE;
+use schedule_sync::store::FINGERPRINT_ATTRIBUTE;
 use temporalio_common::protos::temporal::api::common::v1::{
     Memo, Payload, SearchAttributes, WorkflowType,
 };

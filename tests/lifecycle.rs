@@ -8,14 +8,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use schedule_sync::desired::DesiredSchedule;
-use schedule_sync::lifecycle::{FailedReason, State};
-use schedule_sync::plan::Observation;
 use schedule_sync::project::{self, Project};
-use schedule_sync::reconciler::{
+use schedule_sync::runtime::lifecycle::{FailedReason, State};
+use schedule_sync::runtime::retry::{Jitter, RetryPolicy};
+use schedule_sync::runtime::{
     AttemptError, Connector, Options, Reconciler, ReconcilerHandle, ScheduleState,
 };
-use schedule_sync::retry::{Jitter, RetryPolicy};
+use schedule_sync::spec::DesiredSchedule;
+use schedule_sync::store::Observation;
 use schedule_sync::store::{
     Created, Described, MemoryStore, PauseState, ScheduleStore, StoreError,
 };

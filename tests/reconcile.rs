@@ -5,9 +5,9 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
+use schedule_sync::apply::{ReconcileOptions, reconcile};
 use schedule_sync::plan::{HoldReason, Step, Untouched, UpdateReason};
 use schedule_sync::project;
-use schedule_sync::reconcile::{ReconcileOptions, reconcile};
 use schedule_sync::store::{ScheduleStore, TemporalStore};
 
 async fn wait_for_listing(store: &TemporalStore, count: usize) {

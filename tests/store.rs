@@ -7,9 +7,10 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use schedule_sync::desired::{self, DesiredSchedule, PAUSE_NOTE_PREFIX};
-use schedule_sync::plan::{self, Observation, PlanOptions};
+use schedule_sync::plan::{self, PlanOptions};
 use schedule_sync::project;
+use schedule_sync::spec::{self, DesiredSchedule, PAUSE_NOTE_PREFIX};
+use schedule_sync::store::Observation;
 use schedule_sync::store::{Created, PauseState, ScheduleStore, TemporalStore};
 
 /// Lists until `want` schedules show up: the listing is eventually consistent.
@@ -39,7 +40,7 @@ async fn the_store_round_trips_schedules_on_the_real_server() {
 
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/billing");
     let project = project::load(&example).unwrap().project;
-    let wanted = desired::desired(&project);
+    let wanted = spec::desired(&project);
     assert_eq!(wanted.len(), 4);
 
     for schedule in &wanted {
@@ -73,7 +74,7 @@ async fn the_store_round_trips_schedules_on_the_real_server() {
         Created::Created
     );
     let mut other = wanted[0].clone();
-    other.fingerprint = desired::Fingerprint("another".into());
+    other.fingerprint = spec::Fingerprint("another".into());
     assert_eq!(
         store
             .create(
@@ -162,7 +163,7 @@ async fn the_store_round_trips_schedules_on_the_real_server() {
     // workflow-based scheduler) answers OK and drops the update, so a lost
     // race shows only on reading back: the reconciler must verify.
     let mut changed = report.clone();
-    changed.fingerprint = desired::Fingerprint("changed".into());
+    changed.fingerprint = spec::Fingerprint("changed".into());
     changed.schedule.spec.as_mut().unwrap().jitter = Some(prost_wkt_types::Duration {
         seconds: 99,
         nanos: 0,

@@ -12,11 +12,11 @@ mod support;
 
 use std::time::Duration;
 
-use schedule_sync::desired::{DesiredSchedule, desired};
-use schedule_sync::dev_server::{DevServer, FINGERPRINT_ATTRIBUTE};
+use schedule_sync::dev_server::DevServer;
+use schedule_sync::spec::{DesiredSchedule, desired};
 use schedule_sync::store::{
-    Created, Described, LISTED_SPEC_ENTRIES, MemoryStore, PauseState, ScheduleStore, TemporalStore,
-    as_listed,
+    Created, Described, FINGERPRINT_ATTRIBUTE, LISTED_SPEC_ENTRIES, MemoryStore, PauseState,
+    ScheduleStore, TemporalStore, as_listed,
 };
 use temporalio_common::protos::temporal::api::schedule::v1::Schedule;
 use temporalio_common::protos::temporal::api::workflowservice::v1::CreateScheduleRequest;

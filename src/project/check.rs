@@ -9,14 +9,12 @@ use chrono::{DateTime, Utc};
 use super::diagnostic::Diagnostic;
 use super::model::{CronEntry, OverlapPolicy, Schedule, Timing, Workflow};
 use super::names;
-use super::node::{Node, Position, Value, quote};
+use super::node::{Node, Position, Value, WORKFLOW_KEYS, quote};
 use crate::cron;
 use crate::duration::parse_duration;
 
 /// The keys of `project.yaml`.
 pub const PROJECT_KEYS: [&str; 3] = ["name", "task_queue", "workflows"];
-/// The keys of a workflow file that are ours; others are left alone.
-pub const WORKFLOW_KEYS: [&str; 4] = ["id", "type", "task_queue", "schedule"];
 /// The keys of a `schedule:` block.
 pub const SCHEDULE_KEYS: [&str; 12] = [
     "cron",

@@ -9,6 +9,9 @@ use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
+
+/// The keys of a workflow file that are ours; others are left alone.
+pub const WORKFLOW_KEYS: [&str; 4] = ["id", "type", "task_queue", "schedule"];
 use serde_saphyr::Spanned;
 
 /// A 1-based line and column in a source file.
@@ -161,7 +164,7 @@ pub struct WorkflowRoot(pub Node);
 
 impl<'de> Deserialize<'de> for WorkflowRoot {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let keep = Some(&super::check::WORKFLOW_KEYS[..]);
+        let keep = Some(&WORKFLOW_KEYS[..]);
         let value = deserializer.deserialize_any(ValueVisitor { keep })?;
         Ok(WorkflowRoot(Node {
             value,

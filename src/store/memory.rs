@@ -23,11 +23,10 @@ use temporalio_common::protos::temporal::api::common::v1::Payload;
 use temporalio_common::protos::temporal::api::schedule::v1::Schedule;
 
 use super::{
-    Created, Described, PauseState, ScheduleStore, StoreError, as_listed, merged_search_attributes,
+    Created, Described, FINGERPRINT_ATTRIBUTE, Observation, Observed, PauseState, ScheduleStore,
+    StoreError, as_listed, merged_search_attributes,
 };
-use crate::desired::{DesiredSchedule, Fingerprint, json_payload, owns_id};
-use crate::dev_server::FINGERPRINT_ATTRIBUTE;
-use crate::plan::{Observation, Observed};
+use crate::spec::{DesiredSchedule, Fingerprint, json_payload, owns_id};
 
 /// One stored schedule.
 #[derive(Clone, Debug)]

@@ -14,9 +14,46 @@ pub use temporal::{RPC_TIMEOUT, RpcCounts, TemporalStore};
 use temporalio_common::protos::temporal::api::common::v1::Payload;
 use temporalio_common::protos::temporal::api::schedule::v1::ScheduleSpec;
 
-use crate::desired::{DesiredSchedule, Fingerprint, json_payload};
-use crate::dev_server::FINGERPRINT_ATTRIBUTE;
-use crate::plan::{Observation, Observed};
+use crate::spec::{DesiredSchedule, Fingerprint, PAUSE_NOTE_PREFIX, json_payload};
+
+/// The search attribute that holds a schedule's fingerprint: a Keyword
+/// attribute that the namespace must have for the no-op to cost only the
+/// listing.
+pub const FINGERPRINT_ATTRIBUTE: &str = "ScheduleSyncFingerprint";
+
+/// A schedule as a listing saw it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    /// The schedule id.
+    pub schedule_id: String,
+    /// The project named in the memo marker, if any.
+    pub owner: Option<String>,
+    /// The fingerprint we last wrote, if the listing shows it.
+    pub fingerprint: Option<Fingerprint>,
+    /// Whether the schedule is paused.
+    pub paused: bool,
+    /// The pause notes.
+    pub notes: String,
+    /// The spec, when the listing shows it (Temporal's does).
+    pub spec: Option<ScheduleSpec>,
+}
+
+impl Observed {
+    /// Whether the schedule is paused by someone other than schedule-sync.
+    pub fn paused_by_operator(&self) -> bool {
+        self.paused && !self.notes.starts_with(PAUSE_NOTE_PREFIX)
+    }
+}
+
+/// What a listing returned.
+#[derive(Clone, Debug, Default)]
+pub struct Observation {
+    /// Every schedule seen whose id is one of the project's form.
+    pub schedules: Vec<Observed>,
+    /// False when the listing failed part-way or was cut short; then nothing
+    /// is deleted.
+    pub complete: bool,
+}
 
 /// How many entries of each spec list (calendars, intervals, excluded
 /// calendars) Temporal 1.29 shows in a ListSchedules entry; a schedule with

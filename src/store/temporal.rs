@@ -15,13 +15,14 @@ use temporalio_common::protos::temporal::api::workflowservice::v1::{
     PatchScheduleRequest, UpdateScheduleRequest,
 };
 
-use super::{Created, Described, PauseState, ScheduleStore, StoreError, merged_search_attributes};
+use super::{
+    Created, Described, FINGERPRINT_ATTRIBUTE, Observation, Observed, PauseState, ScheduleStore,
+    StoreError, merged_search_attributes,
+};
 use crate::connection::sanitise;
-use crate::desired::{
+use crate::spec::{
     DesiredSchedule, Fingerprint, MEMO_FINGERPRINT, MEMO_PROJECT, json_payload, owns_id,
 };
-use crate::dev_server::FINGERPRINT_ATTRIBUTE;
-use crate::plan::{Observation, Observed};
 
 /// Schedules per ListSchedules page.
 pub const PAGE_SIZE: i32 = 1000;
@@ -206,7 +207,7 @@ fn counted<T>(
         Ok(_) => tonic::Code::Ok,
         Err(status) => status.code(),
     };
-    crate::metrics::rpc(rpc, code);
+    crate::observe::rpc(rpc, code);
     result
         .map(tonic::Response::into_inner)
         .map_err(|status| StoreError {

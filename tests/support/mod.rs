@@ -97,9 +97,9 @@ fn walkdir_files(dir: &std::path::Path) -> Vec<PathBuf> {
 pub async fn apply<S: schedule_sync::store::ScheduleStore>(
     store: &S,
     dir: &std::path::Path,
-) -> schedule_sync::reconcile::Report {
+) -> schedule_sync::apply::Report {
     let project = schedule_sync::project::load(dir).unwrap().project;
-    schedule_sync::reconcile::reconcile(store, &project, Default::default())
+    schedule_sync::apply::reconcile(store, &project, Default::default())
         .await
         .unwrap()
 }
@@ -174,7 +174,7 @@ pub async fn tag(
     let mut attributes = held.search_attributes.clone();
     attributes.insert(
         name.to_owned(),
-        schedule_sync::desired::json_payload(&value.into()),
+        schedule_sync::spec::json_payload(&value.into()),
     );
     let mut service = client(server).await.connection().workflow_service();
     service

@@ -18,6 +18,8 @@
 //! reconcile tell an unchanged schedule from a changed one without comparing
 //! Temporal's normalised read-back field by field.
 
+pub mod fire_times;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -51,7 +53,7 @@ pub const FINGERPRINT_VERSION: u32 = 1;
 /// The id of the schedule of `workflow` in `project`.
 ///
 /// ```
-/// assert_eq!(schedule_sync::desired::schedule_id("billing", "nightly-report"), "billing.nightly-report");
+/// assert_eq!(schedule_sync::spec::schedule_id("billing", "nightly-report"), "billing.nightly-report");
 /// ```
 pub fn schedule_id(project: &str, workflow: &str) -> String {
     format!("{project}.{workflow}")
@@ -60,7 +62,7 @@ pub fn schedule_id(project: &str, workflow: &str) -> String {
 /// Whether `schedule_id` belongs to `project` by its form.
 ///
 /// ```
-/// use schedule_sync::desired::owns_id;
+/// use schedule_sync::spec::owns_id;
 /// assert!(owns_id("foo", "foo.report"));
 /// assert!(!owns_id("foo", "foo-bar.report"));
 /// ```

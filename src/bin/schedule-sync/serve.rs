@@ -11,7 +11,7 @@ use axum::Router;
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use schedule_sync::connection::{DEFAULT_CONNECT_TIMEOUT, Overrides, Settings};
-use schedule_sync::reconciler::{Options, Reconciler, ReconcilerHandle, TemporalConnector};
+use schedule_sync::runtime::{Options, Reconciler, ReconcilerHandle, TemporalConnector};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
@@ -56,7 +56,7 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let metrics = PrometheusBuilder::new()
         .set_buckets_for_metric(
-            Matcher::Full(schedule_sync::metrics::RECONCILE_DURATION.to_owned()),
+            Matcher::Full(schedule_sync::observe::RECONCILE_DURATION.to_owned()),
             &[
                 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
             ],

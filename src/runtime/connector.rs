@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::connection::{ConnectionError, Settings};
-use crate::lifecycle::ErrorKind;
+use crate::runtime::lifecycle::ErrorKind;
 use temporalio_common::protos::temporal::api::common::v1::Payload;
 
 use crate::store::{Created, Described, PauseState, ScheduleStore, StoreError, TemporalStore};
@@ -135,7 +135,7 @@ impl Connector for TemporalConnector {
                 "the namespace has no `{0}` search attribute, so each schedule is described to \
                  compare; register it with: temporal operator search-attribute create --name {0} \
                  --type Keyword",
-                crate::dev_server::FINGERPRINT_ATTRIBUTE
+                crate::store::FINGERPRINT_ATTRIBUTE
             );
         }
         Ok(TemporalStore::new(client, namespace, attribute))
@@ -164,7 +164,7 @@ impl<S> Guarded<'_, S> {
 }
 
 impl<S: ScheduleStore> ScheduleStore for Guarded<'_, S> {
-    async fn list(&self, project: &str) -> Result<crate::plan::Observation, StoreError> {
+    async fn list(&self, project: &str) -> Result<crate::store::Observation, StoreError> {
         self.open("ListSchedules")?;
         self.inner.list(project).await
     }
@@ -177,7 +177,7 @@ impl<S: ScheduleStore> ScheduleStore for Guarded<'_, S> {
     async fn create(
         &self,
         project: &str,
-        desired: &crate::desired::DesiredSchedule,
+        desired: &crate::spec::DesiredSchedule,
         pause: &PauseState,
         keep: &std::collections::HashMap<String, Payload>,
         request_id: &str,
@@ -191,7 +191,7 @@ impl<S: ScheduleStore> ScheduleStore for Guarded<'_, S> {
     async fn update(
         &self,
         project: &str,
-        desired: &crate::desired::DesiredSchedule,
+        desired: &crate::spec::DesiredSchedule,
         pause: &PauseState,
         current: &Described,
         request_id: &str,

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::retry::RetryPolicy;
+use crate::runtime::retry::RetryPolicy;
 
 /// Where the reconciler is. Each variant says what happens next.
 #[derive(Clone, Debug, PartialEq, Serialize)]

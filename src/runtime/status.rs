@@ -7,11 +7,11 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::desired::schedule_id;
-use crate::lifecycle::State;
+use crate::apply::{Effect, Report};
 use crate::plan::{HoldReason, Untouched};
 use crate::project::Project;
-use crate::reconcile::{Effect, Report};
+use crate::runtime::lifecycle::State;
+use crate::spec::schedule_id;
 
 /// A snapshot of the reconciler.
 #[derive(Clone, Debug, PartialEq)]

@@ -10,10 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::connector::{AttemptError, Connector, Guarded};
 use super::{Command, Options, Status};
-use crate::lifecycle::{ErrorKind, Event, State, transition};
+use crate::apply::{Report, reconcile};
 use crate::project::Project;
-use crate::reconcile::{Report, reconcile};
-use crate::retry::JitterSource;
+use crate::runtime::lifecycle::{ErrorKind, Event, State, transition};
+use crate::runtime::retry::JitterSource;
 
 /// Maps tokio's clock (paused in tests) onto wall-clock times for the status.
 struct Clock {
@@ -221,11 +221,11 @@ impl<C: Connector> Loop<C> {
                     ErrorKind::Retryable => "retryable_error",
                     ErrorKind::Fatal => "fatal_error",
                 };
-                crate::metrics::attempt_finished(outcome, took);
+                crate::observe::attempt_finished(outcome, took);
                 self.failure(at, error)
             }
             Err(_) => {
-                crate::metrics::attempt_finished("timeout", took);
+                crate::observe::attempt_finished("timeout", took);
                 self.failure(
                     at,
                     AttemptError::retryable(format!("the attempt timed out after {timeout:?}")),
@@ -241,11 +241,11 @@ impl<C: Connector> Loop<C> {
 
     fn finished(&mut self, report: Report, at: SystemTime, took: Duration) -> Event {
         for outcome in &report.outcomes {
-            crate::metrics::operation(outcome.step.operation(), outcome.succeeded());
+            crate::observe::operation(outcome.step.operation(), outcome.succeeded());
         }
         self.status.record(&report);
-        crate::metrics::schedules(&self.status.counts());
-        crate::metrics::held_deletions(self.status.held_deletions.len());
+        crate::observe::schedules(&self.status.counts());
+        crate::observe::held_deletions(self.status.held_deletions.len());
         if !self.status.held_deletions.is_empty() {
             tracing::warn!(
                 held = self.status.held_deletions.len(),
@@ -263,7 +263,7 @@ impl<C: Connector> Loop<C> {
             .filter_map(|o| o.error.as_deref())
             .collect();
         if let Some(first) = retryable.first() {
-            crate::metrics::attempt_finished("retryable_error", took);
+            crate::observe::attempt_finished("retryable_error", took);
             return self.failure(
                 at,
                 AttemptError::retryable(format!(
@@ -272,8 +272,8 @@ impl<C: Connector> Loop<C> {
                 )),
             );
         }
-        crate::metrics::attempt_finished("success", took);
-        crate::metrics::succeeded(at);
+        crate::observe::attempt_finished("success", took);
+        crate::observe::succeeded(at);
         self.status.ever_synced = true;
         self.status.last_success = Some(at);
         tracing::info!(
@@ -301,11 +301,11 @@ impl<C: Connector> Loop<C> {
     fn command(&mut self, command: Command) {
         match command {
             Command::Reload(Ok(project)) => {
-                crate::metrics::reload(true);
+                crate::observe::reload(true);
                 self.accept(project);
             }
             Command::Reload(Err(error)) => {
-                crate::metrics::reload(false);
+                crate::observe::reload(false);
                 tracing::warn!(%error, "the reload was refused; the last good project stays");
                 self.status.reload_error = Some(error);
                 self.publish();
@@ -319,8 +319,8 @@ impl<C: Connector> Loop<C> {
         self.status.revision += 1;
         self.status.reload_error = None;
         self.status.declare(&project);
-        crate::metrics::schedules(&self.status.counts());
-        crate::metrics::held_deletions(self.status.held_deletions.len());
+        crate::observe::schedules(&self.status.counts());
+        crate::observe::held_deletions(self.status.held_deletions.len());
         self.project = Some(std::sync::Arc::new(project));
         self.due = Some(Instant::now());
         self.publish();
@@ -344,7 +344,7 @@ impl<C: Connector> Loop<C> {
     }
 
     fn publish_state(&mut self) {
-        crate::metrics::state_entered(&self.status.state, self.status.state_entered_at);
+        crate::observe::state_entered(&self.status.state, self.status.state_entered_at);
         self.publish();
     }
 

@@ -187,7 +187,7 @@ fn ranges(ranges: &[Range], min: i32, max: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::desired;
+    use crate::spec::desired;
 
     fn schedule(file: &str) -> Schedule {
         let project = crate::project::test_project("foo", &[file]);

@@ -8,7 +8,7 @@ use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
 
-use crate::lifecycle::State;
+use crate::runtime::lifecycle::State;
 
 /// 1 for the current state, 0 for the others; label `state`.
 pub const STATE: &str = "schedule_sync_state";

@@ -18,10 +18,10 @@ use futures_util::stream;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::desired::{DesiredSchedule, desired};
-use crate::diff::{FieldChange, field_changes};
+use crate::plan::changes::{FieldChange, field_changes};
 use crate::plan::{Plan, PlanOptions, Step, plan};
 use crate::project::Project;
+use crate::spec::{DesiredSchedule, desired};
 use temporalio_common::protos::temporal::api::common::v1::Payload;
 
 use crate::store::{Created, Described, PauseState, ScheduleStore, StoreError};
@@ -354,7 +354,7 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
     /// we send, so equality is exact); a match counts as the desired
     /// fingerprint, so an unchanged project still writes nothing. A failed
     /// describe leaves the fingerprint unknown, which plans an update.
-    async fn fill_fingerprints(&self, observation: &mut crate::plan::Observation) {
+    async fn fill_fingerprints(&self, observation: &mut crate::store::Observation) {
         let blind: Vec<(usize, String)> = observation
             .schedules
             .iter()
@@ -1206,7 +1206,7 @@ mod tests {
             Some("\"payments\"")
         );
         assert_eq!(
-            attributes.get(crate::dev_server::FINGERPRINT_ATTRIBUTE),
+            attributes.get(crate::store::FINGERPRINT_ATTRIBUTE),
             Some(&format!(
                 "\"{}\"",
                 desired(&project(&[A2]))[0].fingerprint.0

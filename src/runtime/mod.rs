@@ -7,7 +7,7 @@
 //! ```
 //! # async fn demo() {
 //! use std::sync::Arc;
-//! use schedule_sync::reconciler::{Options, Reconciler};
+//! use schedule_sync::runtime::{Options, Reconciler};
 //! use schedule_sync::store::MemoryStore;
 //! use tokio_util::sync::CancellationToken;
 //!
@@ -26,6 +26,8 @@
 //! ```
 
 mod connector;
+pub mod lifecycle;
+pub mod retry;
 mod run;
 mod status;
 
@@ -38,12 +40,12 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use connector::{AttemptError, Connector, TemporalConnector};
-pub use status::{ScheduleState, ScheduleStatus, Status};
+pub use status::{HeldDeletion, ScheduleState, ScheduleStatus, Status};
 
-use crate::lifecycle::State;
+use crate::apply::ReconcileOptions;
 use crate::project::Project;
-use crate::reconcile::ReconcileOptions;
-use crate::retry::RetryPolicy;
+use crate::runtime::lifecycle::State;
+use crate::runtime::retry::RetryPolicy;
 
 /// How the reconciler behaves; every field has a default.
 #[derive(Clone, Debug)]
@@ -123,7 +125,7 @@ impl<C: Connector> Reconciler<C> {
     }
 
     fn start(self, source: run::Source, shutdown: CancellationToken) -> ReconcilerHandle {
-        crate::metrics::describe();
+        crate::observe::describe();
         let (status_tx, status_rx) = watch::channel(Status::new(std::time::SystemTime::now()));
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(run::run(

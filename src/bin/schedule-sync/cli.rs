@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use schedule_sync::apply::Effect;
 use schedule_sync::project::{self, Diagnostic};
-use schedule_sync::reconcile::Effect;
 use serde::Serialize;
 
 /// Keeps Temporal Schedules in step with schedules declared in YAML workflow files.
@@ -36,7 +36,7 @@ struct ConnectionArgs {
     #[arg(long)]
     allow_mass_delete: bool,
     /// Schedule writes in flight at once.
-    #[arg(long, default_value_t = schedule_sync::reconcile::DEFAULT_CONCURRENCY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=512))]
+    #[arg(long, default_value_t = schedule_sync::apply::DEFAULT_CONCURRENCY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=512))]
     concurrency: usize,
 }
 
@@ -148,7 +148,7 @@ pub fn run() -> ExitCode {
             no_reconciler,
             connection,
         } => {
-            let mut options = schedule_sync::reconciler::Options {
+            let mut options = schedule_sync::runtime::Options {
                 resync,
                 attempt_timeout,
                 shutdown_timeout,
@@ -257,12 +257,12 @@ async fn run_remote(
     args: &ConnectionArgs,
     write: bool,
 ) -> anyhow::Result<(
-    schedule_sync::reconcile::Report,
+    schedule_sync::apply::Report,
     Changes,
     schedule_sync::store::RpcCounts,
 )> {
+    use schedule_sync::apply::{ReconcileOptions, Report, preview, reconcile_with_progress};
     use schedule_sync::connection::{DEFAULT_CONNECT_TIMEOUT, Overrides, Settings};
-    use schedule_sync::reconcile::{ReconcileOptions, Report, preview, reconcile_with_progress};
     use schedule_sync::store::TemporalStore;
 
     let overrides = Overrides {
@@ -276,8 +276,8 @@ async fn run_remote(
         tracing::warn!(
             "the namespace has no `{}` search attribute, so every schedule reads as changed; register it with: \
              temporal operator search-attribute create --name {} --type Keyword",
-            schedule_sync::dev_server::FINGERPRINT_ATTRIBUTE,
-            schedule_sync::dev_server::FINGERPRINT_ATTRIBUTE
+            schedule_sync::store::FINGERPRINT_ATTRIBUTE,
+            schedule_sync::store::FINGERPRINT_ATTRIBUTE
         );
     }
     let store = TemporalStore::new(client, settings.namespace.clone(), attribute);
@@ -302,7 +302,7 @@ async fn run_remote(
 }
 
 /// For each update, the fields that differ.
-type Changes = std::collections::BTreeMap<String, Vec<schedule_sync::diff::FieldChange>>;
+type Changes = std::collections::BTreeMap<String, Vec<schedule_sync::plan::changes::FieldChange>>;
 
 /// A progress bar on standard error; indicatif draws nothing when that is not
 /// a terminal.
@@ -319,12 +319,12 @@ impl Default for ProgressBar {
     }
 }
 
-impl schedule_sync::reconcile::Progress for ProgressBar {
+impl schedule_sync::apply::Progress for ProgressBar {
     fn planned(&self, steps: usize) {
         self.0.set_length(steps as u64);
     }
 
-    fn finished(&self, outcome: &schedule_sync::reconcile::StepOutcome) {
+    fn finished(&self, outcome: &schedule_sync::apply::StepOutcome) {
         if !outcome.succeeded() {
             self.0.set_message("(with errors)");
         }
@@ -335,7 +335,7 @@ impl schedule_sync::reconcile::Progress for ProgressBar {
 /// The next 3 firing times of each schedule that the plan creates or updates.
 fn next_fires(
     project: &schedule_sync::project::Project,
-    report: &schedule_sync::reconcile::Report,
+    report: &schedule_sync::apply::Report,
 ) -> std::collections::BTreeMap<String, Vec<chrono::DateTime<chrono::Utc>>> {
     use schedule_sync::plan::Step;
     let now = chrono::Utc::now();
@@ -350,20 +350,16 @@ fn next_fires(
         .filter_map(|id| {
             let (_, schedule) = project
                 .scheduled()
-                .find(|(w, _)| schedule_sync::desired::schedule_id(&project.name, &w.id) == *id)?;
+                .find(|(w, _)| schedule_sync::spec::schedule_id(&project.name, &w.id) == *id)?;
             Some((
                 id.clone(),
-                schedule_sync::fire_times::next_fire_times(schedule, now, 3),
+                schedule_sync::spec::fire_times::next_fire_times(schedule, now, 3),
             ))
         })
         .collect()
 }
 
-fn render_report(
-    report: &schedule_sync::reconcile::Report,
-    changes: &Changes,
-    write: bool,
-) -> String {
+fn render_report(report: &schedule_sync::apply::Report, changes: &Changes, write: bool) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     for step in &report.plan.steps {
@@ -428,7 +424,7 @@ fn render_report(
 
 /// The project's warnings, shown next to the deletions they may cause: a
 /// glob that matches no file drops every schedule it used to declare.
-fn deletion_warnings(report: &schedule_sync::reconcile::Report, warnings: &[Diagnostic]) -> String {
+fn deletion_warnings(report: &schedule_sync::apply::Report, warnings: &[Diagnostic]) -> String {
     use schedule_sync::plan::{Step, Untouched};
     let deletes = report
         .plan

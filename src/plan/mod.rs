@@ -22,48 +22,14 @@
 //!    listing was incomplete, or the deletions would remove more than half of
 //!    our schedules (or all of them) without `allow_mass_delete`.
 
+pub mod changes;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use temporalio_common::protos::temporal::api::schedule::v1::ScheduleSpec;
-
-use crate::desired::{DesiredSchedule, Fingerprint, PAUSE_NOTE_PREFIX, owns_id};
-use crate::store::as_listed;
-
-/// A schedule as a listing saw it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Observed {
-    /// The schedule id.
-    pub schedule_id: String,
-    /// The project named in the memo marker, if any.
-    pub owner: Option<String>,
-    /// The fingerprint we last wrote, if the listing shows it.
-    pub fingerprint: Option<Fingerprint>,
-    /// Whether the schedule is paused.
-    pub paused: bool,
-    /// The pause notes.
-    pub notes: String,
-    /// The spec, when the listing shows it (Temporal's does).
-    pub spec: Option<ScheduleSpec>,
-}
-
-impl Observed {
-    /// Whether the schedule is paused by someone other than schedule-sync.
-    pub fn paused_by_operator(&self) -> bool {
-        self.paused && !self.notes.starts_with(PAUSE_NOTE_PREFIX)
-    }
-}
-
-/// What a listing returned.
-#[derive(Clone, Debug, Default)]
-pub struct Observation {
-    /// Every schedule seen whose id is one of the project's form.
-    pub schedules: Vec<Observed>,
-    /// False when the listing failed part-way or was cut short; then nothing
-    /// is deleted.
-    pub complete: bool,
-}
+use crate::spec::{DesiredSchedule, owns_id};
+use crate::store::{Observation, Observed, as_listed};
 
 /// Options of a plan.
 #[derive(Clone, Copy, Debug, Default)]
@@ -324,7 +290,8 @@ fn untouched_id(untouched: &Untouched) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::desired as desired_of;
+    use crate::spec::desired as desired_of;
+    use crate::spec::{Fingerprint, PAUSE_NOTE_PREFIX};
 
     fn project(files: &[&str]) -> Vec<DesiredSchedule> {
         desired_of(&crate::project::test_project("foo", files))
