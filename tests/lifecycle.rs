@@ -498,6 +498,33 @@ async fn shutdown_during_an_rpc_lets_it_finish_and_starts_no_other() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn readiness_drops_the_moment_shutdown_is_asked_while_an_rpc_is_in_flight() {
+    let store = Arc::new(SlowStore {
+        inner: MemoryStore::new(),
+        delay: Some(Duration::from_secs(2)),
+    });
+    let shutdown = CancellationToken::new();
+    let handle = Reconciler::new(store.clone(), no_jitter()).spawn(Ok(billing()), shutdown.clone());
+    handle.wait_synced().await.unwrap();
+    assert!(handle.is_ready());
+    // A resync whose listing is in flight from now on for 2 s.
+    handle.resync();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let asked = Instant::now();
+    shutdown.cancel();
+    tokio::task::yield_now().await;
+    assert_eq!(handle.state(), State::ShuttingDown);
+    assert!(
+        !handle.is_ready(),
+        "a stopping host must leave the load balancer at once"
+    );
+    assert_eq!(asked.elapsed(), Duration::ZERO);
+    // The listing in flight still finishes.
+    handle.join().await;
+    assert_eq!(asked.elapsed(), Duration::from_secs(1));
+}
+
+#[tokio::test(start_paused = true)]
 async fn shutdown_abandons_an_rpc_that_never_ends_after_the_timeout() {
     let store = Arc::new(SlowStore {
         inner: MemoryStore::new(),

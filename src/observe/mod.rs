@@ -1,13 +1,17 @@
-//! Every metric the crate records, named in one place (PRODUCT.md §6), and
-//! the functions that record them through the `metrics` facade. The library
-//! installs no recorder: the host (or `serve`) does.
+//! Metrics: every name in one place, and one observer ([`follow`]) that
+//! derives them from the reconciler's published status, through the
+//! `metrics` facade. The library installs no recorder: the host (or `serve`)
+//! does.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
+
+use tokio::sync::watch;
 
 use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
 
+use crate::runtime::Status;
 use crate::runtime::lifecycle::State;
 
 /// 1 for the current state, 0 for the others; label `state`.
@@ -72,48 +76,65 @@ pub fn held_deletions(count: usize) {
     gauge!(HELD_DELETIONS).set(count as f64);
 }
 
-/// Records that `state` was entered at `at`.
-pub fn state_entered(state: &State, at: SystemTime) {
+/// Mirrors every status the reconciler publishes into the metrics, until
+/// the reconciler's task ends. The runtime spawns one per reconciler: the
+/// loop itself records no metric, and everything here is read from the
+/// [`Status`], so the metrics say what the probes say.
+///
+/// Counters are set to the status's running totals. The duration histogram
+/// takes the last attempt's duration each time the number of finished
+/// attempts grows; two attempts that finish before the observer runs once
+/// (which takes two attempts well under a millisecond apart) record one
+/// duration.
+pub async fn follow(mut status: watch::Receiver<Status>) {
+    let mut attempts_seen = 0;
+    loop {
+        let current = status.borrow_and_update().clone();
+        record(&current, &mut attempts_seen);
+        if status.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Sets every metric from `status`.
+fn record(status: &Status, attempts_seen: &mut u64) {
+    let state = &status.state;
     for name in State::NAMES {
         gauge!(STATE, "state" => name).set(if name == state.name() { 1.0 } else { 0.0 });
     }
-    gauge!(STATE_ENTERED).set(unix_seconds(at));
+    gauge!(STATE_ENTERED).set(unix_seconds(status.state_entered_at));
     gauge!(RETRY_ATTEMPT).set(f64::from(state.attempt()));
-}
-
-/// Records a finished attempt.
-pub fn attempt_finished(outcome: &'static str, took: Duration) {
-    counter!(RECONCILE_TOTAL, "outcome" => outcome).increment(1);
-    histogram!(RECONCILE_DURATION).record(took.as_secs_f64());
-}
-
-/// Records one schedule write.
-pub fn operation(operation: &'static str, ok: bool) {
-    let outcome = if ok { "success" } else { "error" };
-    counter!(OPERATIONS_TOTAL, "operation" => operation, "outcome" => outcome).increment(1);
-}
-
-/// Records one RPC.
-pub fn rpc(rpc: &'static str, code: tonic::Code) {
-    counter!(RPC_TOTAL, "rpc" => rpc, "code" => format!("{code:?}")).increment(1);
-}
-
-/// Records how many declared schedules are in each status.
-pub fn schedules(counts: &[(&'static str, usize)]) {
-    for (status, count) in counts {
-        gauge!(SCHEDULES, "status" => *status).set(*count as f64);
+    for (name, count) in status.counts() {
+        gauge!(SCHEDULES, "status" => name).set(count as f64);
+    }
+    gauge!(HELD_DELETIONS).set(status.held_deletions.len() as f64);
+    if let Some(at) = status.last_success {
+        gauge!(LAST_SUCCESS).set(unix_seconds(at));
+    }
+    let totals = &status.totals;
+    for (outcome, count) in &totals.attempts {
+        counter!(RECONCILE_TOTAL, "outcome" => *outcome).absolute(*count);
+    }
+    for ((operation, outcome), count) in &totals.operations {
+        counter!(OPERATIONS_TOTAL, "operation" => *operation, "outcome" => *outcome)
+            .absolute(*count);
+    }
+    for (outcome, count) in &totals.reloads {
+        counter!(CONFIG_RELOAD_TOTAL, "outcome" => *outcome).absolute(*count);
+    }
+    let finished = totals.attempts_finished();
+    if finished > *attempts_seen {
+        if let Some(took) = totals.last_attempt {
+            histogram!(RECONCILE_DURATION).record(took.as_secs_f64());
+        }
+        *attempts_seen = finished;
     }
 }
 
-/// Records a successful reconcile at `at`.
-pub fn succeeded(at: SystemTime) {
-    gauge!(LAST_SUCCESS).set(unix_seconds(at));
-}
-
-/// Records a config reload.
-pub fn reload(applied: bool) {
-    let outcome = if applied { "applied" } else { "invalid" };
-    counter!(CONFIG_RELOAD_TOTAL, "outcome" => outcome).increment(1);
+/// Records one RPC (the store calls this as each RPC ends).
+pub fn rpc(rpc: &'static str, code: tonic::Code) {
+    counter!(RPC_TOTAL, "rpc" => rpc, "code" => format!("{code:?}")).increment(1);
 }
 
 fn unix_seconds(at: SystemTime) -> f64 {

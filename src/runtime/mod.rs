@@ -126,8 +126,9 @@ impl<C: Connector> Reconciler<C> {
 
     fn start(self, source: run::Source, shutdown: CancellationToken) -> ReconcilerHandle {
         crate::observe::describe();
-        let (status_tx, status_rx) = watch::channel(Status::new(std::time::SystemTime::now()));
+        let (status_tx, status_rx) = watch::channel(Status::starting(std::time::SystemTime::now()));
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        tokio::spawn(crate::observe::follow(status_rx.clone()));
         let task = tokio::spawn(run::run(
             self.connector,
             self.options,

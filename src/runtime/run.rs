@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::connector::{AttemptError, Connector, Guarded};
+use super::status::{Record, ScheduleView};
 use super::{Command, Options, Status};
 use crate::apply::{Report, reconcile};
 use crate::project::Project;
@@ -39,16 +40,18 @@ impl Clock {
     }
 }
 
-/// The loop's own state besides the published status.
+/// The loop's own state; the published status is computed from `state`
+/// and `record` by [`Status::of`], in [`Loop::publish`] only.
 struct Loop<C: Connector> {
     connector: C,
     options: Options,
-    status: Status,
+    state: State,
+    state_entered_at: SystemTime,
+    record: Record,
+    view: ScheduleView,
     sender: watch::Sender<Status>,
     clock: Clock,
     jitter: JitterSource,
-    /// Shared, not copied, by each attempt.
-    project: Option<std::sync::Arc<Project>>,
     store: Option<C::Store>,
     /// When the next attempt starts; `None` waits for a trigger.
     due: Option<Instant>,
@@ -123,14 +126,16 @@ pub(super) async fn run<C: Connector>(
         jitter: JitterSource::new(options.retry.jitter),
         connector,
         options,
-        status: Status::new(clock.now()),
+        state: State::Pending,
+        state_entered_at: clock.now(),
+        record: Record::default(),
+        view: ScheduleView::default(),
         sender,
         clock,
-        project: None,
         store: None,
         due: None,
     };
-    this.publish_state();
+    this.publish();
     match source.load().await {
         Ok(project) => this.accept(project),
         Err(error) => this.step(Event::Failed {
@@ -177,7 +182,7 @@ async fn sleep_until(due: Option<Instant>) {
 impl<C: Connector> Loop<C> {
     /// Runs one attempt. Returns false when shutdown came during it.
     async fn attempt(&mut self, shutdown: &CancellationToken) -> bool {
-        let Some(project) = self.project.clone() else {
+        let Some(project) = self.record.project.clone() else {
             self.due = None;
             return true;
         };
@@ -199,7 +204,16 @@ impl<C: Connector> Loop<C> {
                 biased;
                 result = &mut attempt => Some((result, false)),
                 () = shutdown.cancelled() => {
-                    // No new RPC starts now; what is in flight may finish.
+                    // Not ready from this moment on, while the work in
+                    // flight (no new RPC starts) gets its grace period.
+                    self.state = transition(self.state.clone(), Event::ShutdownRequested, &self.options.retry);
+                    self.state_entered_at = self.clock.now();
+                    self.sender.send_replace(Status::of(
+                        &self.state,
+                        self.state_entered_at,
+                        &self.record,
+                        &mut self.view,
+                    ));
                     let grace = self.options.shutdown_timeout;
                     let finished = tokio::time::timeout(grace, &mut attempt).await;
                     if finished.is_err() {
@@ -221,11 +235,11 @@ impl<C: Connector> Loop<C> {
                     ErrorKind::Retryable => "retryable_error",
                     ErrorKind::Fatal => "fatal_error",
                 };
-                crate::observe::attempt_finished(outcome, took);
+                self.count_attempt(outcome, took);
                 self.failure(at, error)
             }
             Err(_) => {
-                crate::observe::attempt_finished("timeout", took);
+                self.count_attempt("timeout", took);
                 self.failure(
                     at,
                     AttemptError::retryable(format!("the attempt timed out after {timeout:?}")),
@@ -239,31 +253,48 @@ impl<C: Connector> Loop<C> {
         true
     }
 
+    fn count_attempt(&mut self, outcome: &'static str, took: Duration) {
+        let totals = &mut self.record.totals;
+        *totals.attempts.entry(outcome).or_default() += 1;
+        totals.last_attempt = Some(took);
+    }
+
     fn finished(&mut self, report: Report, at: SystemTime, took: Duration) -> Event {
         for outcome in &report.outcomes {
-            crate::observe::operation(outcome.step.operation(), outcome.succeeded());
+            let result = if outcome.succeeded() {
+                "success"
+            } else {
+                "error"
+            };
+            *self
+                .record
+                .totals
+                .operations
+                .entry((outcome.step.operation(), result))
+                .or_default() += 1;
         }
-        self.status.record(&report);
-        crate::observe::schedules(&self.status.counts());
-        crate::observe::held_deletions(self.status.held_deletions.len());
-        if !self.status.held_deletions.is_empty() {
-            tracing::warn!(
-                held = self.status.held_deletions.len(),
-                first = self.status.held_deletions[0].id,
-                reason = ?self.status.held_deletions[0].reason,
-                "deletions are held back; see /schedules"
-            );
+        let held = report
+            .plan
+            .untouched
+            .iter()
+            .filter(|u| matches!(u, crate::plan::Untouched::HeldDeletion { .. }))
+            .count();
+        if held > 0 {
+            tracing::warn!(held, "deletions are held back; /schedules lists them");
         }
         // Errors that retrying may heal (Temporal busy or away mid-way) make
         // the attempt a failure; the others stay with their schedules.
-        let retryable: Vec<&str> = report
+        let retryable: Vec<String> = report
             .outcomes
             .iter()
             .filter(|o| o.retryable)
-            .filter_map(|o| o.error.as_deref())
+            .filter_map(|o| o.error.clone())
             .collect();
+        let failed = report.outcomes.iter().filter(|o| !o.succeeded()).count();
+        let steps = report.outcomes.len();
+        self.record.report = Some(std::sync::Arc::new(report));
         if let Some(first) = retryable.first() {
-            crate::observe::attempt_finished("retryable_error", took);
+            self.count_attempt("retryable_error", took);
             return self.failure(
                 at,
                 AttemptError::retryable(format!(
@@ -272,15 +303,10 @@ impl<C: Connector> Loop<C> {
                 )),
             );
         }
-        crate::observe::attempt_finished("success", took);
-        crate::observe::succeeded(at);
-        self.status.ever_synced = true;
-        self.status.last_success = Some(at);
-        tracing::info!(
-            steps = report.outcomes.len(),
-            failed = report.outcomes.iter().filter(|o| !o.succeeded()).count(),
-            "reconciled"
-        );
+        self.count_attempt("success", took);
+        self.record.ever_synced = true;
+        self.record.last_success = Some(at);
+        tracing::info!(steps, failed, "reconciled");
         Event::Succeeded { at }
     }
 
@@ -301,13 +327,13 @@ impl<C: Connector> Loop<C> {
     fn command(&mut self, command: Command) {
         match command {
             Command::Reload(Ok(project)) => {
-                crate::observe::reload(true);
+                *self.record.totals.reloads.entry("applied").or_default() += 1;
                 self.accept(project);
             }
             Command::Reload(Err(error)) => {
-                crate::observe::reload(false);
+                *self.record.totals.reloads.entry("invalid").or_default() += 1;
                 tracing::warn!(%error, "the reload was refused; the last good project stays");
-                self.status.reload_error = Some(error);
+                self.record.reload_error = Some(error);
                 self.publish();
             }
             Command::Resync => self.due = Some(Instant::now()),
@@ -316,19 +342,18 @@ impl<C: Connector> Loop<C> {
 
     /// Takes `project` as the one to reconcile, at once.
     fn accept(&mut self, project: Project) {
-        self.status.revision += 1;
-        self.status.reload_error = None;
-        self.status.declare(&project);
-        crate::observe::schedules(&self.status.counts());
-        crate::observe::held_deletions(self.status.held_deletions.len());
-        self.project = Some(std::sync::Arc::new(project));
+        self.record.revision += 1;
+        self.record.reload_error = None;
+        self.record.project = Some(std::sync::Arc::new(project));
+        // The last report was of another project.
+        self.record.report = None;
         self.due = Some(Instant::now());
         self.publish();
     }
 
     /// Moves the state machine and schedules the next attempt.
     fn step(&mut self, event: Event) {
-        let next = transition(self.status.state.clone(), event, &self.options.retry);
+        let next = transition(self.state.clone(), event, &self.options.retry);
         self.due = match &next {
             State::Retrying { next_retry_at, .. } | State::Failed { next_retry_at, .. } => {
                 Some(self.clock.instant_at(*next_retry_at))
@@ -336,20 +361,21 @@ impl<C: Connector> Loop<C> {
             State::Synced { .. } => self.options.resync.map(|every| Instant::now() + every),
             State::Pending | State::ShuttingDown => None,
         };
-        if next.name() != self.status.state.name() {
-            self.status.state_entered_at = self.clock.now();
+        if next.name() != self.state.name() {
+            self.state_entered_at = self.clock.now();
         }
-        self.status.state = next;
-        self.publish_state();
-    }
-
-    fn publish_state(&mut self) {
-        crate::observe::state_entered(&self.status.state, self.status.state_entered_at);
+        self.state = next;
         self.publish();
     }
 
-    fn publish(&self) {
-        self.sender.send_replace(self.status.clone());
+    /// Publishes the status: the only place it is computed and sent.
+    fn publish(&mut self) {
+        self.sender.send_replace(Status::of(
+            &self.state,
+            self.state_entered_at,
+            &self.record,
+            &mut self.view,
+        ));
     }
 }
 

@@ -1,9 +1,9 @@
 //! What the reconciler publishes on its watch channel: the lifecycle
 //! [`State`] with what probes and `/schedules` show besides it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
@@ -13,7 +13,10 @@ use crate::project::Project;
 use crate::runtime::lifecycle::State;
 use crate::spec::schedule_id;
 
-/// A snapshot of the reconciler.
+/// A snapshot of the reconciler, as its watch channel publishes it. Computed
+/// in one place, [`Status::of`], from the lifecycle state and what the run
+/// loop has recorded ([`Record`]): the probes, the metrics observer and the
+/// host all read this, and nothing else.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Status {
     /// The lifecycle state.
@@ -36,6 +39,44 @@ pub struct Status {
     /// Schedules of ours that the project no longer declares, whose deletion
     /// the last reconcile held back, and why.
     pub held_deletions: Arc<Vec<HeldDeletion>>,
+    /// Running totals since the start, which metrics mirror.
+    pub totals: Totals,
+}
+
+/// Counts since the reconciler started.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Totals {
+    /// Finished attempts by outcome: `success`, `retryable_error`,
+    /// `fatal_error`, `timeout`.
+    pub attempts: BTreeMap<&'static str, u64>,
+    /// How long the last finished attempt took.
+    pub last_attempt: Option<Duration>,
+    /// Schedule writes by operation and outcome (`success`, `error`).
+    pub operations: BTreeMap<(&'static str, &'static str), u64>,
+    /// Reloads by outcome: `applied`, `invalid`.
+    pub reloads: BTreeMap<&'static str, u64>,
+}
+
+impl Totals {
+    /// How many attempts finished.
+    pub fn attempts_finished(&self) -> u64 {
+        self.attempts.values().sum()
+    }
+}
+
+/// What the run loop records besides the lifecycle state: the facts a
+/// [`Status`] is computed from.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Record {
+    pub(crate) ever_synced: bool,
+    pub(crate) last_success: Option<SystemTime>,
+    pub(crate) revision: u64,
+    pub(crate) reload_error: Option<String>,
+    /// The project being reconciled.
+    pub(crate) project: Option<Arc<Project>>,
+    /// The last report of a reconcile of that project.
+    pub(crate) report: Option<Arc<Report>>,
+    pub(crate) totals: Totals,
 }
 
 /// A deletion held back by a safety rule.
@@ -47,18 +88,73 @@ pub struct HeldDeletion {
     pub reason: HoldReason,
 }
 
+/// The per-schedule part of a status, computed from a project and the last
+/// report of its reconcile. Kept by the run loop and recomputed only when
+/// either changes, since a project may declare thousands of schedules.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ScheduleView {
+    project: Option<Arc<Project>>,
+    report: Option<Arc<Report>>,
+    schedules: Arc<Vec<ScheduleStatus>>,
+    held: Arc<Vec<HeldDeletion>>,
+}
+
+impl ScheduleView {
+    fn of(&mut self, record: &Record) -> (Arc<Vec<ScheduleStatus>>, Arc<Vec<HeldDeletion>>) {
+        if !same(&self.project, &record.project) || !same(&self.report, &record.report) {
+            let (schedules, held) =
+                schedule_statuses(record.project.as_deref(), record.report.as_deref());
+            *self = ScheduleView {
+                project: record.project.clone(),
+                report: record.report.clone(),
+                schedules: Arc::new(schedules),
+                held: Arc::new(held),
+            };
+        }
+        (self.schedules.clone(), self.held.clone())
+    }
+}
+
+/// Whether two optional shared values are the same one.
+fn same<T>(a: &Option<Arc<T>>, b: &Option<Arc<T>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
 impl Status {
-    pub(crate) fn new(at: SystemTime) -> Self {
+    /// The status of a reconciler that has just started.
+    pub(crate) fn starting(at: SystemTime) -> Status {
+        Status::of(
+            &State::Pending,
+            at,
+            &Record::default(),
+            &mut ScheduleView::default(),
+        )
+    }
+
+    /// The status of a reconciler in `state` (entered at `entered`) with
+    /// `record`: the one place a status is made.
+    pub(crate) fn of(
+        state: &State,
+        entered: SystemTime,
+        record: &Record,
+        view: &mut ScheduleView,
+    ) -> Status {
+        let (schedules, held_deletions) = view.of(record);
         Status {
-            state: State::Pending,
-            state_entered_at: at,
-            ever_synced: false,
-            last_success: None,
-            project: None,
-            revision: 0,
-            reload_error: None,
-            schedules: Arc::default(),
-            held_deletions: Arc::default(),
+            state: state.clone(),
+            state_entered_at: entered,
+            ever_synced: record.ever_synced,
+            last_success: record.last_success,
+            project: record.project.as_ref().map(|p| p.name.clone()),
+            revision: record.revision,
+            reload_error: record.reload_error.clone(),
+            schedules,
+            held_deletions,
+            totals: record.totals.clone(),
         }
     }
 
@@ -77,63 +173,59 @@ impl Status {
             })
             .collect()
     }
+}
 
-    /// Sets `schedules` to the declared schedules of `project`, all pending.
-    pub(crate) fn declare(&mut self, project: &Project) {
-        self.project = Some(project.name.clone());
-        self.schedules = Arc::new(
-            project
-                .scheduled()
-                .map(|(workflow, _)| ScheduleStatus {
-                    id: schedule_id(&project.name, &workflow.id),
-                    workflow: workflow.id.clone(),
-                    status: ScheduleState::Pending,
-                    last_error: None,
-                })
-                .collect(),
-        );
+/// Each declared schedule of `project` with its status in `report` (pending
+/// when the report does not name it), and the deletions `report` held.
+fn schedule_statuses(
+    project: Option<&Project>,
+    report: Option<&Report>,
+) -> (Vec<ScheduleStatus>, Vec<HeldDeletion>) {
+    let mut by_id: HashMap<&str, (ScheduleState, Option<String>)> = HashMap::new();
+    let mut held = Vec::new();
+    for outcome in report.iter().flat_map(|r| &r.outcomes) {
+        let status = match outcome.effect {
+            Effect::Failed | Effect::NotStarted => ScheduleState::Error,
+            Effect::Conflict => ScheduleState::Conflict,
+            Effect::PausedByOperator => ScheduleState::PausedByOperator,
+            Effect::Applied | Effect::AlreadyDone => ScheduleState::InSync,
+        };
+        by_id.insert(outcome.step.schedule_id(), (status, outcome.error.clone()));
     }
-
-    /// Takes each declared schedule's status from a reconcile's report.
-    pub(crate) fn record(&mut self, report: &Report) {
-        let mut by_id: HashMap<&str, (ScheduleState, Option<String>)> = HashMap::new();
-        let mut held = Vec::new();
-        for outcome in &report.outcomes {
-            let status = match outcome.effect {
-                Effect::Failed | Effect::NotStarted => ScheduleState::Error,
-                Effect::Conflict => ScheduleState::Conflict,
-                Effect::PausedByOperator => ScheduleState::PausedByOperator,
-                Effect::Applied | Effect::AlreadyDone => ScheduleState::InSync,
-            };
-            by_id.insert(outcome.step.schedule_id(), (status, outcome.error.clone()));
-        }
-        for untouched in &report.plan.untouched {
-            let (id, status) = match untouched {
-                Untouched::Unchanged { schedule_id } => (schedule_id, ScheduleState::InSync),
-                Untouched::PausedByOperator { schedule_id } => {
-                    (schedule_id, ScheduleState::PausedByOperator)
-                }
-                Untouched::Conflict { schedule_id, .. } => (schedule_id, ScheduleState::Conflict),
-                Untouched::HeldDeletion { schedule_id, why } => {
-                    held.push(HeldDeletion {
-                        id: schedule_id.clone(),
-                        reason: *why,
-                    });
-                    continue;
-                }
-            };
-            by_id.insert(id, (status, None));
-        }
-        for entry in Arc::make_mut(&mut self.schedules) {
-            if let Some((status, error)) = by_id.remove(entry.id.as_str()) {
-                entry.status = status;
-                entry.last_error = error;
+    for untouched in report.iter().flat_map(|r| &r.plan.untouched) {
+        let (id, status) = match untouched {
+            Untouched::Unchanged { schedule_id } => (schedule_id, ScheduleState::InSync),
+            Untouched::PausedByOperator { schedule_id } => {
+                (schedule_id, ScheduleState::PausedByOperator)
             }
-        }
-        if held != *self.held_deletions {
-            self.held_deletions = Arc::new(held);
-        }
+            Untouched::Conflict { schedule_id, .. } => (schedule_id, ScheduleState::Conflict),
+            Untouched::HeldDeletion { schedule_id, why } => {
+                held.push(HeldDeletion {
+                    id: schedule_id.clone(),
+                    reason: *why,
+                });
+                continue;
+            }
+        };
+        by_id.insert(id, (status, None));
     }
+    let schedules = project
+        .into_iter()
+        .flat_map(|p| p.scheduled().map(move |(workflow, _)| (p, workflow)))
+        .map(|(project, workflow)| {
+            let id = schedule_id(&project.name, &workflow.id);
+            let (status, last_error) = by_id
+                .remove(id.as_str())
+                .unwrap_or((ScheduleState::Pending, None));
+            ScheduleStatus {
+                id,
+                workflow: workflow.id.clone(),
+                status,
+                last_error,
+            }
+        })
+        .collect();
+    (schedules, held)
 }
 
 /// One declared schedule, as `/schedules` shows it.
