@@ -12,7 +12,7 @@ use schedule_sync::project::{self, Project};
 use schedule_sync::runtime::lifecycle::{FailedReason, State};
 use schedule_sync::runtime::retry::{Jitter, RetryPolicy};
 use schedule_sync::runtime::{
-    AttemptError, Connector, Options, Reconciler, ReconcilerHandle, ScheduleState,
+    AttemptError, Connector, Options, ProjectError, Reconciler, ReconcilerHandle, ScheduleState,
 };
 use schedule_sync::spec::DesiredSchedule;
 use schedule_sync::store::Observation;
@@ -112,7 +112,7 @@ async fn wait_for(handle: &ReconcilerHandle, what: &str, test: impl Fn(&State) -
 async fn spawning_returns_at_once_and_the_first_sync_makes_it_ready() {
     let connector = FlakyConnector::new(vec![]);
     let shutdown = CancellationToken::new();
-    let handle = Reconciler::new(connector.clone(), no_jitter()).spawn(Ok(billing()), shutdown);
+    let handle = Reconciler::new(connector.clone(), no_jitter()).spawn(billing(), shutdown);
     // Nothing ran yet: spawn does not wait for Temporal.
     assert_eq!(handle.state(), State::Pending);
     assert!(!handle.is_ready());
@@ -146,8 +146,8 @@ async fn spawning_returns_at_once_and_the_first_sync_makes_it_ready() {
 async fn retrying_backs_off_1_2_4_8_16_30_seconds_with_jitter_off() {
     let connector = FlakyConnector::new(vec![unavailable(); 8]);
     let start = Instant::now();
-    let handle = Reconciler::new(connector.clone(), no_jitter())
-        .spawn(Ok(billing()), CancellationToken::new());
+    let handle =
+        Reconciler::new(connector.clone(), no_jitter()).spawn(billing(), CancellationToken::new());
     let state = wait_for(&handle, "the first retry", |s| {
         matches!(s, State::Retrying { .. })
     })
@@ -185,8 +185,8 @@ async fn a_seeded_jitter_gives_the_same_gaps_every_run_within_the_bounds() {
             },
             ..Options::default()
         };
-        let handle = Reconciler::new(connector.clone(), options)
-            .spawn(Ok(billing()), CancellationToken::new());
+        let handle =
+            Reconciler::new(connector.clone(), options).spawn(billing(), CancellationToken::new());
         handle.wait_synced().await.unwrap();
         let tried = connector.tried_at.lock().unwrap().clone();
         let gaps: Vec<Duration> = tried.windows(2).map(|w| w[1] - w[0]).collect();
@@ -215,8 +215,8 @@ async fn after_five_minutes_of_failures_it_is_failed_and_retries_slowly_until_sy
     let connector = FlakyConnector::new(vec![]);
     *connector.always_fail.lock().unwrap() = Some(unavailable());
     let start = Instant::now();
-    let handle = Reconciler::new(connector.clone(), no_jitter())
-        .spawn(Ok(billing()), CancellationToken::new());
+    let handle =
+        Reconciler::new(connector.clone(), no_jitter()).spawn(billing(), CancellationToken::new());
     let state = wait_for(&handle, "Failed", |s| matches!(s, State::Failed { .. })).await;
     assert!(
         matches!(
@@ -244,8 +244,8 @@ async fn after_five_minutes_of_failures_it_is_failed_and_retries_slowly_until_sy
 async fn a_fatal_error_fails_at_once_and_the_slow_retry_still_runs() {
     let connector = FlakyConnector::new(vec![AttemptError::fatal("PermissionDenied: no access")]);
     let start = Instant::now();
-    let handle = Reconciler::new(connector.clone(), no_jitter())
-        .spawn(Ok(billing()), CancellationToken::new());
+    let handle =
+        Reconciler::new(connector.clone(), no_jitter()).spawn(billing(), CancellationToken::new());
     let state = wait_for(&handle, "Failed", |s| matches!(s, State::Failed { .. })).await;
     assert!(
         matches!(
@@ -267,14 +267,15 @@ async fn a_fatal_error_fails_at_once_and_the_slow_retry_still_runs() {
 #[tokio::test(start_paused = true)]
 async fn an_invalid_project_at_start_is_failed_until_a_good_reload() {
     let connector = FlakyConnector::new(vec![]);
-    let handle = Reconciler::new(connector.clone(), no_jitter()).spawn(
-        Err("invalid project: project.yaml:1:1: boom".into()),
-        CancellationToken::new(),
-    );
+    let broken = tempfile::tempdir().unwrap();
+    std::fs::write(broken.path().join("project.yaml"), "name: billing\n").unwrap();
+    let handle = Reconciler::new(connector.clone(), no_jitter())
+        .spawn_from(broken.path().to_owned(), CancellationToken::new());
     let state = wait_for(&handle, "Failed", |s| matches!(s, State::Failed { .. })).await;
-    assert_eq!(
-        state.last_error(),
-        Some("invalid project: project.yaml:1:1: boom")
+    let error = state.last_error().unwrap();
+    assert!(
+        error.starts_with("invalid project: ") && error.contains("project.yaml"),
+        "{error}"
     );
     assert!(matches!(
         state,
@@ -303,7 +304,7 @@ async fn once_synced_it_stays_ready_through_later_retries() {
         ..no_jitter()
     };
     let handle =
-        Reconciler::new(connector.clone(), options).spawn(Ok(billing()), CancellationToken::new());
+        Reconciler::new(connector.clone(), options).spawn(billing(), CancellationToken::new());
     handle.wait_synced().await.unwrap();
     connector
         .store
@@ -325,7 +326,7 @@ async fn a_periodic_resync_runs_after_each_success() {
         ..no_jitter()
     };
     let handle =
-        Reconciler::new(connector.clone(), options).spawn(Ok(billing()), CancellationToken::new());
+        Reconciler::new(connector.clone(), options).spawn(billing(), CancellationToken::new());
     handle.wait_synced().await.unwrap();
     tokio::time::sleep(Duration::from_secs(150)).await;
     assert_eq!(
@@ -340,8 +341,8 @@ async fn a_periodic_resync_runs_after_each_success() {
 #[tokio::test(start_paused = true)]
 async fn reloads_in_a_row_coalesce_into_one_reconcile() {
     let connector = FlakyConnector::new(vec![]);
-    let handle = Reconciler::new(connector.clone(), no_jitter())
-        .spawn(Ok(billing()), CancellationToken::new());
+    let handle =
+        Reconciler::new(connector.clone(), no_jitter()).spawn(billing(), CancellationToken::new());
     handle.wait_synced().await.unwrap();
     let lists = connector.store.calls_of("ListSchedules");
     for _ in 0..5 {
@@ -358,14 +359,19 @@ async fn reloads_in_a_row_coalesce_into_one_reconcile() {
 #[tokio::test(start_paused = true)]
 async fn an_invalid_reload_keeps_the_last_good_project_and_deletes_nothing() {
     let connector = FlakyConnector::new(vec![]);
-    let handle = Reconciler::new(connector.clone(), no_jitter())
-        .spawn(Ok(billing()), CancellationToken::new());
+    let handle =
+        Reconciler::new(connector.clone(), no_jitter()).spawn(billing(), CancellationToken::new());
     handle.wait_synced().await.unwrap();
     let calls = connector.store.calls().len();
     let broken = tempfile::tempdir().unwrap();
     std::fs::write(broken.path().join("project.yaml"), "name: billing\n").unwrap();
     let refused = handle.reload_from(broken.path().to_owned()).await;
     let error = refused.unwrap_err();
+    assert!(
+        matches!(&error, ProjectError::Invalid(invalid) if invalid.error_count() > 0),
+        "{error}"
+    );
+    let error = error.to_string();
     assert!(error.contains("project.yaml"), "{error}");
     let mut status = handle.subscribe();
     let status = status
@@ -393,8 +399,7 @@ async fn an_invalid_reload_keeps_the_last_good_project_and_deletes_nothing() {
 async fn shutdown_during_a_backoff_ends_at_once() {
     let connector = FlakyConnector::new(vec![unavailable(); 10]);
     let shutdown = CancellationToken::new();
-    let handle =
-        Reconciler::new(connector.clone(), no_jitter()).spawn(Ok(billing()), shutdown.clone());
+    let handle = Reconciler::new(connector.clone(), no_jitter()).spawn(billing(), shutdown.clone());
     wait_for(&handle, "the 4th retry", |s| s.attempt() == 4).await;
     let tries = connector.tried_at.lock().unwrap().len();
     let asked = Instant::now();
@@ -477,7 +482,7 @@ async fn shutdown_during_an_rpc_lets_it_finish_and_starts_no_other() {
     let mut options = no_jitter();
     options.reconcile.concurrency = 1;
     let shutdown = CancellationToken::new();
-    let handle = Reconciler::new(store.clone(), options).spawn(Ok(billing()), shutdown.clone());
+    let handle = Reconciler::new(store.clone(), options).spawn(billing(), shutdown.clone());
     // The listing takes 2 s; the first create is in flight from 2 s to 4 s.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(store.inner.calls_of("CreateSchedule"), 0);
@@ -504,7 +509,7 @@ async fn readiness_drops_the_moment_shutdown_is_asked_while_an_rpc_is_in_flight(
         delay: Some(Duration::from_secs(2)),
     });
     let shutdown = CancellationToken::new();
-    let handle = Reconciler::new(store.clone(), no_jitter()).spawn(Ok(billing()), shutdown.clone());
+    let handle = Reconciler::new(store.clone(), no_jitter()).spawn(billing(), shutdown.clone());
     handle.wait_synced().await.unwrap();
     assert!(handle.is_ready());
     // A resync whose listing is in flight from now on for 2 s.
@@ -531,7 +536,7 @@ async fn shutdown_abandons_an_rpc_that_never_ends_after_the_timeout() {
         delay: None,
     });
     let shutdown = CancellationToken::new();
-    let handle = Reconciler::new(store.clone(), no_jitter()).spawn(Ok(billing()), shutdown.clone());
+    let handle = Reconciler::new(store.clone(), no_jitter()).spawn(billing(), shutdown.clone());
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert_eq!(handle.state(), State::Pending);
     let asked = Instant::now();
@@ -551,7 +556,7 @@ async fn an_attempt_that_hangs_times_out_and_is_retried() {
         ..no_jitter()
     };
     let start = Instant::now();
-    let handle = Reconciler::new(store, options).spawn(Ok(billing()), CancellationToken::new());
+    let handle = Reconciler::new(store, options).spawn(billing(), CancellationToken::new());
     let state = wait_for(&handle, "Retrying", |s| matches!(s, State::Retrying { .. })).await;
     assert_eq!(start.elapsed(), Duration::from_secs(20));
     assert!(
@@ -602,7 +607,7 @@ impl ScheduleStore for PanickingStore {
 #[tokio::test(start_paused = true)]
 async fn liveness_fails_when_the_task_dies() {
     let handle = Reconciler::new(Arc::new(PanickingStore), no_jitter())
-        .spawn(Ok(billing()), CancellationToken::new());
+        .spawn(billing(), CancellationToken::new());
     assert!(handle.wait_synced().await.is_err());
     assert!(!handle.is_live());
     assert!(!handle.is_ready());

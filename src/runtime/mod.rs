@@ -15,7 +15,7 @@
 //! let project = schedule_sync::project::load(&dir).unwrap().project;
 //! let shutdown = CancellationToken::new();
 //! let store = Arc::new(MemoryStore::new());
-//! let handle = Reconciler::new(store.clone(), Options::default()).spawn(Ok(project), shutdown.clone());
+//! let handle = Reconciler::new(store.clone(), Options::default()).spawn(project, shutdown.clone());
 //! handle.wait_synced().await.unwrap();
 //! assert!(handle.is_ready());
 //! assert_eq!(store.writes(), 4);
@@ -43,7 +43,7 @@ pub use connector::{AttemptError, Connector, TemporalConnector};
 pub use status::{HeldDeletion, ScheduleState, ScheduleStatus, Status};
 
 use crate::apply::ReconcileOptions;
-use crate::project::Project;
+use crate::project::{InvalidProject, Project};
 use crate::runtime::lifecycle::State;
 use crate::runtime::retry::RetryPolicy;
 
@@ -97,18 +97,13 @@ impl<C: Connector> Reconciler<C> {
     }
 
     /// Starts the background task on the current tokio runtime and returns
-    /// at once. `project` is the project to reconcile, or why it could not
-    /// be loaded (then the state is `Failed` until a reload brings a valid
-    /// one). The task stops when `shutdown` is cancelled.
+    /// at once, to reconcile `project`. The task stops when `shutdown` is
+    /// cancelled.
     ///
     /// # Panics
     ///
     /// When called outside a tokio runtime.
-    pub fn spawn(
-        self,
-        project: Result<Project, String>,
-        shutdown: CancellationToken,
-    ) -> ReconcilerHandle {
+    pub fn spawn(self, project: Project, shutdown: CancellationToken) -> ReconcilerHandle {
         self.start(run::Source::Loaded(project), shutdown)
     }
 
@@ -150,7 +145,7 @@ impl<C: Connector> Reconciler<C> {
 #[derive(Debug)]
 enum Command {
     /// Use this project from now on, or report why it was refused.
-    Reload(Result<Project, String>),
+    Reload(Result<Project, ProjectError>),
     /// Reconcile now.
     Resync,
 }
@@ -162,6 +157,17 @@ pub struct ReconcilerHandle {
     commands: mpsc::UnboundedSender<Command>,
     shutdown: CancellationToken,
     task: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+/// Why a project was refused: the last good one stays.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ProjectError {
+    /// The project has errors.
+    #[error("{}", .0.summary())]
+    Invalid(#[from] InvalidProject),
+    /// Loading it failed before it could be checked (the loader panicked).
+    #[error("loading the project failed: {0}")]
+    LoadFailed(String),
 }
 
 /// The reconciler stopped (shut down, or its task died) before it synced.
@@ -233,14 +239,12 @@ impl ReconcilerHandle {
     ///
     /// # Errors
     ///
-    /// The problems of the refused project, one per line.
-    pub async fn reload_from(&self, dir: PathBuf) -> Result<(), String> {
-        let loaded = tokio::task::spawn_blocking(move || crate::project::load(&dir))
-            .await
-            .map_err(|e| format!("loading the project failed: {e}"))?;
-        let result = loaded
-            .map(|l| l.project)
-            .map_err(|invalid| invalid.summary());
+    /// Why the project was refused.
+    pub async fn reload_from(&self, dir: PathBuf) -> Result<(), ProjectError> {
+        let result = match tokio::task::spawn_blocking(move || crate::project::load(&dir)).await {
+            Ok(loaded) => loaded.map(|l| l.project).map_err(ProjectError::from),
+            Err(panicked) => Err(ProjectError::LoadFailed(panicked.to_string())),
+        };
         let answer = result.as_ref().map(drop).map_err(Clone::clone);
         let _ = self.commands.send(Command::Reload(result));
         answer

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::connector::{AttemptError, Connector, Guarded};
 use super::status::{Record, ScheduleView};
-use super::{Command, Options, Status};
+use super::{Command, Options, ProjectError, Status};
 use crate::apply::{Report, reconcile};
 use crate::project::Project;
 use crate::runtime::lifecycle::{ErrorKind, Event, State, transition};
@@ -60,20 +60,20 @@ struct Loop<C: Connector> {
 /// Where the first project comes from.
 pub(super) enum Source {
     /// Loaded by the host.
-    Loaded(Result<Project, String>),
+    Loaded(Project),
     /// To load from this folder, inside the task.
     Dir(std::path::PathBuf),
 }
 
 impl Source {
-    async fn load(self) -> Result<Project, String> {
+    async fn load(self) -> Result<Project, ProjectError> {
         match self {
-            Source::Loaded(project) => project,
+            Source::Loaded(project) => Ok(project),
             Source::Dir(dir) => {
                 let started = Instant::now();
                 let loaded = tokio::task::spawn_blocking(move || load_leaving_a_core(&dir))
                     .await
-                    .map_err(|e| format!("loading the project failed: {e}"))?;
+                    .map_err(|panicked| ProjectError::LoadFailed(panicked.to_string()))?;
                 let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
                 match loaded {
                     Ok(loaded) => {
@@ -89,7 +89,7 @@ impl Source {
                             elapsed_ms,
                             "the project is invalid; nothing is sent to Temporal"
                         );
-                        Err(invalid.summary())
+                        Err(invalid.into())
                     }
                 }
             }
@@ -141,7 +141,7 @@ pub(super) async fn run<C: Connector>(
         Err(error) => this.step(Event::Failed {
             at: this.clock.now(),
             kind: ErrorKind::Fatal,
-            error,
+            error: error.to_string(),
             jitter: 1.0,
         }),
     }
@@ -333,7 +333,7 @@ impl<C: Connector> Loop<C> {
             Command::Reload(Err(error)) => {
                 *self.record.totals.reloads.entry("invalid").or_default() += 1;
                 tracing::warn!(%error, "the reload was refused; the last good project stays");
-                self.record.reload_error = Some(error);
+                self.record.reload_error = Some(error.to_string());
                 self.publish();
             }
             Command::Resync => self.due = Some(Instant::now()),

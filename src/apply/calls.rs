@@ -1,0 +1,176 @@
+//! The one way an RPC is made during a reconcile: retried with backoff while
+//! the error may heal, cut short once Temporal is found away, and (for a
+//! write) logged to the audit trail.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use tokio_util::sync::CancellationToken;
+
+use super::failure::Failure;
+use super::{Apply, FIRST_BACKOFF, MAX_BACKOFF, OUTAGE_THRESHOLD, OUTAGE_WINDOW, RPC_ATTEMPTS};
+use crate::store::{Described, ScheduleStore, StoreError};
+
+/// Notices that Temporal has gone away: [`OUTAGE_THRESHOLD`] RPCs in a row
+/// that found it unreachable, with no success between them, from any step,
+/// over at least [`OUTAGE_WINDOW`].
+#[derive(Default)]
+pub(super) struct Outage {
+    in_a_row: AtomicU32,
+    /// When the current run of failures began.
+    since: Mutex<Option<tokio::time::Instant>>,
+    /// The error that tipped the reconcile into the outage; set once.
+    last: OnceLock<StoreError>,
+    down: CancellationToken,
+}
+
+impl Outage {
+    fn record<T>(&self, result: &Result<T, StoreError>) {
+        let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
+            Err(error) if error.is_unreachable() => {
+                let now = tokio::time::Instant::now();
+                let began = *since.get_or_insert(now);
+                let count = self.in_a_row.fetch_add(1, Ordering::SeqCst) + 1;
+                let long_enough = now.duration_since(began) >= OUTAGE_WINDOW;
+                if count >= OUTAGE_THRESHOLD && long_enough && self.last.set(error.clone()).is_ok()
+                {
+                    tracing::warn!(
+                        %error,
+                        rpcs = count,
+                        "Temporal is unreachable; no new schedule write starts in this reconcile"
+                    );
+                    self.down.cancel();
+                }
+            }
+            _ => {
+                self.in_a_row.store(0, Ordering::SeqCst);
+                *since = None;
+            }
+        }
+    }
+
+    /// The error that showed Temporal away, once it has.
+    pub(super) fn gone(&self) -> Option<StoreError> {
+        self.last.get().cloned()
+    }
+
+    /// `failure` as the step should report it: an unreachable error met
+    /// once Temporal is known to be away is the outage, not the step's own.
+    pub(super) fn explain(&self, failure: Failure) -> Failure {
+        match (failure, self.gone()) {
+            (Failure::Store(error), Some(last)) if error.is_unreachable() => {
+                Failure::Unreachable { last }
+            }
+            (failure, _) => failure,
+        }
+    }
+}
+
+/// Request ids of one step: fresh for each write the step means to make,
+/// repeated only when that same write is retried.
+pub(super) struct RequestIds {
+    nonce: String,
+    made: u32,
+}
+
+impl RequestIds {
+    pub(super) fn new() -> Self {
+        RequestIds {
+            nonce: format!("{:032x}", fastrand::u128(..)),
+            made: 0,
+        }
+    }
+
+    /// A request id for the next write.
+    pub(super) fn next(&mut self, operation: &str) -> String {
+        self.made += 1;
+        format!("schedule-sync-{operation}-{}-{}", self.nonce, self.made)
+    }
+
+    /// How many writes the step has meant to make.
+    pub(super) fn made(&self) -> u32 {
+        self.made
+    }
+}
+
+impl<S: ScheduleStore> Apply<'_, S> {
+    /// Runs `op` until it succeeds, fails with a code that retrying will not
+    /// heal, or [`RPC_ATTEMPTS`] are spent, backing off between attempts. Once
+    /// Temporal is found unreachable, nothing more is tried: the answer is
+    /// the error that showed it away.
+    pub(super) async fn retrying<T, F, Fut>(&self, mut op: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let mut delay = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            if let Some(last) = self.outage.gone() {
+                return Err(last);
+            }
+            let result = op().await;
+            self.outage.record(&result);
+            match result {
+                Err(error) if error.is_retryable() && attempt < RPC_ATTEMPTS => {
+                    tracing::debug!(%error, attempt, ?delay, "retrying a schedule RPC");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = self.outage.down.cancelled() => {
+                            return Err(self.outage.gone().unwrap_or(error));
+                        }
+                    }
+                    delay = (delay * 2).min(MAX_BACKOFF);
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// [`Apply::retrying`] for a write, each attempt logged at INFO: the
+    /// audit trail of every write sent to Temporal.
+    pub(super) async fn write<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        schedule_id: &str,
+        request_id: &str,
+        mut op: F,
+    ) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        self.retrying(|| {
+            let call = op();
+            async move {
+                let result = call.await;
+                let outcome = match &result {
+                    Ok(_) => "ok".to_owned(),
+                    Err(error) => format!("{:?}", error.code),
+                };
+                tracing::info!(
+                    target: "schedule_sync::audit",
+                    project = self.project,
+                    schedule_id,
+                    operation,
+                    request_id,
+                    outcome,
+                    "schedule write"
+                );
+                result
+            }
+        })
+        .await
+    }
+
+    /// Describes a schedule, retrying.
+    pub(super) fn describe(
+        &self,
+        schedule_id: &str,
+    ) -> impl Future<Output = Result<Option<Described>, StoreError>> {
+        self.retrying(move || self.store.describe(schedule_id))
+    }
+}

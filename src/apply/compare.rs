@@ -1,0 +1,69 @@
+//! Whether the server already holds what the project wants: the one place
+//! that compares a held schedule with a desired one during execution.
+
+use temporalio_common::protos::temporal::api::schedule::v1::Schedule;
+
+use crate::spec::DesiredSchedule;
+use crate::store::{Described, PauseState};
+
+/// Whether `current` already holds `want` in `pause` state, fingerprint
+/// included where the namespace shows one: then an update would write the
+/// same thing again.
+pub(super) fn holds(current: &Described, want: &DesiredSchedule, pause: &PauseState) -> bool {
+    let state = current.schedule.state.clone().unwrap_or_default();
+    let fingerprint_ok = current
+        .observed
+        .fingerprint
+        .as_ref()
+        .is_none_or(|f| *f == want.fingerprint);
+    fingerprint_ok
+        && state.paused == pause.paused
+        && (!pause.paused || state.notes == pause.notes)
+        && same_schedule(&current.schedule, &want.schedule)
+}
+
+/// Whether the schedule the server holds has every managed field of `want`
+/// (the paused state is the plan's business, not the fingerprint's).
+pub(super) fn same_schedule(held: &Schedule, want: &Schedule) -> bool {
+    use temporalio_common::protos::temporal::api::schedule::v1::schedule_action::Action;
+    let start = |s: &Schedule| match s.action.as_ref().and_then(|a| a.action.as_ref()) {
+        Some(Action::StartWorkflow(start)) => Some((
+            start.workflow_id.clone(),
+            start.workflow_type.as_ref().map(|t| t.name.clone()),
+            start.task_queue.as_ref().map(|q| q.name.clone()),
+            start.input.as_ref().map(|i| {
+                i.payloads
+                    .iter()
+                    .map(|p| p.data.clone())
+                    .collect::<Vec<_>>()
+            }),
+        )),
+        _ => None,
+    };
+    let policies = |s: &Schedule| {
+        let p = s.policies.unwrap_or_default();
+        (
+            p.overlap_policy.max(1),
+            p.catchup_window,
+            p.pause_on_failure,
+        )
+    };
+    held.spec == want.spec && start(held) == start(want) && policies(held) == policies(want)
+}
+
+/// The pause state to write for `want`, keeping an operator's pause.
+pub(super) fn pause_for(
+    want: &DesiredSchedule,
+    keep_operator_pause: Option<PauseState>,
+) -> PauseState {
+    match keep_operator_pause {
+        Some(operator) => operator,
+        None => {
+            let state = want.schedule.state.clone().unwrap_or_default();
+            PauseState {
+                paused: state.paused,
+                notes: state.notes,
+            }
+        }
+    }
+}

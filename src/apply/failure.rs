@@ -1,0 +1,72 @@
+//! Why a step failed: an RPC error from Temporal, or something the step
+//! found out itself (no made-up gRPC codes).
+
+use std::time::Duration;
+
+use crate::store::StoreError;
+
+/// Why a step failed.
+#[derive(Clone, Debug, thiserror::Error)]
+pub(super) enum Failure {
+    /// Temporal answered an RPC with an error (after the retries).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Temporal became unreachable during the reconcile.
+    #[error(
+        "Temporal became unreachable during the reconcile ({threshold} RPCs in a row failed, \
+         the last with: {})",
+        last.message,
+        threshold = super::OUTAGE_THRESHOLD
+    )]
+    Unreachable {
+        /// The error that showed Temporal away.
+        last: StoreError,
+    },
+    /// Temporal answered OK to each create, but holds no such schedule.
+    #[error("Temporal answered OK to creating {0} twice, but holds no such schedule")]
+    CreateNotHeld(String),
+    /// The schedule was deleted to adopt it, and could not be created again.
+    #[error(
+        "{schedule_id} was deleted to adopt it and could not be created again yet ({reason}); \
+         the next reconcile creates it"
+    )]
+    AdoptionInterrupted {
+        /// The schedule.
+        schedule_id: String,
+        /// What went wrong with the re-creation.
+        reason: String,
+        /// Whether that may heal by retrying.
+        retryable: bool,
+    },
+    /// An update was answered OK but never showed in the schedule.
+    #[error("the update of {schedule_id} did not show within {waited:?}")]
+    UpdateNotShown {
+        /// The schedule.
+        schedule_id: String,
+        /// How long the read-back waited.
+        waited: Duration,
+    },
+    /// The schedule kept appearing and vanishing while it was written.
+    #[error("{0} kept appearing and vanishing while it was written; another writer is at work")]
+    Churning(String),
+    /// Another writer kept changing the schedule between our read and write.
+    #[error("another writer changed {0} at the same time")]
+    LostRace(String),
+}
+
+impl Failure {
+    /// Whether the next attempt may succeed where this one failed.
+    pub(super) fn is_retryable(&self) -> bool {
+        match self {
+            Failure::Store(error) => error.is_retryable(),
+            Failure::AdoptionInterrupted { retryable, .. } => *retryable,
+            Failure::Unreachable { .. }
+            | Failure::CreateNotHeld(_)
+            | Failure::UpdateNotShown { .. }
+            | Failure::Churning(_) => true,
+            // Before, a lost race was a refused conflict token: not retried
+            // at once, but the next reconcile re-reads.
+            Failure::LostRace(_) => false,
+        }
+    }
+}

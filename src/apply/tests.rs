@@ -1,0 +1,430 @@
+//! The apply engine against the in-memory store, in paused time.
+
+use super::*;
+use crate::plan::Untouched;
+use crate::store::MemoryStore;
+
+fn project(files: &[&str]) -> Project {
+    crate::project::test_project("foo", files)
+}
+
+const A: &str = "id: a\nschedule:\n  cron: \"@daily\"\n";
+const B: &str = "id: b\nschedule:\n  cron: \"@hourly\"\n";
+const C: &str = "id: c\nschedule:\n  every: 1h\n";
+const A2: &str = "id: a\nschedule:\n  cron: \"@weekly\"\n";
+
+#[tokio::test(start_paused = true)]
+async fn an_unchanged_project_costs_one_listing_and_zero_writes() {
+    let store = MemoryStore::new();
+    let first = reconcile(&store, &project(&[A, B, C]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(first.converged());
+    assert_eq!(store.writes(), 3);
+    let calls_before = store.calls().len();
+    let second = reconcile(&store, &project(&[A, B, C]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(second.plan.steps.is_empty());
+    assert_eq!(store.calls()[calls_before..], ["ListSchedules"]);
+    assert_eq!(store.writes(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lagging_listing_causes_no_error_and_no_duplicate() {
+    let store = MemoryStore::new();
+    store.freeze_listing();
+    for _ in 0..2 {
+        // The listing still shows nothing: the creates find the ids taken.
+        let report = reconcile(&store, &project(&[A, B]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        assert!(report.converged(), "{report:#?}");
+    }
+    assert_eq!(store.calls_of("CreateSchedule"), 4);
+    assert_eq!(
+        store.calls_of("UpdateSchedule"),
+        0,
+        "a create that finds its schedule already as wanted writes nothing more"
+    );
+    store.catch_up_listing();
+    store.freeze_listing();
+    for _ in 0..2 {
+        // The listing still shows B after its deletion.
+        let report = reconcile(&store, &project(&[A]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        assert!(report.converged(), "{report:#?}");
+    }
+    store.catch_up_listing();
+    assert!(store.get("foo.b").is_none());
+    assert!(store.get("foo.a").is_some());
+    let settled = reconcile(&store, &project(&[A]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(settled.plan.steps.is_empty(), "{settled:#?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_edit_made_out_of_band_is_corrected_but_an_operator_pause_is_kept() {
+    let store = MemoryStore::new();
+    reconcile(&store, &project(&[A, B]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    let wanted = store.get("foo.a").unwrap();
+    store.operator_edit("foo.a", |s| {
+        s.spec.as_mut().unwrap().timezone_name = "UTC".into()
+    });
+    store.operator_pause("foo.b", "hold off");
+    let report = reconcile(&store, &project(&[A, B]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(report.converged(), "{report:#?}");
+    assert_eq!(store.get("foo.a"), Some(wanted));
+    assert!(store.get("foo.b").unwrap().state.unwrap().paused);
+}
+
+#[tokio::test(start_paused = true)]
+async fn resource_exhausted_backs_off_exponentially_then_succeeds() {
+    let store = MemoryStore::new();
+    store.fail_next("CreateSchedule", tonic::Code::ResourceExhausted, 3);
+    let started = tokio::time::Instant::now();
+    let report = reconcile(&store, &project(&[A]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(report.converged(), "{report:#?}");
+    assert_eq!(started.elapsed(), Duration::from_millis(200 + 400 + 800));
+    assert_eq!(store.calls_of("CreateSchedule"), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_permanent_error_is_not_retried_and_does_not_stop_the_others() {
+    let store = MemoryStore::new();
+    store.fail_next("CreateSchedule", tonic::Code::InvalidArgument, 1);
+    let report = reconcile(&store, &project(&[A, B, C]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    let failed: Vec<&StepOutcome> = report
+        .outcomes
+        .iter()
+        .filter(|o| o.error.is_some())
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        failed[0].step,
+        Step::Create {
+            schedule_id: "foo.a".into()
+        }
+    );
+    assert!(store.get("foo.b").is_some() && store.get("foo.c").is_some());
+    assert!(!report.converged());
+    assert_eq!(store.calls_of("CreateSchedule"), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_race_is_re_read_and_retried() {
+    let store = MemoryStore::new();
+    reconcile(&store, &project(&[A]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    store.fail_next("UpdateSchedule", tonic::Code::FailedPrecondition, 1);
+    let report = reconcile(&store, &project(&[A2]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(report.converged(), "{report:#?}");
+    let updates = store.calls_of("UpdateSchedule");
+    assert_eq!(updates, 2);
+    let want = &desired(&project(&[A2]))[0];
+    assert_eq!(store.get("foo.a").unwrap().spec, want.schedule.spec);
+}
+
+#[tokio::test(start_paused = true)]
+async fn losing_every_race_is_reported_not_forced() {
+    let store = MemoryStore::new();
+    reconcile(&store, &project(&[A]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    store.fail_next(
+        "UpdateSchedule",
+        tonic::Code::FailedPrecondition,
+        RACE_ATTEMPTS as usize,
+    );
+    let report = reconcile(&store, &project(&[A2]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(!report.converged());
+    assert!(
+        report.outcomes[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("FailedPrecondition")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_operator_pause_survives_an_update() {
+    let store = MemoryStore::new();
+    reconcile(&store, &project(&[A]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    store.operator_pause("foo.a", "incident 7");
+    let report = reconcile(&store, &project(&[A2]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(report.converged(), "{report:#?}");
+    let state = store.get("foo.a").unwrap().state.unwrap();
+    assert!(state.paused);
+    assert_eq!(state.notes, "incident 7");
+    let again = reconcile(&store, &project(&[A2]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        again.plan.untouched,
+        vec![Untouched::PausedByOperator {
+            schedule_id: "foo.a".into()
+        }]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_schedule_without_our_marker_is_never_written_unless_adopted() {
+    let store = MemoryStore::new();
+    let foreign = desired(&project(&[A2]))[0].schedule.clone();
+    store.insert_unowned("foo.a", foreign.clone());
+    let report = reconcile(&store, &project(&[A]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(store.writes(), 0);
+    assert_eq!(store.get("foo.a").unwrap(), foreign);
+    assert!(!report.converged());
+    let mut options = ReconcileOptions::default();
+    options.plan.adopt = true;
+    let adopted = reconcile(&store, &project(&[A]), options).await.unwrap();
+    assert!(adopted.converged(), "{adopted:#?}");
+    let after = reconcile(&store, &project(&[A]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(after.plan.steps.is_empty(), "adopted and now ours");
+}
+
+#[tokio::test(start_paused = true)]
+async fn flipping_enabled_pauses_and_resumes() {
+    let store = MemoryStore::new();
+    reconcile(&store, &project(&[A]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    let off = "id: a\nschedule:\n  cron: \"@daily\"\n  enabled: false\n";
+    reconcile(&store, &project(&[off]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(store.get("foo.a").unwrap().state.unwrap().paused);
+    reconcile(&store, &project(&[A]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(!store.get("foo.a").unwrap().state.unwrap().paused);
+}
+
+const MANY: &str = "id: m\nschedule:\n  cron:\n    - \"0 0 * * *\"\n    - \"0 1 * * *\"\n    - \"0 2 * * *\"\n    - \"0 3 * * *\"\n    - \"0 4 * * *\"\n    - \"0 5 * * *\"\n    - \"0 6 * * *\"\n    - \"0 7 * * *\"\n    - \"0 8 * * *\"\n    - \"0 9 * * *\"\n    - \"0 10 * * *\"\n    - \"0 11 * * *\"\n";
+
+#[tokio::test(start_paused = true)]
+async fn a_schedule_deleted_by_an_operator_is_created_again() {
+    let store = MemoryStore::new();
+    reconcile(&store, &project(&[A, B]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    store.operator_delete("foo.a");
+    let report = reconcile(&store, &project(&[A, B]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(report.converged(), "{report:#?}");
+    assert_eq!(report.outcomes[0].effect, Effect::Applied);
+    assert!(store.get("foo.a").is_some(), "re-created");
+    // Dropped from the project, then declared again.
+    reconcile(&store, &project(&[B]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(store.get("foo.a").is_none());
+    reconcile(&store, &project(&[A, B]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        store.get("foo.a").is_some(),
+        "declared again, created again"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn adoption_re_creates_the_schedule_when_the_memo_cannot_be_updated() {
+    let store = MemoryStore::new();
+    let foreign = desired(&project(&[A2]))[0].schedule.clone();
+    store.insert_unowned("foo.a", foreign);
+    store.tag("foo.a", "Team", "ops");
+    let mut options = ReconcileOptions::default();
+    options.plan.adopt = true;
+    let adopted = reconcile(&store, &project(&[A]), options).await.unwrap();
+    assert!(adopted.converged(), "{adopted:#?}");
+    assert_eq!(store.owner("foo.a").as_deref(), Some("foo"));
+    assert_eq!(store.calls_of("DeleteSchedule"), 1);
+    assert_eq!(
+        store
+            .search_attributes("foo.a")
+            .get("Team")
+            .map(String::as_str),
+        Some("\"ops\""),
+        "the re-created schedule keeps the tags it had"
+    );
+    let plain = reconcile(&store, &project(&[A]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        plain.converged() && plain.plan.steps.is_empty(),
+        "{plain:#?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_update_keeps_search_attributes_that_are_not_ours() {
+    let store = MemoryStore::new();
+    reconcile(&store, &project(&[A]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    store.tag("foo.a", "Team", "payments");
+    let report = reconcile(&store, &project(&[A2]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(report.converged(), "{report:#?}");
+    assert_eq!(store.calls_of("UpdateSchedule"), 1);
+    let attributes = store.search_attributes("foo.a");
+    assert_eq!(
+        attributes.get("Team").map(String::as_str),
+        Some("\"payments\"")
+    );
+    assert_eq!(
+        attributes.get(crate::store::FINGERPRINT_ATTRIBUTE),
+        Some(&format!(
+            "\"{}\"",
+            desired(&project(&[A2]))[0].fingerprint.0
+        ))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn more_than_ten_cron_entries_cost_no_write_when_unchanged() {
+    let store = MemoryStore::new();
+    reconcile(&store, &project(&[MANY]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    let writes = store.writes();
+    for _ in 0..2 {
+        let again = reconcile(&store, &project(&[MANY]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        assert!(again.plan.steps.is_empty(), "{again:#?}");
+    }
+    assert_eq!(store.writes(), writes);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_temporal_ends_the_reconcile_at_once() {
+    let many: Vec<String> = (0..300)
+        .map(|i| format!("id: w{i}\nschedule:\n  cron: \"@daily\"\n"))
+        .collect();
+    let files: Vec<&str> = many.iter().map(String::as_str).collect();
+    let store = MemoryStore::new();
+    // The listing works, then Temporal goes away for good.
+    store.fail_next("CreateSchedule", tonic::Code::Unavailable, 10_000);
+    let started = tokio::time::Instant::now();
+    let options = ReconcileOptions {
+        concurrency: 2,
+        ..Default::default()
+    };
+    let report = reconcile(&store, &project(&files), options).await.unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(!report.converged());
+    assert!(report.outcomes.iter().all(|o| o.retryable));
+    let not_started = report
+        .outcomes
+        .iter()
+        .filter(|o| o.effect == Effect::NotStarted)
+        .count();
+    assert!(not_started >= 290, "{not_started} not started");
+    // Two steps at a time, each retrying at 0.2, 0.6, 1.4 and 3 s: the
+    // outage is declared at 3 s, after at most 5 creates of each.
+    assert!(
+        store.calls_of("CreateSchedule") <= 10,
+        "{} creates",
+        store.calls_of("CreateSchedule")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_busy_temporal_is_not_taken_for_an_outage() {
+    let store = MemoryStore::new();
+    store.fail_next("CreateSchedule", tonic::Code::ResourceExhausted, 8);
+    let options = ReconcileOptions {
+        concurrency: 1,
+        ..Default::default()
+    };
+    let report = reconcile(&store, &project(&[A, B, C]), options)
+        .await
+        .unwrap();
+    // a spends its own attempts; b and c still go ahead.
+    let effects: Vec<Effect> = report.outcomes.iter().map(|o| o.effect).collect();
+    assert_eq!(effects, [Effect::Failed, Effect::Applied, Effect::Applied]);
+    assert_eq!(store.calls_of("CreateSchedule"), 5 + 4 + 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn writes_act_on_the_schedule_as_it_is_not_as_a_stale_listing_shows_it() {
+    let store = MemoryStore::new();
+    let off = "id: b\nschedule:\n  cron: \"@hourly\"\n  enabled: false\n";
+    reconcile(&store, &project(&[A, B, C]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    store.freeze_listing();
+    // Since the listing: a deleted, b replaced by a hand-made schedule.
+    store.operator_delete("foo.a");
+    store.operator_delete("foo.b");
+    store.insert_unowned("foo.b", desired(&project(&[B]))[0].schedule.clone());
+    let mut options = ReconcileOptions::default();
+    options.plan.allow_mass_delete = true;
+    let report = reconcile(&store, &project(&[off, C]), options)
+        .await
+        .unwrap();
+    let effects: Vec<(String, Effect)> = report
+        .outcomes
+        .iter()
+        .map(|o| (o.step.schedule_id().to_owned(), o.effect))
+        .collect();
+    assert_eq!(
+        effects,
+        vec![
+            ("foo.a".to_owned(), Effect::AlreadyDone),
+            ("foo.b".to_owned(), Effect::Conflict),
+        ]
+    );
+    assert!(report.outcomes.iter().all(|o| o.error.is_none()));
+    assert_eq!(store.calls_of("DeleteSchedule"), 0);
+    assert_eq!(store.calls_of("PatchSchedule"), 0);
+    assert!(
+        store.owner("foo.b").is_none(),
+        "the hand-made one is left alone"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_a_create_sent_twice_is_read_back() {
+    let store = MemoryStore::new();
+    store.lose_next_create_answers(1);
+    let report = reconcile(&store, &project(&[A, B]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(report.converged(), "{report:#?}");
+    // a: created, answer lost, sent again (answered OK by its request
+    // id), then described to make sure it exists; b: created once.
+    assert_eq!(store.calls_of("CreateSchedule"), 3);
+    assert_eq!(store.calls_of("DescribeSchedule"), 1);
+    assert!(store.get("foo.a").is_some() && store.get("foo.b").is_some());
+}
