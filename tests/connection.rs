@@ -64,9 +64,16 @@ fn environment_then_config_file_then_flags() {
     assert!(matches!(error, ConnectionError::Config(_)), "{error}");
     unsafe { std::env::remove_var("TEMPORAL_PROFILE") };
 
-    // A refused connection fails at once, within the timeout, key unseen.
+    // A refused connection fails at once, within the timeout, and its error
+    // does not show the key the settings carry (TEMPORAL_API_KEY is set).
     let port = schedule_sync::dev_server::free_port().unwrap();
-    let closed = Settings::plain(&format!("127.0.0.1:{port}"), "default").unwrap();
+    let closed = Settings::load(&Overrides {
+        address: Some(format!("127.0.0.1:{port}")),
+        namespace: None,
+    })
+    .unwrap();
+    assert!(closed.address().starts_with("https://"), "{closed:?}");
+    assert!(format!("{closed:?}").contains("<redacted>"), "{closed:?}");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let error = runtime
         .block_on(closed.connect(Duration::from_secs(2)))

@@ -5,7 +5,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use schedule_sync::apply::{ReconcileOptions, reconcile};
+use schedule_sync::apply::{Effect, ReconcileOptions, Report, reconcile};
 use schedule_sync::plan::{HoldReason, Step, Untouched, UpdateReason};
 use schedule_sync::project;
 use schedule_sync::store::{ScheduleStore, TemporalStore};
@@ -280,6 +280,46 @@ async fn look_alike_projects_and_hand_made_schedules_are_never_touched() {
     server.stop();
 }
 
+/// How many steps of `action` were carried out (not found done) in `runs`.
+fn applied(runs: &[&Report], action: &str) -> usize {
+    runs.iter()
+        .flat_map(|r| &r.outcomes)
+        .filter(|o| o.effect == Effect::Applied)
+        .filter(|o| serde_json::to_value(&o.step).unwrap()["action"] == action)
+        .count()
+}
+
+/// The schedule ids the `temporal` CLI lists, sorted.
+fn listed_ids(server: &schedule_sync::dev_server::DevServer) -> Vec<String> {
+    let listed = support::temporal_json(server, &["schedule", "list"]);
+    let mut ids: Vec<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["scheduleId"].as_str().map(str::to_owned))
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The schedule ids `project` wants, sorted.
+fn ids_of(project: &project::Project) -> Vec<String> {
+    let mut ids: Vec<String> = schedule_sync::spec::desired(project)
+        .into_iter()
+        .map(|d| d.schedule_id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// How many `rpc` calls `store` sent, whatever their outcome.
+fn sent(store: &TemporalStore, rpc: &str) -> u64 {
+    store
+        .rpc_counts()
+        .get(rpc)
+        .map_or(0, |codes| codes.values().sum())
+}
+
 #[tokio::test]
 async fn three_concurrent_applies_converge_to_one_schedule_each() {
     let server = support::dev_server().await;
@@ -299,9 +339,16 @@ async fn three_concurrent_applies_converge_to_one_schedule_each() {
         let report = run.as_ref().unwrap();
         assert!(report.converged(), "{report:#?}");
     }
+    // The server refuses a second schedule of the same id anyway; what could
+    // go wrong is a loser overwriting the winner. Each schedule is written
+    // once by one of the three; the others find it done and write nothing.
+    let reports: Vec<&Report> = runs.iter().map(|r| r.as_ref().unwrap()).collect();
+    assert_eq!(applied(&reports, "create"), 4, "{reports:#?}");
+    assert_eq!(applied(&reports, "update"), 0, "{reports:#?}");
+    let updates: u64 = stores.iter().map(|s| sent(s, "UpdateSchedule")).sum();
+    assert_eq!(updates, 0, "a loser of the race wrote over the winner");
     wait_for_listing(&stores[0], 4).await;
-    let listed = support::temporal_json(&server, &["schedule", "list"]);
-    assert_eq!(listed.as_array().map(Vec::len), Some(4), "{listed:#}");
+    assert_eq!(listed_ids(&server), ids_of(&project));
     let after = reconcile(&stores[0], &project, ReconcileOptions::default())
         .await
         .unwrap();
@@ -510,30 +557,38 @@ async fn applying_again_at_once_after_creates_and_deletes_neither_fails_nor_dupl
     let dir = support::copy_example();
     let load = || project::load(dir.path()).unwrap().project;
     // No waiting between the runs: the listing may not show the creates yet.
+    // A run that sees a stale listing plans the creates again; it must find
+    // them done and write nothing more.
+    let mut reports = Vec::new();
     for _ in 0..3 {
         let report = reconcile(&store, &load(), ReconcileOptions::default())
             .await
             .unwrap();
         assert!(report.converged(), "{report:#?}");
+        reports.push(report);
     }
+    let runs: Vec<&Report> = reports.iter().collect();
+    assert_eq!(applied(&runs, "create"), 4, "{runs:#?}");
+    assert_eq!(sent(&store, "UpdateSchedule"), 0, "{runs:#?}");
     wait_for_listing(&store, 4).await;
+    assert_eq!(listed_ids(&server), ids_of(&load()));
     std::fs::remove_file(dir.path().join("workflows/dunning.yaml")).unwrap();
     // Nor the delete, when the second run starts.
+    let mut reports = Vec::new();
     for _ in 0..3 {
         let report = reconcile(&store, &load(), ReconcileOptions::default())
             .await
             .unwrap();
         assert!(report.converged(), "{report:#?}");
+        reports.push(report);
     }
+    let runs: Vec<&Report> = reports.iter().collect();
+    assert_eq!(applied(&runs, "delete"), 1, "{runs:#?}");
+    assert_eq!(applied(&runs, "create"), 0, "{runs:#?}");
     wait_for_listing(&store, 3).await;
-    let listed = support::temporal_json(&server, &["schedule", "list"]);
-    let ids: Vec<&str> = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|s| s["scheduleId"].as_str())
-        .collect();
-    assert_eq!(ids.len(), 3, "{ids:?}");
+    let left = ids_of(&load());
+    assert!(!left.contains(&"billing.dunning".to_owned()), "{left:?}");
+    assert_eq!(listed_ids(&server), left);
     server.stop();
 }
 

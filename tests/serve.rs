@@ -210,6 +210,16 @@ async fn a_silent_peer_hangs_nothing() {
         assert_ne!(health["state"], "synced");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The connect itself is bounded: the first attempt gives up after the
+    // 5 s connect timeout and says so, instead of waiting on the peer.
+    let health = serve
+        .wait_for("/healthz", Duration::from_secs(12), |_, h| {
+            h["attempt"].as_u64() >= Some(1)
+        })
+        .await;
+    assert_eq!(health["state"], "retrying", "{health}");
+    let error = health["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("timed out after 5s"), "{health}");
     serve.signal("TERM");
     let (status, took) = serve.wait(Duration::from_secs(11)).await;
     assert!(status.success(), "{status}");

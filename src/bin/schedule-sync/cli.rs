@@ -263,24 +263,17 @@ async fn run_remote(
 )> {
     use schedule_sync::apply::{ReconcileOptions, Report, preview, reconcile_with_progress};
     use schedule_sync::connection::{DEFAULT_CONNECT_TIMEOUT, Overrides, Settings};
-    use schedule_sync::store::TemporalStore;
+    use schedule_sync::runtime::{Connector, TemporalConnector};
 
     let overrides = Overrides {
         address: args.address.clone(),
         namespace: args.namespace.clone(),
     };
     let settings = Settings::load(&overrides)?;
-    let client = settings.connect(DEFAULT_CONNECT_TIMEOUT).await?;
-    let attribute = TemporalStore::has_fingerprint_attribute(&client, &settings.namespace).await?;
-    if !attribute {
-        tracing::warn!(
-            "the namespace has no `{}` search attribute, so every schedule reads as changed; register it with: \
-             temporal operator search-attribute create --name {} --type Keyword",
-            schedule_sync::store::FINGERPRINT_ATTRIBUTE,
-            schedule_sync::store::FINGERPRINT_ATTRIBUTE
-        );
-    }
-    let store = TemporalStore::new(client, settings.namespace.clone(), attribute);
+    // The same connect as `serve`: timeout, attribute check and its warning.
+    let store = TemporalConnector::new(settings, DEFAULT_CONNECT_TIMEOUT)
+        .connect()
+        .await?;
     let mut options = ReconcileOptions::default();
     options.plan.adopt = args.adopt;
     options.plan.allow_mass_delete = args.allow_mass_delete;
