@@ -48,6 +48,9 @@ if [[ -n "$cli_crates" ]]; then
   exit 1
 fi
 
+step "examples/embed.rs, a host server, builds with the library's default features"
+cargo test --locked --doc embedding
+
 step "cargo clippy"
 cargo clippy --locked --all-targets --all-features -- -D warnings
 

@@ -25,6 +25,7 @@ pub mod cron;
 #[cfg(feature = "dev-server")]
 pub mod dev_server;
 pub mod duration;
+pub mod embedding;
 pub mod observe;
 pub mod plan;
 #[cfg(feature = "http")]
