@@ -60,6 +60,8 @@ pub fn find(dir: &Path, project_file: &Path, globs: &[(String, Position)]) -> Fo
     let mut files = BTreeSet::new();
     let bases: BTreeSet<PathBuf> = globs.iter().map(|(g, _)| literal_base(g)).collect();
     let mut too_many = false;
+    // Where the project really is, to tell a symbolic link that leads out.
+    let real_dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
 
     for base in &bases {
         // A base inside another base is walked with it.
@@ -78,11 +80,16 @@ pub fn find(dir: &Path, project_file: &Path, globs: &[(String, Position)]) -> Fo
             // Nothing there at all: the glob matches no file (a warning below).
             continue;
         }
-        let walker = walkdir::WalkDir::new(&root)
+        if let Some(outside) = leads_out(&real_dir, &root, base) {
+            diagnostics.push(outside);
+            continue;
+        }
+        let mut walker = walkdir::WalkDir::new(&root)
             .follow_links(true)
             .max_depth(MAX_DEPTH)
-            .sort_by_file_name();
-        for entry in walker {
+            .sort_by_file_name()
+            .into_iter();
+        while let Some(entry) = walker.next() {
             let entry = match entry {
                 Ok(entry) => entry,
                 Err(error) => {
@@ -114,6 +121,18 @@ pub fn find(dir: &Path, project_file: &Path, globs: &[(String, Position)]) -> Fo
             let Ok(relative) = entry.path().strip_prefix(dir) else {
                 continue;
             };
+            // A link that leads out of the project is refused, and what it
+            // points to is never read: it could be any file of the machine.
+            if entry.path_is_symlink()
+                && (entry.file_type().is_dir() || !set.matches(relative).is_empty())
+                && let Some(outside) = leads_out(&real_dir, entry.path(), relative)
+            {
+                diagnostics.push(outside);
+                if entry.file_type().is_dir() {
+                    walker.skip_current_dir();
+                }
+                continue;
+            }
             let matched = set.matches(relative);
             if matched.is_empty() || relative == project_file {
                 continue;
@@ -168,6 +187,25 @@ pub fn find(dir: &Path, project_file: &Path, globs: &[(String, Position)]) -> Fo
         files: files.into_iter().collect(),
         diagnostics,
     }
+}
+
+/// An error when `path`, once its symbolic links are resolved, is not inside
+/// the project folder `real_dir`.
+fn leads_out(real_dir: &Path, path: &Path, relative: &Path) -> Option<Diagnostic> {
+    let real = path.canonicalize().ok()?;
+    (!real.starts_with(real_dir)).then(|| {
+        Diagnostic::error(
+            relative,
+            Position::default(),
+            format!(
+                "refused: a symbolic link leads out of the project folder, to {}",
+                real.display()
+            ),
+        )
+        .expected(
+            "files and folders inside the project folder (copy the file in instead of linking it)",
+        )
+    })
 }
 
 /// An error of the project for a path that cannot be walked: a dangling
@@ -364,5 +402,52 @@ mod tests {
         assert_eq!(literal_base("*.yaml"), PathBuf::new());
         assert_eq!(literal_base("one.yaml"), PathBuf::new());
         assert_eq!(literal_base("x/{a,b}/c.yaml"), PathBuf::from("x"));
+    }
+
+    #[test]
+    fn a_link_out_of_the_project_is_refused_and_never_read() {
+        let outside = tempfile::tempdir().unwrap();
+        let token = outside.path().join("token");
+        std::fs::write(&token, "id: leak\nschedule:\n  cron: tk-Secret-4f9a2b\n").unwrap();
+        let shared = outside.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::write(
+            shared.join("x.yaml"),
+            "id: x\nschedule:\n  cron: tk-Other-77c1\n",
+        )
+        .unwrap();
+
+        let project = tempfile::tempdir().unwrap();
+        let dir = project.path();
+        std::fs::write(dir.join("project.yaml"), "name: p\ntask_queue: q\n").unwrap();
+        std::fs::create_dir(dir.join("workflows")).unwrap();
+        std::fs::write(
+            dir.join("workflows/a.yaml"),
+            "id: a\nschedule:\n  cron: \"@daily\"\n",
+        )
+        .unwrap();
+        // A link inside the project is fine.
+        std::os::unix::fs::symlink("a.yaml", dir.join("workflows/b.yaml")).unwrap();
+        std::os::unix::fs::symlink(&token, dir.join("workflows/leak.yaml")).unwrap();
+        std::os::unix::fs::symlink(&shared, dir.join("workflows/shared")).unwrap();
+
+        let invalid = crate::project::load(dir).unwrap_err();
+        let refused: Vec<&Diagnostic> = invalid
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error() && d.message.contains("leads out of the project"))
+            .collect();
+        let files: Vec<String> = refused
+            .iter()
+            .map(|d| d.file.display().to_string())
+            .collect();
+        assert_eq!(
+            files,
+            ["workflows/leak.yaml", "workflows/shared"],
+            "{invalid:?}"
+        );
+        let everything = format!("{invalid:?}");
+        assert!(!everything.contains("tk-Secret-4f9a2b"), "{everything}");
+        assert!(!everything.contains("tk-Other-77c1"), "{everything}");
     }
 }

@@ -124,22 +124,43 @@ impl Connector for TemporalConnector {
             .map_err(|e| AttemptError::from(e.clone()))?;
         let client = settings.connect(self.connect_timeout).await?;
         let namespace = settings.namespace.clone();
-        let attribute = tokio::time::timeout(
+        let probe = tokio::time::timeout(
             self.connect_timeout,
             TemporalStore::has_fingerprint_attribute(&client, &namespace),
         )
         .await
-        .map_err(|_| AttemptError::retryable("listing the search attributes timed out"))??;
-        if !attribute {
-            tracing::warn!(
-                "the namespace has no `{0}` search attribute, so each schedule is described to \
-                 compare; register it with: temporal operator search-attribute create --name {0} \
-                 --type Keyword",
-                crate::store::FINGERPRINT_ATTRIBUTE
-            );
-        }
+        .map_err(|_| AttemptError::retryable("listing the search attributes timed out"))?;
+        let attribute = fingerprint_attribute(probe)?;
         Ok(TemporalStore::new(client, namespace, attribute))
     }
+}
+
+/// Whether to use the fingerprint attribute, from the probe of the
+/// namespace's search attributes.
+fn fingerprint_attribute(probe: Result<bool, StoreError>) -> Result<bool, AttemptError> {
+    Ok(match probe {
+        Ok(true) => true,
+        Ok(false) => {
+            tracing::warn!(
+                "the namespace has no `{0}` search attribute, so each schedule is described \
+                 to compare; register it with: temporal operator search-attribute create \
+                 --name {0} --type Keyword",
+                crate::store::FINGERPRINT_ATTRIBUTE
+            );
+            false
+        }
+        // A least-privilege key may not list search attributes; the
+        // schedules themselves are still ours to read and write.
+        Err(error) if error.code == tonic::Code::PermissionDenied => {
+            tracing::warn!(
+                %error,
+                "may not list the namespace's search attributes, so each schedule is \
+                 described to compare"
+            );
+            false
+        }
+        Err(error) => return Err(error.into()),
+    })
 }
 
 /// A store that refuses to start an RPC once shutdown has begun; RPCs
@@ -220,5 +241,32 @@ impl<S: ScheduleStore + 'static> Connector for Arc<S> {
 
     async fn connect(&self) -> Result<Arc<S>, AttemptError> {
         Ok(self.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(code: tonic::Code) -> Result<bool, StoreError> {
+        Err(StoreError {
+            rpc: "ListSearchAttributes",
+            code,
+            message: "refused".into(),
+        })
+    }
+
+    #[test]
+    fn a_key_that_may_not_list_search_attributes_falls_back_to_describing() {
+        assert_eq!(
+            fingerprint_attribute(refused(tonic::Code::PermissionDenied)),
+            Ok(false)
+        );
+        assert_eq!(fingerprint_attribute(Ok(true)), Ok(true));
+        assert_eq!(fingerprint_attribute(Ok(false)), Ok(false));
+        let unauthenticated = fingerprint_attribute(refused(tonic::Code::Unauthenticated));
+        assert_eq!(unauthenticated.map_err(|e| e.kind), Err(ErrorKind::Fatal));
+        let away = fingerprint_attribute(refused(tonic::Code::Unavailable));
+        assert_eq!(away.map_err(|e| e.kind), Err(ErrorKind::Retryable));
     }
 }
