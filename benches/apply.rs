@@ -128,16 +128,26 @@ async fn main() {
     for &size in &sizes {
         let name = format!("cold{size}");
         let target = project(&name, size);
+        let cold = TemporalStore::new(
+            server
+                .settings()
+                .connect(Duration::from_secs(5))
+                .await
+                .unwrap(),
+            server.namespace().to_owned(),
+            true,
+        );
         let started = Instant::now();
-        let report = reconcile(&store, &target, ReconcileOptions::default())
+        let report = reconcile(&cold, &target, ReconcileOptions::default())
             .await
             .unwrap();
         let elapsed = started.elapsed().as_secs_f64();
         assert!(report.converged());
         let rate = size as f64 / elapsed;
         println!(
-            "cold apply of {size}: {elapsed:.2} s, {rate:.0} schedules/s, {:.0}% of the ceiling ({ceiling:.0}/s)",
-            100.0 * rate / ceiling
+            "cold apply of {size}: {elapsed:.2} s, {rate:.0} schedules/s, {:.0}% of the ceiling ({ceiling:.0}/s), RPCs: {:?}",
+            100.0 * rate / ceiling,
+            cold.rpc_counts()
         );
 
         wait_for_listing(&store, &name, size).await;

@@ -7,7 +7,9 @@ mod support;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use schedule_sync::dev_server::free_port;
 
@@ -83,10 +85,10 @@ fn run_commands(case: &Case) {
     }
 }
 
-fn run_serve(case: &Case, log: &str) {
+async fn run_serve(case: &Case, log: &str) {
     let listen = format!("127.0.0.1:{}", free_port().unwrap());
     let dir = example();
-    let mut child = command(
+    let child = command(
         case,
         &[
             "serve",
@@ -119,7 +121,7 @@ fn run_serve(case: &Case, log: &str) {
             "{}: serve never left pending",
             case.name
         );
-        std::thread::sleep(Duration::from_millis(100));
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for path in ["/livez", "/readyz", "/healthz", "/schedules", "/metrics"] {
         let (_, body) = support::http_get(&listen, path);
@@ -143,10 +145,10 @@ fn run_serve(case: &Case, log: &str) {
     );
 }
 
-fn check(case: &Case) {
+async fn check(case: &Case) {
     run_commands(case);
-    run_serve(case, "text");
-    run_serve(case, "json");
+    run_serve(case, "text").await;
+    run_serve(case, "json").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -161,7 +163,8 @@ async fn a_secret_never_shows_wherever_it_is_kept() {
         secrets: vec!["envkey-Q1w2E3r4T5y6".into()],
         env: vec![("TEMPORAL_API_KEY".into(), "envkey-Q1w2E3r4T5y6".into())],
         address: closed.clone(),
-    });
+    })
+    .await;
 
     // In a config-file profile, against the real server (TLS off), so the
     // key travels with every call and the success path is covered too.
@@ -180,7 +183,8 @@ async fn a_secret_never_shows_wherever_it_is_kept() {
         secrets: vec!["profkey-A9s8D7f6G5h4".into()],
         env: vec![("TEMPORAL_CONFIG_FILE".into(), good.display().to_string())],
         address: server.address(),
-    });
+    })
+    .await;
 
     // On a broken line of the config file.
     let broken = files.path().join("broken.toml");
@@ -194,7 +198,8 @@ async fn a_secret_never_shows_wherever_it_is_kept() {
         secrets: vec!["brokenkey-Z1x2C3v4B5n6".into(), "Z1x2C3v4".into()],
         env: vec![("TEMPORAL_CONFIG_FILE".into(), broken.display().to_string())],
         address: closed.clone(),
-    });
+    })
+    .await;
 
     // A TLS client key, by path: its content never shows.
     let key = files.path().join("client.key");
@@ -223,7 +228,8 @@ async fn a_secret_never_shows_wherever_it_is_kept() {
             ),
         ],
         address: closed.clone(),
-    });
+    })
+    .await;
 
     // A TLS client key given as data.
     check(&Case {
@@ -241,7 +247,8 @@ async fn a_secret_never_shows_wherever_it_is_kept() {
             ),
         ],
         address: closed.clone(),
-    });
+    })
+    .await;
 
     // Credentials in the address.
     check(&Case {
@@ -249,6 +256,7 @@ async fn a_secret_never_shows_wherever_it_is_kept() {
         secrets: vec!["urlpass-K7j6H5g4".into()],
         env: vec![],
         address: format!("http://urluser:urlpass-K7j6H5g4@{closed}"),
-    });
+    })
+    .await;
     server.stop();
 }

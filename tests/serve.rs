@@ -413,3 +413,59 @@ async fn held_deletions_show_in_healthz_schedules_and_metrics() {
     assert_eq!(listed(&server), 4, "nothing was deleted");
     server.stop();
 }
+
+/// The sockets the process holds open.
+fn open_sockets(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|fd| {
+            std::fs::read_link(fd.path())
+                .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"))
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn slow_and_idle_clients_cannot_use_up_the_http_server() {
+    let closed = format!("127.0.0.1:{}", free_port().unwrap());
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/billing");
+    let serve = Serve::start(&example, &closed, &["--max-connections", "8"]);
+    let before = open_sockets(serve.child.id());
+
+    // A client that starts a request and never finishes its headers is cut
+    // off after the header timeout (5 s), not held for ever.
+    let mut slow = TcpStream::connect(&serve.address).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    let held = started.elapsed();
+    assert!(
+        held >= Duration::from_secs(4) && held < Duration::from_secs(8),
+        "the slow client was held {held:?}"
+    );
+
+    // Forty silent clients: at most eight are taken in at once; the rest wait
+    // in the listen queue, so the process never holds more sockets than that.
+    let silent: Vec<TcpStream> = (0..40)
+        .map(|_| TcpStream::connect(&serve.address).unwrap())
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = open_sockets(serve.child.id());
+    // (Two more for the reconciler's connection attempts, which come and go.)
+    assert!(
+        during <= before + 8 + 2,
+        "{during} sockets open with 40 silent clients, {before} before"
+    );
+    assert!(during >= before + 8, "{during} sockets, {before} before");
+    // Once they go, the probes answer again.
+    drop(silent);
+    let health = serve
+        .wait_for("/healthz", Duration::from_secs(30), |code, _| code == 200)
+        .await;
+    assert_ne!(health["state"], "synced");
+}

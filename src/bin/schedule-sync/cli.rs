@@ -87,6 +87,9 @@ enum Command {
         /// Serve the probes without reconciling (for startup measurements).
         #[arg(long, hide = true)]
         no_reconciler: bool,
+        /// The most HTTP connections open at once; more wait to be accepted.
+        #[arg(long, default_value_t = 256)]
+        max_connections: usize,
         #[command(flatten)]
         connection: ConnectionArgs,
     },
@@ -101,6 +104,23 @@ enum Command {
         #[command(flatten)]
         connection: ConnectionArgs,
     },
+    /// Prints the JSON Schema of project.yaml or of a workflow file, for editors.
+    ///
+    /// `schedule-sync schema workflow > workflow.schema.json` writes a local copy.
+    Schema {
+        /// Which file the schema describes.
+        #[arg(value_enum)]
+        file: SchemaFile,
+    },
+}
+
+/// The files that have a JSON Schema.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SchemaFile {
+    /// `project.yaml`.
+    Project,
+    /// A workflow file.
+    Workflow,
 }
 
 /// Parses `30s`, `5m`, `1h30m`.
@@ -123,8 +143,12 @@ enum LogFormat {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only for a person at a terminal, and never under NO_COLOR.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -146,6 +170,7 @@ pub fn run() -> ExitCode {
             shutdown_timeout,
             slow_retry,
             no_reconciler,
+            max_connections,
             connection,
         } => {
             let mut options = schedule_sync::runtime::Options {
@@ -167,6 +192,7 @@ pub fn run() -> ExitCode {
                 },
                 options,
                 no_reconciler,
+                max_connections,
             })
         }
         Command::Plan {
@@ -179,6 +205,18 @@ pub fn run() -> ExitCode {
             format,
             connection,
         } => remote(&dir, format, &connection, true),
+        Command::Schema { file } => {
+            // The committed files themselves, so the two can never differ.
+            let text = match file {
+                SchemaFile::Project => include_str!("../../../schema/project.schema.json"),
+                SchemaFile::Workflow => include_str!("../../../schema/workflow.schema.json"),
+            };
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::FAILURE,
+            }
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -13,6 +14,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use schedule_sync::connection::{DEFAULT_CONNECT_TIMEOUT, Overrides, Settings};
 use schedule_sync::runtime::{Options, Reconciler, ReconcilerHandle, TemporalConnector};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 /// What `serve` was asked to do.
@@ -27,7 +29,15 @@ pub struct ServeArgs {
     pub options: Options,
     /// Serve without a reconciler (to measure what it costs at startup).
     pub no_reconciler: bool,
+    /// The most HTTP connections open at once.
+    pub max_connections: usize,
 }
+
+/// How long a client may take to send a request's headers.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one HTTP connection may stay open; a keep-alive client then
+/// reconnects.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 
 /// Runs the server until SIGTERM or SIGINT; exit 0 after a clean shutdown.
 pub fn serve(args: ServeArgs) -> ExitCode {
@@ -92,9 +102,12 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), urls.as_bytes());
     tokio::spawn(signals(shutdown.clone(), handle.clone(), args.dir.clone()));
 
-    let server =
-        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let server = tokio::spawn(async move { server.await });
+    let server = tokio::spawn(serve_http(
+        listener,
+        app,
+        args.max_connections.max(1),
+        shutdown.clone(),
+    ));
     shutdown.cancelled().await;
     tracing::info!("shutting down");
     if let Some(handle) = handle {
@@ -102,11 +115,84 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     // Open connections (a slow client) get the same grace as the reconciler.
     match tokio::time::timeout(grace, server).await {
-        Ok(result) => result??,
+        Ok(result) => result?,
         Err(_) => tracing::warn!(?grace, "HTTP connections still open were dropped"),
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves `app` on `listener` until `shutdown`, then lets the open
+/// connections finish. A client gets [`HEADER_READ_TIMEOUT`] to send its
+/// headers and [`CONNECTION_LIFETIME`] in all; beyond `max_connections` open
+/// at once, new ones wait in the listen queue. So slow or idle clients cannot
+/// use up the host's sockets or starve the probes.
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    max_connections: usize,
+    shutdown: CancellationToken,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let slots = Arc::new(Semaphore::new(max_connections));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let slot = tokio::select! {
+            () = shutdown.cancelled() => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors, say: wait a little, go on.
+                    tracing::warn!(%error, "cannot accept an HTTP connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let _slot = slot;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            let lifetime = tokio::time::sleep(CONNECTION_LIFETIME);
+            tokio::pin!(lifetime);
+            let mut closing = false;
+            loop {
+                tokio::select! {
+                    ended = connection.as_mut() => {
+                        if let Err(error) = ended {
+                            tracing::debug!(%error, "an HTTP connection ended with an error");
+                        }
+                        break;
+                    }
+                    () = shutdown.cancelled(), if !closing => {
+                        closing = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                    () = &mut lifetime, if !closing => {
+                        closing = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    while connections.join_next().await.is_some() {}
 }
 
 async fn render(metrics: PrometheusHandle) -> String {
