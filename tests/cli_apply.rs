@@ -38,6 +38,8 @@ async fn plan_then_apply_then_plan_again() {
         .as_array()
         .unwrap();
     assert_eq!(fires.len(), 3, "{plan:#}");
+    // Changes are pending: not converged, as `apply` would say before it ran.
+    assert_eq!(plan["converged"], false, "{plan:#}");
 
     let applied = run(&["apply", example, "--format", "json"], &address);
     assert_eq!(
@@ -68,6 +70,9 @@ async fn plan_then_apply_then_plan_again() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(code, Some(0));
+    let done = run(&["plan", example, "--format", "json"], &address);
+    let done: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
+    assert_eq!(done["converged"], true, "{done:#}");
 
     // A changed project: the plan names each field that differs.
     let changed = support::copy_example();
@@ -81,6 +86,22 @@ async fn plan_then_apply_then_plan_again() {
     let stdout = String::from_utf8_lossy(&pending.stdout);
     assert!(stdout.contains("update billing.nightly-report"), "{stdout}");
     assert!(stdout.contains("jitter: 30s -> 45s"), "{stdout}");
+    // The text shows the next 3 firing times of the updated schedule, each
+    // in the future.
+    let next = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("next: "))
+        .unwrap_or_else(|| panic!("no firing times: {stdout}"));
+    let times: Vec<chrono::DateTime<chrono::Utc>> = next
+        .split(", ")
+        .map(|t| {
+            chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%SZ")
+                .unwrap()
+                .and_utc()
+        })
+        .collect();
+    assert_eq!(times.len(), 3, "{stdout}");
+    assert!(times[0] > chrono::Utc::now() && times.is_sorted(), "{stdout}");
     assert_eq!(stdout.matches(" -> ").count(), 1, "{stdout}");
 
     // A broken project is refused before any connection.

@@ -245,7 +245,10 @@ fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: b
             let text = match format {
                 Format::Json => {
                     let mut json = serde_json::to_value(&report).unwrap_or_default();
-                    json["converged"] = report.converged().into();
+                    // For `plan`, converged means nothing is left to do,
+                    // as it means for `apply` once its steps are carried out.
+                    json["converged"] =
+                        (report.converged() && (write || report.plan.steps.is_empty())).into();
                     json["warnings"] = loaded
                         .warnings
                         .iter()
@@ -268,7 +271,12 @@ fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: b
                         .collect();
                     format!(
                         "{}{}\nRPCs: {}",
-                        render_report(&report, &changes, write),
+                        render_report(
+                            &report,
+                            &changes,
+                            &next_fires(&loaded.project, &report),
+                            write
+                        ),
                         deletion_warnings(&report, &loaded.warnings),
                         calls.join(", ")
                     )
@@ -390,7 +398,12 @@ fn next_fires(
         .collect()
 }
 
-fn render_report(report: &schedule_sync::apply::Report, changes: &Changes, write: bool) -> String {
+fn render_report(
+    report: &schedule_sync::apply::Report,
+    changes: &Changes,
+    fires: &std::collections::BTreeMap<String, Vec<chrono::DateTime<chrono::Utc>>>,
+    write: bool,
+) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     for step in &report.plan.steps {
@@ -414,6 +427,13 @@ fn render_report(report: &schedule_sync::apply::Report, changes: &Changes, write
                 shown(&change.current),
                 shown(&change.desired)
             );
+        }
+        if let Some(times) = fires.get(id).filter(|t| !t.is_empty()) {
+            let times: Vec<String> = times
+                .iter()
+                .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
+                .collect();
+            let _ = writeln!(out, "{:>10}next: {}", "", times.join(", "));
         }
     }
     for untouched in &report.plan.untouched {
