@@ -41,7 +41,7 @@ step "the library alone: builds and lints without the binary's crates"
 cargo clippy --locked --lib -- -D warnings
 # None of the command line's crates is a dependency of the library's default build.
 cli_crates=$(cargo tree --locked -e normal --no-default-features --depth 1 --prefix none \
-  | grep -E '^(clap|indicatif|tracing-subscriber|anyhow|tempfile|metrics-exporter-prometheus|axum) ' || true)
+  | grep -E '^(clap|clap_complete|clap_mangen|indicatif|tracing-subscriber|anyhow|tempfile|metrics-exporter-prometheus|axum|hyper|hyper-util) ' || true)
 if [[ -n "$cli_crates" ]]; then
   echo "the library's default build pulls in crates of the binary:" >&2
   echo "$cli_crates" >&2

@@ -101,7 +101,10 @@ async fn plan_then_apply_then_plan_again() {
         })
         .collect();
     assert_eq!(times.len(), 3, "{stdout}");
-    assert!(times[0] > chrono::Utc::now() && times.is_sorted(), "{stdout}");
+    assert!(
+        times[0] > chrono::Utc::now() && times.is_sorted(),
+        "{stdout}"
+    );
     assert_eq!(stdout.matches(" -> ").count(), 1, "{stdout}");
 
     // A broken project is refused before any connection.

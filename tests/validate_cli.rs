@@ -170,3 +170,48 @@ fn a_missing_folder_is_an_error_not_a_crash() {
         "{text}"
     );
 }
+
+#[test]
+fn completions_and_the_manual_page_name_every_command() {
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_schedule-sync"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let commands = [
+        "validate",
+        "plan",
+        "apply",
+        "serve",
+        "schema",
+        "completions",
+        "man",
+    ];
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let script = run(&["completions", shell]);
+        for command in commands {
+            assert!(
+                script.contains(command),
+                "{shell} lacks {command}:\n{script}"
+            );
+        }
+    }
+    // Flags complete too, with the commands that take them.
+    let bash = run(&["completions", "bash"]);
+    assert!(bash.contains("--allow-mass-delete") && bash.contains("--max-connections"));
+    let page = run(&["man"]);
+    assert!(page.starts_with(".ie") || page.starts_with(".TH"), "{page}");
+    assert!(page.contains(".TH schedule-sync"), "{page}");
+    for command in commands {
+        assert!(page.contains(command), "the manual lacks {command}");
+    }
+    // An unknown shell is refused by clap, not a panic.
+    let refused = Command::new(env!("CARGO_BIN_EXE_schedule-sync"))
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+}

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use schedule_sync::apply::Effect;
 use schedule_sync::project::{self, Diagnostic};
 use serde::Serialize;
@@ -112,6 +112,15 @@ enum Command {
         #[arg(value_enum)]
         file: SchemaFile,
     },
+    /// Prints a shell completion script, e.g.
+    /// `schedule-sync completions bash > /etc/bash_completion.d/schedule-sync`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Prints the manual page (roff), e.g. `schedule-sync man | man -l -`.
+    Man,
 }
 
 /// The files that have a JSON Schema.
@@ -211,12 +220,32 @@ pub fn run() -> ExitCode {
                 SchemaFile::Project => include_str!("../../../schema/project.schema.json"),
                 SchemaFile::Workflow => include_str!("../../../schema/workflow.schema.json"),
             };
-            let mut out = std::io::stdout().lock();
-            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(_) => ExitCode::FAILURE,
+            print_bytes(text.as_bytes())
+        }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "schedule-sync", &mut script);
+            print_bytes(&script)
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            match clap_mangen::Man::new(Cli::command()).render(&mut page) {
+                Ok(()) => print_bytes(&page),
+                Err(error) => {
+                    eprintln!("error: cannot render the manual page: {error}");
+                    ExitCode::FAILURE
+                }
             }
         }
+    }
+}
+
+/// Writes `bytes` to standard output; a closed pipe is a failure, not a panic.
+fn print_bytes(bytes: &[u8]) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
     }
 }
 
