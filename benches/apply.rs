@@ -73,6 +73,16 @@ async fn raw_creates(
     schedules.len() as f64 / elapsed
 }
 
+/// A store of its own (its RPC counts start at zero) on `server`.
+async fn fresh_store(server: &DevServer) -> TemporalStore {
+    let client = server
+        .settings()
+        .connect(Duration::from_secs(5))
+        .await
+        .unwrap();
+    TemporalStore::new(client, server.namespace().to_owned(), true)
+}
+
 async fn wait_for_listing(store: &TemporalStore, name: &str, count: usize) {
     let deadline = Instant::now() + Duration::from_secs(300);
     while store.list(name).await.unwrap().schedules.len() < count {
@@ -128,15 +138,7 @@ async fn main() {
     for &size in &sizes {
         let name = format!("cold{size}");
         let target = project(&name, size);
-        let cold = TemporalStore::new(
-            server
-                .settings()
-                .connect(Duration::from_secs(5))
-                .await
-                .unwrap(),
-            server.namespace().to_owned(),
-            true,
-        );
+        let cold = fresh_store(&server).await;
         let started = Instant::now();
         let report = reconcile(&cold, &target, ReconcileOptions::default())
             .await
@@ -151,15 +153,7 @@ async fn main() {
         );
 
         wait_for_listing(&store, &name, size).await;
-        let counting = TemporalStore::new(
-            server
-                .settings()
-                .connect(Duration::from_secs(5))
-                .await
-                .unwrap(),
-            server.namespace().to_owned(),
-            true,
-        );
+        let counting = fresh_store(&server).await;
         let started = Instant::now();
         let again = reconcile(&counting, &target, ReconcileOptions::default())
             .await

@@ -10,8 +10,7 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -804,7 +803,7 @@ impl Drop for Serve {
 
 impl Serve {
     fn get(&self, path: &str) -> (u16, String) {
-        http_get(&self.address, path)
+        support::http_get(&self.address, path)
     }
 
     fn health(&self) -> Value {
@@ -827,30 +826,6 @@ impl Serve {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-}
-
-/// A plain HTTP/1.1 GET; the status code and body.
-fn http_get(address: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let code = response
-        .get(9..12)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("GET {path}: not HTTP: {response:?}"));
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (code, body)
 }
 
 /// Whether the Prometheus text `metrics` has a sample of the series `name`.

@@ -216,7 +216,10 @@ pub fn http_get(address: &str, path: &str) -> (u16, String) {
     .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    let code = response[9..12].parse().unwrap();
+    let code = response
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("GET {path}: not HTTP: {response:?}"));
     let body = response
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())
