@@ -248,8 +248,24 @@ impl DevServer {
         let deadline = tokio::time::Instant::now() + timeout;
         let settings = self.settings();
         loop {
+            // Ready means the namespace answers a listing, not only that the
+            // frontend accepts connections: right after start the namespace
+            // may not be registered yet ("Namespace default is not found").
             let last = match settings.connect(Duration::from_secs(2)).await {
-                Ok(_) => return Ok(()),
+                Ok(client) => {
+                    let store = crate::store::TemporalStore::new(
+                        client,
+                        self.namespace.clone(),
+                        false,
+                    );
+                    match crate::store::ScheduleStore::list(&store, "readiness-probe").await {
+                        Ok(_) => return Ok(()),
+                        Err(error) => crate::connection::ConnectionError::Connect {
+                            address: self.address(),
+                            message: error.to_string(),
+                        },
+                    }
+                }
                 Err(e) => e,
             };
             if let Some(status) = self.watchdog.try_wait()? {
