@@ -253,11 +253,8 @@ impl DevServer {
             // may not be registered yet ("Namespace default is not found").
             let last = match settings.connect(Duration::from_secs(2)).await {
                 Ok(client) => {
-                    let store = crate::store::TemporalStore::new(
-                        client,
-                        self.namespace.clone(),
-                        false,
-                    );
+                    let store =
+                        crate::store::TemporalStore::new(client, self.namespace.clone(), false);
                     match crate::store::ScheduleStore::list(&store, "readiness-probe").await {
                         Ok(_) => return Ok(()),
                         Err(error) => crate::connection::ConnectionError::Connect {
