@@ -267,6 +267,13 @@ fn secrets_of(profile: &ClientConfigProfile) -> Vec<String> {
         secrets.extend(codec.auth.iter().cloned());
     }
     secrets.extend(profile.grpc_meta.values().cloned());
+    if let Some(url) = profile
+        .address
+        .as_deref()
+        .and_then(|a| url::Url::parse(a).ok())
+    {
+        secrets.extend(url.password().map(str::to_owned));
+    }
     secrets.retain(|s| s.len() >= 4 && !s.starts_with("-----"));
     secrets
 }
@@ -305,10 +312,12 @@ fn hide_quoted(text: &str) -> String {
             return out;
         };
         let inner = &after[..close];
+        // A key name (letters, `_`, `-`, `.`) may show; a value, which may
+        // be a token or a number, may not.
         let name = inner.len() <= 32
             && inner
                 .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+                .all(|c| c.is_ascii_alphabetic() || "_-.".contains(c));
         out.push_str(if name || inner.chars().all(|c| !c.is_alphanumeric()) {
             inner
         } else {
@@ -360,10 +369,18 @@ fn scrub(message: &str, secrets: &[String]) -> String {
     let from_env = ["TEMPORAL_API_KEY", "TEMPORAL_TLS_CLIENT_KEY_DATA"]
         .iter()
         .filter_map(|variable| std::env::var(variable).ok());
-    for secret in secrets.iter().cloned().chain(from_env) {
-        if secret.len() >= 4 {
-            out = out.replace(&secret, "<redacted>");
-        }
+    let mut all: Vec<String> = secrets
+        .iter()
+        .cloned()
+        .chain(from_env)
+        .filter(|secret| secret.len() >= 4)
+        // As Debug output shows them, too.
+        .flat_map(|secret| [secret.escape_debug().to_string(), secret])
+        .collect();
+    // The longest first, so that a secret inside another goes with it.
+    all.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+    for secret in all {
+        out = out.replace(&secret, "<redacted>");
     }
     hide_url_credentials(&out)
 }
@@ -378,7 +395,7 @@ fn hide_url_credentials(text: &str) -> String {
         out.push_str(&rest[..authority_start]);
         let after = &rest[authority_start..];
         let end = after
-            .find(|c: char| c.is_whitespace() || "/?#\"'<>,;)]}".contains(c))
+            .find(|c: char| c.is_whitespace() || "/?#\"<>`".contains(c))
             .unwrap_or(after.len());
         let authority = &after[..end];
         match authority.rfind('@') {
@@ -419,6 +436,25 @@ mod tests {
         assert_eq!(
             sanitise("ops@example.com saw https://u:p@ss@host:7233/x and http://a:b@c"),
             "ops@example.com saw https://<redacted>@host:7233/x and http://<redacted>@c"
+        );
+    }
+
+    #[test]
+    fn odd_passwords_and_nested_secrets_are_hidden_whole() {
+        assert_eq!(
+            sanitise("codec at https://user:pa,ss;x)y@codec.example/v1 failed"),
+            "codec at https://<redacted>@codec.example/v1 failed"
+        );
+        let secrets = vec![
+            "abcd".to_owned(),
+            "xxabcdyy".to_owned(),
+            "line\nbreak".to_owned(),
+        ];
+        assert_eq!(scrub("k=xxabcdyy", &secrets), "k=<redacted>");
+        assert_eq!(scrub("v: \"line\\nbreak\"", &secrets), "v: \"<redacted>\"");
+        assert_eq!(
+            hide_quoted("invalid type: integer `48213377`, expected a string for key `x-token`"),
+            "invalid type: integer `<redacted>`, expected a string for key `x-token`"
         );
     }
 

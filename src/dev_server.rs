@@ -248,21 +248,19 @@ impl DevServer {
         let deadline = tokio::time::Instant::now() + timeout;
         let settings = self.settings();
         loop {
-            // Ready means the namespace answers a listing, not only that the
-            // frontend accepts connections: right after start the namespace
-            // may not be registered yet ("Namespace default is not found").
+            // Ready means the namespace takes a workflow, not only that the
+            // frontend accepts connections: right after start, parts of the
+            // server may not know the namespace yet ("Namespace default is
+            // not found"), for a listing or for the workflow a schedule
+            // starts.
             let last = match settings.connect(Duration::from_secs(2)).await {
-                Ok(client) => {
-                    let store =
-                        crate::store::TemporalStore::new(client, self.namespace.clone(), false);
-                    match crate::store::ScheduleStore::list(&store, "readiness-probe").await {
-                        Ok(_) => return Ok(()),
-                        Err(error) => crate::connection::ConnectionError::Connect {
-                            address: self.address(),
-                            message: error.to_string(),
-                        },
-                    }
-                }
+                Ok(client) => match self.takes_a_workflow(&client).await {
+                    Ok(()) => return Ok(()),
+                    Err(status) => ConnectionError::Connect {
+                        address: self.address(),
+                        message: status.message().to_owned(),
+                    },
+                },
                 Err(e) => e,
             };
             if let Some(status) = self.watchdog.try_wait()? {
@@ -280,6 +278,57 @@ impl DevServer {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// Lists schedules and starts (then ends) a workflow in the namespace:
+    /// what the tests do first.
+    async fn takes_a_workflow(
+        &self,
+        client: &temporalio_client::Client,
+    ) -> Result<(), tonic::Status> {
+        use temporalio_common::protos::temporal::api::common::v1::{
+            WorkflowExecution, WorkflowType,
+        };
+        use temporalio_common::protos::temporal::api::taskqueue::v1::TaskQueue;
+        use temporalio_common::protos::temporal::api::workflowservice::v1::{
+            ListSchedulesRequest, StartWorkflowExecutionRequest, TerminateWorkflowExecutionRequest,
+        };
+        let mut service = client.connection().workflow_service();
+        service
+            .list_schedules(tonic::Request::new(ListSchedulesRequest {
+                namespace: self.namespace.clone(),
+                maximum_page_size: 1,
+                ..Default::default()
+            }))
+            .await?;
+        let workflow_id = format!("dev-server-readiness-{:016x}", fastrand::u64(..));
+        service
+            .start_workflow_execution(tonic::Request::new(StartWorkflowExecutionRequest {
+                namespace: self.namespace.clone(),
+                workflow_id: workflow_id.clone(),
+                workflow_type: Some(WorkflowType {
+                    name: "ReadinessProbe".to_owned(),
+                }),
+                task_queue: Some(TaskQueue {
+                    name: "dev-server-readiness".to_owned(),
+                    ..Default::default()
+                }),
+                request_id: workflow_id.clone(),
+                ..Default::default()
+            }))
+            .await?;
+        service
+            .terminate_workflow_execution(tonic::Request::new(TerminateWorkflowExecutionRequest {
+                namespace: self.namespace.clone(),
+                workflow_execution: Some(WorkflowExecution {
+                    workflow_id,
+                    ..Default::default()
+                }),
+                reason: "readiness probe".to_owned(),
+                ..Default::default()
+            }))
+            .await?;
+        Ok(())
     }
 
     /// The last lines of the server's log.

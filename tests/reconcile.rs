@@ -712,3 +712,40 @@ async fn every_kind_of_field_is_updated_and_read_back_with_the_cli() {
     assert_eq!(ids, vec!["fields.keep"]);
     server.stop();
 }
+
+#[tokio::test]
+async fn a_fingerprint_left_by_an_earlier_writer_is_not_trusted_when_we_cannot_write_it() {
+    // Written first with the attribute (a key that could list it), then by a
+    // store that may not use it (a least-privilege key): the attribute's old
+    // value must not make every reconcile rewrite the schedule.
+    let server = support::dev_server().await;
+    let client = support::client(&server).await;
+    let namespace = server.namespace().to_owned();
+    let dir = support::copy_example();
+    let full = TemporalStore::new(client.clone(), namespace.clone(), true);
+    assert!(support::apply(&full, dir.path()).await.converged());
+    wait_for_listing(&full, 4).await;
+
+    let file = dir.path().join("workflows/invoice-sweep.yaml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("every: 15m", "every: 20m");
+    std::fs::write(&file, text).unwrap();
+    let blind = TemporalStore::new(client.clone(), namespace.clone(), false);
+    let changed = support::apply(&blind, dir.path()).await;
+    assert!(changed.converged(), "{changed:#?}");
+    assert_eq!(changed.plan.steps.len(), 1, "{changed:#?}");
+
+    // The next reconciles find nothing to do: one write, not one per run.
+    for _ in 0..2 {
+        let counting = TemporalStore::new(client.clone(), namespace.clone(), false);
+        let again = support::apply(&counting, dir.path()).await;
+        assert!(again.plan.steps.is_empty(), "{again:#?}");
+        assert!(
+            !counting.rpc_counts().contains_key("UpdateSchedule"),
+            "{:?}",
+            counting.rpc_counts()
+        );
+    }
+    server.stop();
+}

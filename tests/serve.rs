@@ -156,7 +156,11 @@ async fn temporal_down_at_start_then_started_makes_it_ready() {
         .await;
     assert_eq!(health["schedules"]["in_sync"], 4, "{health}");
     assert_eq!(serve.get("/readyz").0, 200);
-    assert_eq!(listed(&server), 4);
+    // The listing lags the creates by a moment.
+    support::eventually(10, "the listing shows the 4 schedules", || async {
+        listed(&server) == 4
+    })
+    .await;
     let metrics = serve.metrics();
     assert!(
         metrics.contains("schedule_sync_state{state=\"synced\"} 1"),
@@ -277,7 +281,11 @@ async fn a_broken_reload_keeps_the_last_good_project_and_deletes_nothing() {
     serve
         .wait_for("/readyz", Duration::from_secs(30), |code, _| code == 200)
         .await;
-    assert_eq!(listed(&server), 4);
+    // The listing lags the creates by a moment.
+    support::eventually(10, "the listing shows the 4 schedules", || async {
+        listed(&server) == 4
+    })
+    .await;
 
     // Half the workflows vanish and the project file breaks: refused whole.
     std::fs::remove_file(dir.path().join("workflows/dunning.yaml")).unwrap();
@@ -370,7 +378,11 @@ async fn held_deletions_show_in_healthz_schedules_and_metrics() {
     serve
         .wait_for("/readyz", Duration::from_secs(30), |code, _| code == 200)
         .await;
-    assert_eq!(listed(&server), 4);
+    // The listing lags the creates by a moment.
+    support::eventually(10, "the listing shows the 4 schedules", || async {
+        listed(&server) == 4
+    })
+    .await;
 
     // Three of the four workflows vanish: more than half, so held.
     for file in ["dunning.yaml", "invoice-sweep.yaml", "quarter-close.yaml"] {

@@ -191,7 +191,7 @@ pub fn find(dir: &Path, project_file: &Path, globs: &[(String, Position)]) -> Fo
 
 /// An error when `path`, once its symbolic links are resolved, is not inside
 /// the project folder `real_dir`.
-fn leads_out(real_dir: &Path, path: &Path, relative: &Path) -> Option<Diagnostic> {
+pub(super) fn leads_out(real_dir: &Path, path: &Path, relative: &Path) -> Option<Diagnostic> {
     let real = path.canonicalize().ok()?;
     (!real.starts_with(real_dir)).then(|| {
         Diagnostic::error(
@@ -449,5 +449,21 @@ mod tests {
         let everything = format!("{invalid:?}");
         assert!(!everything.contains("tk-Secret-4f9a2b"), "{everything}");
         assert!(!everything.contains("tk-Other-77c1"), "{everything}");
+    }
+
+    #[test]
+    fn a_project_file_that_links_out_is_never_read() {
+        let outside = tempfile::tempdir().unwrap();
+        let token = outside.path().join("temporal.toml");
+        std::fs::write(&token, "api_key = \"tk-Proj-9d8c7b\"\n").unwrap();
+        let project = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(&token, project.path().join("project.yaml")).unwrap();
+        let invalid = crate::project::load(project.path()).unwrap_err();
+        let everything = format!("{invalid:?}");
+        assert!(
+            everything.contains("leads out of the project"),
+            "{everything}"
+        );
+        assert!(!everything.contains("tk-Proj-9d8c7b"), "{everything}");
     }
 }

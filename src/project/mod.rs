@@ -93,6 +93,12 @@ pub fn load(dir: &Path) -> Result<Loaded, InvalidProject> {
         sort(&mut diagnostics);
         InvalidProject { diagnostics }
     };
+    // A project file that is a link out of the folder is never read: its
+    // text could show in a diagnostic.
+    let real_dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    if let Some(outside) = files::leads_out(&real_dir, &dir.join(project_path), project_path) {
+        return Err(invalid(vec![outside]));
+    }
     let source = match files::read(dir, project_path) {
         Ok(source) => source,
         Err(mut diagnostic) => {

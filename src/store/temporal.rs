@@ -111,7 +111,10 @@ impl TemporalStore {
                 observation.schedules.push(observed(
                     entry.schedule_id,
                     entry.memo.as_ref(),
-                    entry.search_attributes.as_ref(),
+                    entry
+                        .search_attributes
+                        .as_ref()
+                        .filter(|_| self.fingerprint_attribute),
                     info.paused,
                     info.notes,
                     info.spec,
@@ -287,7 +290,12 @@ impl ScheduleStore for TemporalStore {
             observed: observed(
                 schedule_id.to_owned(),
                 response.memo.as_ref(),
-                response.search_attributes.as_ref(),
+                // A fingerprint we do not write (the attribute cannot be
+                // used) may be stale: not shown, so schedules are compared.
+                response
+                    .search_attributes
+                    .as_ref()
+                    .filter(|_| self.fingerprint_attribute),
                 state.paused,
                 state.notes,
                 schedule.spec.clone(),

@@ -38,6 +38,8 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one HTTP connection may stay open; a keep-alive client then
 /// reconnects.
 const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+/// How long a closing connection may take to finish its response.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs the server until SIGTERM or SIGINT; exit 0 after a clean shutdown.
 pub fn serve(args: ServeArgs) -> ExitCode {
@@ -170,6 +172,10 @@ async fn serve_http(
             tokio::pin!(connection);
             let lifetime = tokio::time::sleep(CONNECTION_LIFETIME);
             tokio::pin!(lifetime);
+            // Once closing, the response in flight gets a few seconds: a
+            // client that never reads must not hold its slot for ever.
+            let drained = tokio::time::sleep(CONNECTION_LIFETIME);
+            tokio::pin!(drained);
             let mut closing = false;
             loop {
                 tokio::select! {
@@ -182,11 +188,14 @@ async fn serve_http(
                     () = shutdown.cancelled(), if !closing => {
                         closing = true;
                         connection.as_mut().graceful_shutdown();
+                        drained.as_mut().reset(tokio::time::Instant::now() + DRAIN_TIMEOUT);
                     }
                     () = &mut lifetime, if !closing => {
                         closing = true;
                         connection.as_mut().graceful_shutdown();
+                        drained.as_mut().reset(tokio::time::Instant::now() + DRAIN_TIMEOUT);
                     }
+                    () = &mut drained, if closing => break,
                 }
             }
         });
