@@ -112,11 +112,16 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     ));
     shutdown.cancelled().await;
     tracing::info!("shutting down");
-    if let Some(handle) = handle {
-        handle.shutdown().await;
-    }
-    // Open connections (a slow client) get the same grace as the reconciler.
-    match tokio::time::timeout(grace, server).await {
+    // The reconciler and the open HTTP connections drain side by side, within
+    // one grace period, so that the whole shutdown fits in it.
+    let deadline = tokio::time::Instant::now() + grace;
+    let reconciler = async {
+        if let Some(handle) = handle {
+            handle.shutdown().await;
+        }
+    };
+    let (_, http) = tokio::join!(reconciler, tokio::time::timeout_at(deadline, server));
+    match http {
         Ok(result) => result?,
         Err(_) => tracing::warn!(?grace, "HTTP connections still open were dropped"),
     }
@@ -201,6 +206,9 @@ async fn serve_http(
         });
         while connections.try_join_next().is_some() {}
     }
+    // New connections are refused from now on (a probe fails at once instead
+    // of waiting in the queue); those open finish.
+    drop(listener);
     while connections.join_next().await.is_some() {}
 }
 
