@@ -10,15 +10,15 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::time::Instant;
 
 use schedule_sync::dev_server::free_port;
+use support::serve::Serve;
 
 const DASHBOARD: &str = "deploy/grafana/schedule-sync.json";
 const RULES: &str = "deploy/prometheus/schedule-sync.rules.yml";
@@ -787,47 +787,6 @@ fn the_manifests_parse_and_agree_with_each_other() {
 // ---------------------------------------------------------------------------
 // A running serve.
 
-/// `serve`, killed when dropped.
-struct Serve {
-    child: Child,
-    address: String,
-    _stdout: BufReader<std::process::ChildStdout>,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Serve {
-    fn get(&self, path: &str) -> (u16, String) {
-        support::http_get(&self.address, path)
-    }
-
-    fn health(&self) -> Value {
-        let (code, body) = self.get("/healthz");
-        assert_eq!(code, 200, "/healthz: {body}");
-        serde_json::from_str(&body).unwrap()
-    }
-
-    async fn wait_for_health(&self, what: &str, test: impl Fn(&Value) -> bool) -> Value {
-        let started = Instant::now();
-        loop {
-            let health = self.health();
-            if test(&health) {
-                return health;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "not within 60 s: {what}: {health}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
 /// Whether the Prometheus text `metrics` has a sample of the series `name`.
 fn has_series(metrics: &str, name: &str) -> bool {
     metrics.lines().any(|line| {
@@ -872,39 +831,28 @@ async fn serve_with_the_deployments_arguments_answers_every_probe_and_exports_ev
     command
         .env("TEMPORAL_ADDRESS", server.address())
         .env("TEMPORAL_NAMESPACE", server.namespace());
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve starts");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    let serve = Serve {
-        child,
-        address: address.clone(),
-        _stdout: stdout,
-    };
-    assert!(first.contains(&address), "serve printed {first:?}");
+    let serve = Serve::spawn(command, &address);
 
     // Every probe path is served from the start: 200 or 503, never 404.
     let probes = probes(&container);
     assert_eq!(probes.len(), 3);
     for (kind, get) in &probes {
         let path = text(&get["path"], "a probe path");
-        let (code, body) = serve.get(path);
+        let (code, body) = serve.get_text(path);
         assert!(
             code == 200 || code == 503,
             "{kind} {path} answered {code}: {body}"
         );
     }
     let health = serve
-        .wait_for_health("synced", |h| h["state"] == "synced")
+        .wait_for("/healthz", Duration::from_secs(60), |code, h| {
+            code == 200 && h["state"] == "synced"
+        })
         .await;
     assert_eq!(health["schedules"]["in_sync"], 4, "{health}");
     for (kind, get) in &probes {
         let path = text(&get["path"], "a probe path");
-        let (code, body) = serve.get(path);
+        let (code, body) = serve.get_text(path);
         assert_eq!(code, 200, "{kind} {path} once synced: {body}");
     }
 
@@ -915,8 +863,8 @@ async fn serve_with_the_deployments_arguments_answers_every_probe_and_exports_ev
         .unwrap();
     assert!(status.success());
     serve
-        .wait_for_health("the reload applied", |h| {
-            h["config_revision"] == 2 && h["state"] == "synced"
+        .wait_for("/healthz", Duration::from_secs(60), |code, h| {
+            code == 200 && { h["config_revision"] == 2 && h["state"] == "synced" }
         })
         .await;
 
@@ -938,7 +886,7 @@ async fn serve_with_the_deployments_arguments_answers_every_probe_and_exports_ev
     assert!(wanted.len() >= 10, "{wanted:?}");
     let started = Instant::now();
     let metrics = loop {
-        let (code, metrics) = serve.get(scrape_paths[0]);
+        let (code, metrics) = serve.get_text(scrape_paths[0]);
         assert_eq!(code, 200, "{}: {metrics}", scrape_paths[0]);
         if wanted.iter().all(|name| has_series(&metrics, name))
             || started.elapsed() > Duration::from_secs(15)
@@ -961,7 +909,7 @@ async fn serve_with_the_deployments_arguments_answers_every_probe_and_exports_ev
             );
         }
     }
-    let (code, body) = serve.get(scrape_paths[1]);
+    let (code, body) = serve.get_text(scrape_paths[1]);
     assert_eq!(code, 200);
     assert!(has_series(&body, "schedule_sync_state"), "{body}");
     drop(serve);

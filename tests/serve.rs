@@ -4,122 +4,38 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use schedule_sync::dev_server::{DevServer, DevServerOptions, free_port};
+use support::serve::Serve;
 
 /// A running `serve`, killed when dropped.
-struct Serve {
-    child: Child,
-    address: String,
-    /// Kept open: the server's standard output stays a live pipe.
-    _stdout: BufReader<std::process::ChildStdout>,
+/// `serve` on `dir`, listening on a free port, with Temporal at `temporal`.
+fn start(dir: &Path, temporal: &str, extra: &[&str]) -> Serve {
+    start_with_env(dir, temporal, extra, &[])
 }
 
-impl Serve {
-    fn start(dir: &Path, temporal: &str, extra: &[&str]) -> Serve {
-        Serve::start_with_env(dir, temporal, extra, &[])
-    }
-
-    fn start_with_env(dir: &Path, temporal: &str, extra: &[&str], env: &[(&str, &str)]) -> Serve {
-        let address = format!("127.0.0.1:{}", free_port().unwrap());
-        let child = Command::new(env!("CARGO_BIN_EXE_schedule-sync"))
-            .arg("serve")
-            .arg(dir)
-            .args(["--listen", &address, "--address", temporal])
-            .args(extra)
-            .env_remove("TEMPORAL_ADDRESS")
-            .env_remove("TEMPORAL_NAMESPACE")
-            .env_remove("TEMPORAL_API_KEY")
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serve starts");
-        let mut child = child;
-        // The URLs are printed once the listener is bound.
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        stdout.read_line(&mut first).unwrap();
-        assert!(first.contains(&address), "{first}");
-        Serve {
-            child,
-            address,
-            _stdout: stdout,
-        }
-    }
-
-    fn get(&self, path: &str) -> (u16, serde_json::Value) {
-        let (code, body) = support::http_get(&self.address, path);
-        (
-            code,
-            serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)),
-        )
-    }
-
-    fn metrics(&self) -> String {
-        support::http_get(&self.address, "/metrics").1
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the process to end, at most `limit`.
-    async fn wait(&mut self, limit: Duration) -> (ExitStatus, Duration) {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (status, started.elapsed());
-            }
-            assert!(
-                started.elapsed() < limit,
-                "serve did not exit within {limit:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Polls `path` until `test` holds, at most `limit`.
-    async fn wait_for(
-        &self,
-        path: &str,
-        limit: Duration,
-        test: impl Fn(u16, &serde_json::Value) -> bool,
-    ) -> serde_json::Value {
-        let started = Instant::now();
-        loop {
-            let (code, body) = self.get(path);
-            if test(code, &body) {
-                return body;
-            }
-            assert!(
-                started.elapsed() < limit,
-                "{path} never matched: {code} {body}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+fn start_with_env(dir: &Path, temporal: &str, extra: &[&str], env: &[(&str, &str)]) -> Serve {
+    let address = format!("127.0.0.1:{}", free_port().unwrap());
+    let mut command = Command::new(env!("CARGO_BIN_EXE_schedule-sync"));
+    command
+        .arg("serve")
+        .arg(dir)
+        .args(["--listen", &address, "--address", temporal])
+        .args(extra)
+        .env_remove("TEMPORAL_ADDRESS")
+        .env_remove("TEMPORAL_NAMESPACE")
+        .env_remove("TEMPORAL_API_KEY")
+        .envs(env.iter().copied());
+    Serve::spawn(command, &address)
 }
 
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A plain HTTP/1.1 GET; returns the status code and body.
 fn listed(server: &DevServer) -> usize {
     support::temporal_json(server, &["schedule", "list"])
         .as_array()
@@ -131,7 +47,7 @@ async fn temporal_down_at_start_then_started_makes_it_ready() {
     let port = free_port().unwrap();
     let temporal = format!("127.0.0.1:{port}");
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/billing");
-    let serve = Serve::start(&example, &temporal, &[]);
+    let serve = start(&example, &temporal, &[]);
     let (code, live) = serve.get("/livez");
     assert_eq!((code, &live["live"]), (200, &serde_json::json!(true)));
     let health = serve
@@ -181,7 +97,7 @@ async fn a_silent_peer_hangs_nothing() {
     // The accepted connections are kept open, unanswered, until the test ends.
     std::thread::spawn(move || silent.incoming().collect::<Vec<_>>());
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/billing");
-    let mut serve = Serve::start(&example, &temporal, &[]);
+    let mut serve = start(&example, &temporal, &[]);
     for _ in 0..20 {
         let asked = Instant::now();
         let (code, health) = serve.get("/healthz");
@@ -227,7 +143,7 @@ async fn sigterm_in_the_middle_of_a_reconcile_exits_cleanly_and_a_restart_conver
     let server = support::dev_server().await;
     let dir = tempfile::tempdir().unwrap();
     write_big_project(dir.path(), 400);
-    let mut serve = Serve::start(dir.path(), &server.address(), &["--concurrency", "2"]);
+    let mut serve = start(dir.path(), &server.address(), &["--concurrency", "2"]);
     // Wait until creates are under way, then stop it.
     let started = Instant::now();
     while !serve
@@ -255,7 +171,7 @@ async fn sigterm_in_the_middle_of_a_reconcile_exits_cleanly_and_a_restart_conver
         "the reconcile was interrupted: {created} created"
     );
 
-    let restarted = Serve::start(dir.path(), &server.address(), &[]);
+    let restarted = start(dir.path(), &server.address(), &[]);
     let health = restarted
         .wait_for("/healthz", Duration::from_secs(120), |_, h| {
             h["state"] == "synced"
@@ -277,7 +193,7 @@ async fn sigterm_in_the_middle_of_a_reconcile_exits_cleanly_and_a_restart_conver
 async fn a_broken_reload_keeps_the_last_good_project_and_deletes_nothing() {
     let server = support::dev_server().await;
     let dir = support::copy_example();
-    let serve = Serve::start(dir.path(), &server.address(), &[]);
+    let serve = start(dir.path(), &server.address(), &[]);
     serve
         .wait_for("/readyz", Duration::from_secs(30), |code, _| code == 200)
         .await;
@@ -347,7 +263,7 @@ async fn unusable_connection_settings_are_reported_and_the_server_still_serves()
     std::fs::write(config.path(), "this is [ not toml\n").unwrap();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/billing");
     let path = config.path().to_str().unwrap();
-    let mut serve = Serve::start_with_env(
+    let mut serve = start_with_env(
         &example,
         "127.0.0.1:1",
         &[],
@@ -374,7 +290,7 @@ async fn unusable_connection_settings_are_reported_and_the_server_still_serves()
 async fn held_deletions_show_in_healthz_schedules_and_metrics() {
     let server = support::dev_server().await;
     let dir = support::copy_example();
-    let serve = Serve::start(dir.path(), &server.address(), &[]);
+    let serve = start(dir.path(), &server.address(), &[]);
     serve
         .wait_for("/readyz", Duration::from_secs(30), |code, _| code == 200)
         .await;
@@ -442,7 +358,7 @@ fn open_sockets(pid: u32) -> usize {
 async fn slow_and_idle_clients_cannot_use_up_the_http_server() {
     let closed = format!("127.0.0.1:{}", free_port().unwrap());
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/billing");
-    let serve = Serve::start(&example, &closed, &["--max-connections", "8"]);
+    let serve = start(&example, &closed, &["--max-connections", "8"]);
     let before = open_sockets(serve.child.id());
 
     // A client that starts a request and never finishes its headers is cut

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod serve;
+
 use std::path::PathBuf;
 
 use schedule_sync::dev_server::{self, DevServer, DevServerOptions};
