@@ -26,6 +26,7 @@ pub mod cron;
 pub mod dev_server;
 pub mod duration;
 pub mod embedding;
+pub mod import;
 pub mod observe;
 pub mod plan;
 #[cfg(feature = "http")]

@@ -56,6 +56,9 @@ fn assert_clean(case: &Case, what: &str, text: &str) {
     );
 }
 
+/// Stands for a fresh folder in the argument lists of `import`.
+const IMPORT_DIR: &str = "<fresh folder>";
+
 fn run_commands(case: &Case) {
     let dir = example();
     let dir = dir.to_str().unwrap();
@@ -66,7 +69,38 @@ fn run_commands(case: &Case) {
             vec!["plan", dir, "--format", "json", "--address", &case.address],
             vec!["apply", dir, "--address", &case.address],
             vec!["apply", dir, "--format", "json", "--address", &case.address],
+            vec![
+                "import",
+                IMPORT_DIR,
+                "--project",
+                "billing",
+                "--address",
+                &case.address,
+            ],
+            vec![
+                "import",
+                IMPORT_DIR,
+                "--project",
+                "billing",
+                "--format",
+                "json",
+                "--address",
+                &case.address,
+            ],
         ] {
+            // Each import gets a folder of its own.
+            let target = tempfile::tempdir().unwrap();
+            let target = target.path().join("imported");
+            let args: Vec<&str> = args
+                .iter()
+                .map(|a| {
+                    if *a == IMPORT_DIR {
+                        target.to_str().unwrap()
+                    } else {
+                        a
+                    }
+                })
+                .collect();
             let mut args = args.clone();
             args.extend(["--log-format", log]);
             let Output { stdout, stderr, .. } = command(case, &args).output().unwrap();

@@ -3,6 +3,7 @@
 
 use temporalio_common::protos::temporal::api::schedule::v1::Schedule;
 
+use crate::plan::changes::normalized;
 use crate::spec::DesiredSchedule;
 use crate::store::{Described, PauseState};
 
@@ -23,8 +24,10 @@ pub(super) fn holds(current: &Described, want: &DesiredSchedule, pause: &PauseSt
 }
 
 /// Whether the schedule the server holds has every managed field of `want`
-/// (the paused state is the plan's business, not the fingerprint's).
-pub(super) fn same_schedule(held: &Schedule, want: &Schedule) -> bool {
+/// (the paused state is the plan's business, not the fingerprint's), each
+/// compared in its [`normalized`] form.
+pub(crate) fn same_schedule(held: &Schedule, want: &Schedule) -> bool {
+    let (held, want) = (&normalized(held), &normalized(want));
     use temporalio_common::protos::temporal::api::schedule::v1::schedule_action::Action;
     let start = |s: &Schedule| match s.action.as_ref().and_then(|a| a.action.as_ref()) {
         Some(Action::StartWorkflow(start)) => Some((

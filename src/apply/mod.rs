@@ -16,7 +16,7 @@
 //! - `failure`: why a step failed, as one type.
 
 mod calls;
-mod compare;
+pub(crate) mod compare;
 mod failure;
 mod fingerprints;
 mod steps;

@@ -2,11 +2,14 @@
 //! one, in words a reviewer reads in `plan`: one line per managed field.
 
 use serde::Serialize;
+use temporalio_common::protos::temporal::api::common::v1::Payload;
 use temporalio_common::protos::temporal::api::enums::v1::ScheduleOverlapPolicy;
 use temporalio_common::protos::temporal::api::schedule::v1::schedule_action::Action;
 use temporalio_common::protos::temporal::api::schedule::v1::{
     Range, Schedule, ScheduleSpec, StructuredCalendarSpec,
 };
+
+use crate::spec::TEMPORAL_DEFAULT_CATCHUP_WINDOW;
 
 /// One managed field whose value differs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -20,11 +23,13 @@ pub struct FieldChange {
 }
 
 /// The managed fields of `held` that differ from `want`, in a fixed order.
-/// The paused state is left out: pauses are the plan's business.
+/// The paused state is left out: pauses are the plan's business. Both are
+/// [`normalized`] first, so two spellings of one meaning are no change.
 pub fn field_changes(held: &Schedule, want: &Schedule) -> Vec<FieldChange> {
+    let (held, want) = (normalized(held), normalized(want));
     let mut changes = Vec::new();
     for (field, render) in FIELDS {
-        let (current, desired) = (render(held), render(want));
+        let (current, desired) = (render(&held), render(&want));
         if current != desired {
             changes.push(FieldChange {
                 field,
@@ -34,6 +39,58 @@ pub fn field_changes(held: &Schedule, want: &Schedule) -> Vec<FieldChange> {
         }
     }
     changes
+}
+
+/// `schedule` with each managed field that Temporal reads the same way in
+/// two spellings written in the one schedule-sync sends: no time zone is
+/// `UTC`, a zero jitter or phase is none, an empty input is none, a JSON
+/// input is its compact form with sorted keys, no catch-up window is
+/// Temporal's default of one year, and no overlap policy is `skip`. A
+/// schedule made with the Temporal CLI or an SDK then compares equal to the
+/// one a workflow file declares with the same meaning.
+pub fn normalized(schedule: &Schedule) -> Schedule {
+    let mut schedule = schedule.clone();
+    if let Some(spec) = schedule.spec.as_mut() {
+        if spec.timezone_name.is_empty() && spec.timezone_data.is_empty() {
+            spec.timezone_name = "UTC".to_owned();
+        }
+        spec.jitter = spec.jitter.take().filter(|d| !is_zero(d));
+        for interval in &mut spec.interval {
+            interval.phase = interval.phase.take().filter(|d| !is_zero(d));
+        }
+    }
+    if let Some(Action::StartWorkflow(start)) =
+        schedule.action.as_mut().and_then(|a| a.action.as_mut())
+    {
+        start.input = start.input.take().filter(|i| !i.payloads.is_empty());
+        for payload in start.input.iter_mut().flat_map(|i| i.payloads.iter_mut()) {
+            if let Some(value) = json_value(payload) {
+                payload.data = serde_json::to_vec(&value).unwrap_or_default();
+            }
+        }
+    }
+    let policies = schedule.policies.get_or_insert_with(Default::default);
+    policies.overlap_policy = policies
+        .overlap_policy
+        .max(ScheduleOverlapPolicy::Skip as i32);
+    policies
+        .catchup_window
+        .get_or_insert(prost_wkt_types::Duration {
+            seconds: i64::try_from(TEMPORAL_DEFAULT_CATCHUP_WINDOW.as_secs()).unwrap_or(i64::MAX),
+            nanos: 0,
+        });
+    schedule
+}
+
+/// The value of a payload in the `json/plain` encoding, when it parses.
+pub fn json_value(payload: &Payload) -> Option<serde_json::Value> {
+    (payload.metadata.get("encoding").map(Vec::as_slice) == Some(b"json/plain".as_slice()))
+        .then(|| serde_json::from_slice(&payload.data).ok())
+        .flatten()
+}
+
+fn is_zero(duration: &prost_wkt_types::Duration) -> bool {
+    duration.seconds == 0 && duration.nanos == 0
 }
 
 type Render = fn(&Schedule) -> String;
@@ -236,5 +293,41 @@ mod tests {
             (every.current.as_str(), every.desired.as_str()),
             ("900s", "900s offset 300s")
         );
+    }
+
+    #[test]
+    fn two_spellings_of_one_meaning_are_no_change() {
+        let want = schedule("id: a\nschedule:\n  every: 15m\n  input: {b: 1, a: [1, 2]}\n");
+        // As the Temporal CLI makes it: no zone, zero jitter and phase, the
+        // input as typed, no catch-up window and no overlap policy.
+        let mut held = want.clone();
+        let spec = held.spec.as_mut().unwrap();
+        spec.timezone_name.clear();
+        spec.jitter = Some(prost_wkt_types::Duration::default());
+        spec.interval[0].phase = Some(prost_wkt_types::Duration::default());
+        let Some(Action::StartWorkflow(start)) =
+            held.action.as_mut().and_then(|a| a.action.as_mut())
+        else {
+            unreachable!()
+        };
+        start.input.as_mut().unwrap().payloads[0].data = br#"{ "b": 1,  "a": [1, 2] }"#.to_vec();
+        let policies = held.policies.as_mut().unwrap();
+        policies.catchup_window = None;
+        policies.overlap_policy = 0;
+        assert_eq!(field_changes(&held, &want), Vec::new());
+        assert!(crate::apply::compare::same_schedule(&held, &want));
+
+        // A different value is still a change.
+        start_input(&mut held, br#"{"b": 2, "a": [1, 2]}"#);
+        assert_eq!(field_changes(&held, &want)[0].field, "input");
+        assert!(!crate::apply::compare::same_schedule(&held, &want));
+    }
+
+    fn start_input(schedule: &mut Schedule, data: &[u8]) {
+        if let Some(Action::StartWorkflow(start)) =
+            schedule.action.as_mut().and_then(|a| a.action.as_mut())
+        {
+            start.input.as_mut().unwrap().payloads[0].data = data.to_vec();
+        }
     }
 }

@@ -288,6 +288,8 @@ impl ScheduleStore for MemoryStore {
             schedule: entry.schedule.clone(),
             conflict_token: entry.version.to_le_bytes().to_vec(),
             search_attributes: entry.search_attributes.clone(),
+            // This store keeps no memo but the marker.
+            foreign_memo: Vec::new(),
         }))
     }
 

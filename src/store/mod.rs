@@ -103,6 +103,8 @@ pub struct Described {
     /// The search attributes the schedule holds (Temporal's own system
     /// attributes left out, as DescribeSchedule leaves them out).
     pub search_attributes: HashMap<String, Payload>,
+    /// The keys of the schedule's memo that are not schedule-sync's marker.
+    pub foreign_memo: Vec<String>,
 }
 
 /// What happened to a create.

@@ -127,6 +127,35 @@ impl TemporalStore {
         }
     }
 
+    /// The ids of every schedule that ListSchedules shows for the visibility
+    /// `query` (empty: the whole namespace), all pages. The listing lags
+    /// behind writes by a second or so, and is not filtered by owner.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] when any page fails: a partial list of what to
+    /// import would be mistaken for the whole.
+    pub async fn list_ids(&self, query: &str) -> Result<Vec<String>, StoreError> {
+        let mut service = self.client.connection().workflow_service();
+        let mut ids = Vec::new();
+        let mut token = Vec::new();
+        loop {
+            let request = ListSchedulesRequest {
+                namespace: self.namespace.clone(),
+                maximum_page_size: PAGE_SIZE,
+                next_page_token: token,
+                query: query.to_owned(),
+            };
+            let response = bounded(service.list_schedules(tonic::Request::new(request))).await;
+            let page = self.counted("ListSchedules", response)?;
+            ids.extend(page.schedules.into_iter().map(|entry| entry.schedule_id));
+            if page.next_page_token.is_empty() {
+                return Ok(ids);
+            }
+            token = page.next_page_token;
+        }
+    }
+
     /// The RPCs this store (and its clones) made so far, by name and code.
     pub fn rpc_counts(&self) -> RpcCounts {
         self.counts
@@ -285,8 +314,17 @@ impl ScheduleStore for TemporalStore {
             .as_ref()
             .map(|a| a.indexed_fields.clone())
             .unwrap_or_default();
+        let mut foreign_memo: Vec<String> = response
+            .memo
+            .iter()
+            .flat_map(|m| m.fields.keys())
+            .filter(|key| ![MEMO_PROJECT, MEMO_FINGERPRINT].contains(&key.as_str()))
+            .cloned()
+            .collect();
+        foreign_memo.sort();
         Ok(Some(Described {
             search_attributes,
+            foreign_memo,
             observed: observed(
                 schedule_id.to_owned(),
                 response.memo.as_ref(),

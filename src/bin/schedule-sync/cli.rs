@@ -22,13 +22,30 @@ struct Cli {
 
 /// Where Temporal is; Temporal's environment and config file apply first.
 #[derive(clap::Args, Clone)]
-struct ConnectionArgs {
+pub(crate) struct TemporalArgs {
     /// Temporal address (host:port or URL); overrides TEMPORAL_ADDRESS.
     #[arg(long)]
     address: Option<String>,
     /// Temporal namespace; overrides TEMPORAL_NAMESPACE.
     #[arg(long)]
     namespace: Option<String>,
+}
+
+impl TemporalArgs {
+    /// The flags, as overrides of Temporal's environment and config file.
+    pub(crate) fn overrides(&self) -> schedule_sync::connection::Overrides {
+        schedule_sync::connection::Overrides {
+            address: self.address.clone(),
+            namespace: self.namespace.clone(),
+        }
+    }
+}
+
+/// Where Temporal is, and how a reconcile writes to it.
+#[derive(clap::Args, Clone)]
+struct ConnectionArgs {
+    #[command(flatten)]
+    temporal: TemporalArgs,
     /// Take over schedules that sit on this project's ids without a marker.
     #[arg(long)]
     adopt: bool,
@@ -104,6 +121,48 @@ enum Command {
         #[command(flatten)]
         connection: ConnectionArgs,
     },
+    /// Writes workflow files for schedules that Temporal already holds (made
+    /// with the Temporal CLI, the UI or an SDK), so that `plan --adopt` shows
+    /// no field to change. Never writes to Temporal. Exit 0 when every
+    /// selected schedule was imported, 2 when some were skipped (each is
+    /// named with the reason), 1 on an error (then no file is written).
+    ///
+    /// Schedule `<project>.<workflow>` becomes workflows/<workflow>.yaml.
+    /// Without --id, --query or --prefix, the schedules whose ids start with
+    /// `<project>.` are imported.
+    Import {
+        /// The project folder; made, with a project.yaml, when it has none.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Import the schedules whose ids start with this.
+        #[arg(long, conflicts_with_all = ["query", "ids"])]
+        prefix: Option<String>,
+        /// Import the schedules that this visibility query lists, e.g.
+        /// `TemporalSchedulePaused = false`.
+        #[arg(long, conflicts_with = "ids")]
+        query: Option<String>,
+        /// Import these schedules (repeat the flag, or separate with commas).
+        #[arg(long = "id", value_name = "SCHEDULE_ID", value_delimiter = ',')]
+        ids: Vec<String>,
+        /// The project's name, for a folder without project.yaml.
+        #[arg(long)]
+        project: Option<String>,
+        /// The default task queue of a new project; by default the one most
+        /// imported schedules use.
+        #[arg(long)]
+        task_queue: Option<String>,
+        /// Where the workflow files go, relative to the project folder.
+        #[arg(long, default_value = "workflows")]
+        out: PathBuf,
+        /// Then show what `apply --adopt` would do, as `plan --adopt` does.
+        #[arg(long)]
+        adopt_plan: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        #[command(flatten)]
+        temporal: TemporalArgs,
+    },
     /// Prints the JSON Schema of project.yaml or of a workflow file, for editors.
     ///
     /// `schedule-sync schema workflow > workflow.schema.json` writes a local copy.
@@ -137,8 +196,9 @@ fn duration(text: &str) -> Result<std::time::Duration, String> {
     schedule_sync::duration::parse_duration(text).map_err(|e| e.to_string())
 }
 
+/// Output for people or for machines.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
+pub(crate) enum Format {
     Text,
     Json,
 }
@@ -195,10 +255,7 @@ pub fn run() -> ExitCode {
             crate::serve::serve(crate::serve::ServeArgs {
                 dir,
                 listen,
-                overrides: schedule_sync::connection::Overrides {
-                    address: connection.address,
-                    namespace: connection.namespace,
-                },
+                overrides: connection.temporal.overrides(),
                 options,
                 no_reconciler,
                 max_connections,
@@ -214,6 +271,29 @@ pub fn run() -> ExitCode {
             format,
             connection,
         } => remote(&dir, format, &connection, true),
+        Command::Import {
+            dir,
+            prefix,
+            query,
+            ids,
+            project,
+            task_queue,
+            out,
+            adopt_plan,
+            format,
+            temporal,
+        } => crate::import::run(&crate::import::ImportArgs {
+            dir,
+            format,
+            prefix,
+            query,
+            ids,
+            project,
+            task_queue,
+            out,
+            adopt_plan,
+            temporal,
+        }),
         Command::Schema { file } => {
             // The committed files themselves, so the two can never differ.
             let text = match file {
@@ -337,14 +417,10 @@ async fn run_remote(
     schedule_sync::store::RpcCounts,
 )> {
     use schedule_sync::apply::{ReconcileOptions, Report, preview, reconcile_with_progress};
-    use schedule_sync::connection::{DEFAULT_CONNECT_TIMEOUT, Overrides, Settings};
+    use schedule_sync::connection::{DEFAULT_CONNECT_TIMEOUT, Settings};
     use schedule_sync::runtime::{Connector, TemporalConnector};
 
-    let overrides = Overrides {
-        address: args.address.clone(),
-        namespace: args.namespace.clone(),
-    };
-    let settings = Settings::load(&overrides)?;
+    let settings = Settings::load(&args.temporal.overrides())?;
     // The same connect as `serve`: timeout, attribute check and its warning.
     let store = TemporalConnector::new(settings, DEFAULT_CONNECT_TIMEOUT)
         .connect()
@@ -370,7 +446,8 @@ async fn run_remote(
 }
 
 /// For each update, the fields that differ.
-type Changes = std::collections::BTreeMap<String, Vec<schedule_sync::plan::changes::FieldChange>>;
+pub(crate) type Changes =
+    std::collections::BTreeMap<String, Vec<schedule_sync::plan::changes::FieldChange>>;
 
 /// A progress bar on standard error; indicatif draws nothing when that is not
 /// a terminal.
@@ -401,7 +478,7 @@ impl schedule_sync::apply::Progress for ProgressBar {
 }
 
 /// The next 3 firing times of each schedule that the plan creates or updates.
-fn next_fires(
+pub(crate) fn next_fires(
     project: &schedule_sync::project::Project,
     report: &schedule_sync::apply::Report,
 ) -> std::collections::BTreeMap<String, Vec<chrono::DateTime<chrono::Utc>>> {
@@ -427,7 +504,7 @@ fn next_fires(
         .collect()
 }
 
-fn render_report(
+pub(crate) fn render_report(
     report: &schedule_sync::apply::Report,
     changes: &Changes,
     fires: &std::collections::BTreeMap<String, Vec<chrono::DateTime<chrono::Utc>>>,
