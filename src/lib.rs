@@ -15,6 +15,9 @@
 //! 7. [`observe`] turns that status into metrics, and [`probes`] (feature
 //!    `http`) into HTTP endpoints.
 //!
+//! [`import`] goes the other way, for `schedule-sync import`: a schedule
+//! Temporal holds, as a workflow file.
+//!
 //! [`dev_server`] (feature `dev-server`) starts a local Temporal dev server
 //! for tests.
 #![deny(missing_docs)]
