@@ -18,6 +18,7 @@ use schedule_sync::store::{
     Created, Described, FINGERPRINT_ATTRIBUTE, LISTED_SPEC_ENTRIES, MemoryStore, PauseState,
     ScheduleStore, TemporalStore, as_listed,
 };
+use support::Version;
 use temporalio_common::protos::temporal::api::schedule::v1::Schedule;
 use temporalio_common::protos::temporal::api::workflowservice::v1::CreateScheduleRequest;
 
@@ -59,8 +60,8 @@ struct Server {
 }
 
 impl Server {
-    async fn start() -> Self {
-        let server = support::dev_server_with_team().await;
+    async fn start(version: Version) -> Self {
+        let server = support::server_with_team(version).await;
         let client = support::client(&server).await;
         let store = TemporalStore::new(client.clone(), server.namespace().to_owned(), true);
         Server {
@@ -354,12 +355,21 @@ macro_rules! contract {
                 }
             )*
         }
-        mod server {
+        mod server_1_29 {
             use super::*;
             $(
                 #[tokio::test]
                 async fn $name() {
-                    super::$name(&Server::start().await).await;
+                    super::$name(&Server::start(Version::V1_29).await).await;
+                }
+            )*
+        }
+        mod server_1_32 {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(&Server::start(Version::V1_32).await).await;
                 }
             )*
         }

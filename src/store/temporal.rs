@@ -17,12 +17,10 @@ use temporalio_common::protos::temporal::api::workflowservice::v1::{
 
 use super::{
     Created, Described, FINGERPRINT_ATTRIBUTE, Observation, Observed, PauseState, ScheduleStore,
-    StoreError, merged_search_attributes,
+    StoreError, marker_memo, merged_search_attributes, update_memo,
 };
 use crate::connection::sanitise;
-use crate::spec::{
-    DesiredSchedule, Fingerprint, MEMO_FINGERPRINT, MEMO_PROJECT, json_payload, owns_id,
-};
+use crate::spec::{DesiredSchedule, Fingerprint, MEMO_PROJECT, owns_id};
 
 /// Schedules per ListSchedules page.
 pub const PAGE_SIZE: i32 = 1000;
@@ -176,28 +174,17 @@ impl TemporalStore {
             .contains_key(FINGERPRINT_ATTRIBUTE))
     }
 
-    /// The owner marker, and the search attributes to send: those `held`
-    /// with our fingerprint, when the namespace has the attribute (without
-    /// it, nothing is sent, which leaves the held ones as they are).
-    fn markers(
+    /// The search attributes to send: those `held` with our fingerprint,
+    /// when the namespace has the attribute (without it, nothing is sent,
+    /// which leaves the held ones as they are).
+    fn attributes(
         &self,
-        project: &str,
         desired: &DesiredSchedule,
         held: &HashMap<String, Payload>,
-    ) -> (Memo, Option<SearchAttributes>) {
-        let memo = Memo {
-            fields: HashMap::from([
-                (MEMO_PROJECT.to_owned(), json_payload(&project.into())),
-                (
-                    MEMO_FINGERPRINT.to_owned(),
-                    json_payload(&desired.fingerprint.0.clone().into()),
-                ),
-            ]),
-        };
-        let attributes = self.fingerprint_attribute.then(|| SearchAttributes {
+    ) -> Option<SearchAttributes> {
+        self.fingerprint_attribute.then(|| SearchAttributes {
             indexed_fields: merged_search_attributes(held, &desired.fingerprint),
-        });
-        (memo, attributes)
+        })
     }
 }
 
@@ -287,6 +274,11 @@ impl ScheduleStore for TemporalStore {
             .unwrap_or_default();
         Ok(Some(Described {
             search_attributes,
+            memo: response
+                .memo
+                .as_ref()
+                .map(|m| m.fields.clone())
+                .unwrap_or_default(),
             observed: observed(
                 schedule_id.to_owned(),
                 response.memo.as_ref(),
@@ -314,7 +306,10 @@ impl ScheduleStore for TemporalStore {
         request_id: &str,
     ) -> Result<Created, StoreError> {
         let mut service = self.client.connection().workflow_service();
-        let (memo, search_attributes) = self.markers(project, desired, keep);
+        let memo = Memo {
+            fields: marker_memo(project, &desired.fingerprint),
+        };
+        let search_attributes = self.attributes(desired, keep);
         let mut schedule = desired.schedule.clone();
         let state = schedule.state.get_or_insert_with(Default::default);
         state.paused = pause.paused;
@@ -348,7 +343,8 @@ impl ScheduleStore for TemporalStore {
         request_id: &str,
     ) -> Result<(), StoreError> {
         let mut service = self.client.connection().workflow_service();
-        let (memo, search_attributes) = self.markers(project, desired, &current.search_attributes);
+        let memo = update_memo(project, desired, current).map(|fields| Memo { fields });
+        let search_attributes = self.attributes(desired, &current.search_attributes);
         let mut schedule = desired.schedule.clone();
         let state = schedule.state.get_or_insert_with(Default::default);
         state.paused = pause.paused;
@@ -361,7 +357,7 @@ impl ScheduleStore for TemporalStore {
             identity: self.identity.clone(),
             request_id: request_id.to_owned(),
             search_attributes,
-            memo: Some(memo),
+            memo,
         };
         self.counted(
             "UpdateSchedule",
