@@ -47,6 +47,10 @@ pub struct DevServerOptions {
     pub cli: PathBuf,
     /// Which server runs.
     pub server: ServerKind,
+    /// For [`ServerKind::Server`]: whether new schedules are made on the
+    /// CHASM scheduler (the default here) or, as Temporal 1.32 does unless
+    /// told otherwise, as workflows.
+    pub chasm_scheduler: bool,
     /// A namespace to create besides `default`, if any.
     pub namespace: Option<String>,
     /// Search attributes to register, as (name, type).
@@ -63,6 +67,7 @@ impl DevServerOptions {
         DevServerOptions {
             cli,
             server: ServerKind::CliDevServer,
+            chasm_scheduler: true,
             namespace: None,
             search_attributes: vec![(FINGERPRINT_ATTRIBUTE.to_owned(), "Keyword".to_owned())],
             startup_timeout: Duration::from_secs(60),
@@ -217,8 +222,9 @@ const SERVER_CONFIG: &str = "server.yaml";
 /// that [`DevServer::restart`] finds the data again), the frontend on `port`
 /// and every other port (the three other services' gRPC ports and the four
 /// membership ports) free ones, no metrics or pprof listener, and a dynamic
-/// config that puts every new schedule on the CHASM scheduler.
-fn write_server_config(dir: &Path, port: u16) -> std::io::Result<()> {
+/// config that puts every new schedule on the CHASM scheduler (`chasm`) or
+/// leaves them workflows.
+fn write_server_config(dir: &Path, port: u16, chasm: bool) -> std::io::Result<()> {
     let [
         history,
         matching,
@@ -233,8 +239,10 @@ fn write_server_config(dir: &Path, port: u16) -> std::io::Result<()> {
     let dynamic_config = dir.join("dynamicconfig.yaml");
     std::fs::write(
         &dynamic_config,
-        "history.enableCHASMSchedulerCreation:\n  - value: true\n\
-         history.chasmSchedulerCreationRolloutPercent:\n  - value: 100\n",
+        format!(
+            "history.enableCHASMSchedulerCreation:\n  - value: {chasm}\n\
+             history.chasmSchedulerCreationRolloutPercent:\n  - value: 100\n"
+        ),
     )?;
     let datastore = |name: &str| {
         format!(
@@ -334,7 +342,7 @@ impl DevServer {
             None => free_port()?,
         };
         if let ServerKind::Server(_) = options.server {
-            write_server_config(dir.path(), port)?;
+            write_server_config(dir.path(), port, options.chasm_scheduler)?;
         }
         let watchdog = spawn(options, dir.path(), port)?;
         let mut server = DevServer {

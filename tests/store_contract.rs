@@ -88,7 +88,18 @@ struct Server {
 
 impl Server {
     async fn start(version: Version) -> Self {
-        let server = support::server_with_team(version).await;
+        Self::start_with(version, true).await
+    }
+
+    /// A server of `version`; on 1.32 with new schedules made on the CHASM
+    /// scheduler (`chasm`) or as workflows.
+    async fn start_with(version: Version, chasm: bool) -> Self {
+        let mut options = support::options(version);
+        options.chasm_scheduler = chasm;
+        options
+            .search_attributes
+            .push(("Team".to_owned(), "Keyword".to_owned()));
+        let server = support::start(options).await;
         let client = support::client(&server).await;
         let store = TemporalStore::new(client.clone(), server.namespace().to_owned(), true);
         Server {
@@ -395,6 +406,67 @@ async fn a_missing_schedule_describes_as_none_and_deletes_as_done<B: Backend>(ba
     store.delete(&want.schedule_id).await.unwrap();
     store.delete(&want.schedule_id).await.unwrap();
     assert!(store.describe(&want.schedule_id).await.unwrap().is_none());
+}
+
+/// A schedule made as a workflow on Temporal 1.32 (the CHASM scheduler off,
+/// as it is by default, or a schedule made before it was turned on) refuses
+/// an update that carries a memo, as the memory store's
+/// [`SchedulerModel::Workflow132`] does: an adoption is refused, and the
+/// update of a schedule that is ours (which carries no memo) lands.
+async fn a_workflow_backed_schedule_on_1_32_refuses_a_memo_on_update<B: Backend>(backend: &B) {
+    let want = &wanted(&[W1])[0];
+    let other = &wanted(&[W1_OTHER])[0];
+    let changed = &wanted(&[W1_CHANGED])[0];
+    backend
+        .insert_unowned(&want.schedule_id, other.schedule.clone())
+        .await;
+    let store = backend.store();
+    let before = store.describe(&want.schedule_id).await.unwrap().unwrap();
+    let refused = store
+        .update("acme", want, &pause_of(want), &before, "update-1")
+        .await
+        .expect_err("the adoption's memo is refused");
+    assert!(refused.is_conflict(), "{refused:?}");
+    let held = store.describe(&want.schedule_id).await.unwrap().unwrap();
+    assert_eq!(
+        held.conflict_token, before.conflict_token,
+        "nothing changed"
+    );
+
+    let ours = &wanted(&["id: w2\nschedule:\n  cron: \"0 4 * * *\"\n"])[0];
+    let first = created(backend, ours, "create-2").await;
+    let mut changed = changed.clone();
+    changed.schedule_id = ours.schedule_id.clone();
+    store
+        .update("acme", &changed, &pause_of(&changed), &first, "update-2")
+        .await
+        .unwrap();
+    let after = after_update(backend, &first).await;
+    assert_eq!(after.schedule.spec, changed.schedule.spec);
+    assert_eq!(after.observed.owner.as_deref(), Some("acme"));
+}
+
+mod memory_1_32_workflow_backed {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_workflow_backed_schedule_on_1_32_refuses_a_memo_on_update() {
+        let memory = Memory(
+            MemoryStore::behaving_as(SchedulerModel::Workflow132),
+            Version::V1_32,
+        );
+        super::a_workflow_backed_schedule_on_1_32_refuses_a_memo_on_update(&memory).await;
+    }
+}
+
+mod server_1_32_workflow_backed {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_workflow_backed_schedule_on_1_32_refuses_a_memo_on_update() {
+        let server = Server::start_with(Version::V1_32, false).await;
+        super::a_workflow_backed_schedule_on_1_32_refuses_a_memo_on_update(&server).await;
+    }
 }
 
 /// One test per behaviour, against each store and server version, named
