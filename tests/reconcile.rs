@@ -172,9 +172,9 @@ async fn look_alike_projects_and_hand_made_schedules_are_never_touched(version: 
         server.namespace().to_owned(),
         true,
     );
-    let foo = tempfile::tempdir().unwrap();
+    let foo_dir = tempfile::tempdir().unwrap();
     let foo_bar = tempfile::tempdir().unwrap();
-    write_project(foo.path(), "foo", &[("x", "  cron: \"@daily\"\n")]);
+    write_project(foo_dir.path(), "foo", &[("x", "  cron: \"@daily\"\n")]);
     write_project(foo_bar.path(), "foo-bar", &[("x", "  cron: \"@hourly\"\n")]);
     // A person made `foo.hand` by hand: it sits on one of foo's ids.
     let address = server.address();
@@ -201,7 +201,7 @@ async fn look_alike_projects_and_hand_made_schedules_are_never_touched(version: 
         .unwrap();
     assert!(made.success());
     write_project(
-        foo.path(),
+        foo_dir.path(),
         "foo",
         &[
             ("x", "  cron: \"@daily\"\n"),
@@ -219,7 +219,7 @@ async fn look_alike_projects_and_hand_made_schedules_are_never_touched(version: 
     assert!(bar.converged());
     let mut report = reconcile(
         &store,
-        &project::load(foo.path()).unwrap().project,
+        &project::load(foo_dir.path()).unwrap().project,
         ReconcileOptions::default(),
     )
     .await
@@ -238,7 +238,7 @@ async fn look_alike_projects_and_hand_made_schedules_are_never_touched(version: 
         tokio::time::sleep(Duration::from_millis(200)).await;
         report = reconcile(
             &store,
-            &project::load(foo.path()).unwrap().project,
+            &project::load(foo_dir.path()).unwrap().project,
             ReconcileOptions::default(),
         )
         .await
@@ -259,14 +259,18 @@ async fn look_alike_projects_and_hand_made_schedules_are_never_touched(version: 
     );
 
     // foo's schedules never include foo-bar's, and emptying foo deletes only foo's.
-    write_project(foo.path(), "foo", &[]);
-    std::fs::remove_file(foo.path().join("workflows/x.yaml")).unwrap();
-    std::fs::remove_file(foo.path().join("workflows/hand.yaml")).unwrap();
+    write_project(foo_dir.path(), "foo", &[]);
+    std::fs::remove_file(foo_dir.path().join("workflows/x.yaml")).unwrap();
+    std::fs::remove_file(foo_dir.path().join("workflows/hand.yaml")).unwrap();
     let mut options = ReconcileOptions::default();
     options.plan.allow_mass_delete = true;
-    let emptied = reconcile(&store, &project::load(foo.path()).unwrap().project, options)
-        .await
-        .unwrap();
+    let emptied = reconcile(
+        &store,
+        &project::load(foo_dir.path()).unwrap().project,
+        options,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         emptied.plan.steps,
         vec![Step::Delete {
