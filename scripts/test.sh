@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine: installs the pinned Temporal CLI
-# and cargo-deny into a cache folder outside the repository (reused when
-# present), then runs formatting, lints, unit, integration and doc tests
-# against a real Temporal dev server, and the dependency checks.
+# The whole test suite, from a fresh machine: installs the pinned Temporal CLI,
+# the pinned Temporal server 1.32 and cargo-deny into a cache folder outside
+# the repository (reused when present), then runs formatting, lints, unit,
+# integration and doc tests against real Temporal servers (the CLI's dev
+# server, 1.29, and 1.32), and the dependency checks.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,6 +19,11 @@ step "Temporal CLI (dev server)"
 TEMPORAL_CLI=$(scripts/install-temporal-cli.sh)
 export TEMPORAL_CLI
 "$TEMPORAL_CLI" --version
+
+step "Temporal server 1.32 (the second server version)"
+TEMPORAL_SERVER=$(scripts/install-temporal-server.sh)
+export TEMPORAL_SERVER
+"$TEMPORAL_SERVER" --version
 
 step "cargo-deny"
 deny_version="0.20.2"

@@ -1,11 +1,15 @@
-//! A local Temporal dev server (`temporal server start-dev`) on a free loopback
-//! port with a throwaway SQLite database, for development and tests.
+//! A local Temporal server on free loopback ports with a throwaway SQLite
+//! database, for development and tests: the `temporal` CLI's dev server
+//! (`temporal server start-dev`, Temporal 1.29 with CLI v1.5.1), or a Temporal
+//! server binary (1.32) with the CHASM scheduler making new schedules
+//! ([`ServerKind`]).
 //!
 //! The server runs under a small shell watchdog that stops it as soon as this
 //! process closes the watchdog's standard input, which the OS does when the
 //! process ends, so a test process that crashes or is killed leaves no server
 //! behind. The watchdog itself exits when the server does.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -17,11 +21,36 @@ use crate::store::FINGERPRINT_ATTRIBUTE;
 /// The environment variable that names the `temporal` binary to use.
 pub const CLI_ENV: &str = "TEMPORAL_CLI";
 
+/// The environment variable that names the `temporal-server` binary (Temporal
+/// server 1.32) to use.
+pub const SERVER_ENV: &str = "TEMPORAL_SERVER";
+
+/// Which Temporal server runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerKind {
+    /// The `temporal` CLI's dev server, `temporal server start-dev`. CLI
+    /// v1.5.1 runs Temporal server 1.29.1, whose schedules are workflows.
+    CliDevServer,
+    /// A Temporal server binary (`go.temporal.io/server/cmd/server`, 1.32.2
+    /// as `scripts/install-temporal-server.sh` builds it; see
+    /// [`find_server`]) on SQLite, with the dynamic config that makes every
+    /// new schedule on the CHASM scheduler. Nothing is made for it at start:
+    /// the namespaces and search attributes are registered through its API.
+    Server(PathBuf),
+}
+
 /// How to start the dev server.
 #[derive(Clone, Debug)]
 pub struct DevServerOptions {
-    /// The `temporal` binary.
+    /// The `temporal` binary: it runs [`ServerKind::CliDevServer`], and the
+    /// tests read state back with it whatever the server.
     pub cli: PathBuf,
+    /// Which server runs.
+    pub server: ServerKind,
+    /// For [`ServerKind::Server`]: whether new schedules are made on the
+    /// CHASM scheduler (the default here) or, as Temporal 1.32 does unless
+    /// told otherwise, as workflows.
+    pub chasm_scheduler: bool,
     /// A namespace to create besides `default`, if any.
     pub namespace: Option<String>,
     /// Search attributes to register, as (name, type).
@@ -37,6 +66,8 @@ impl DevServerOptions {
     pub fn new(cli: PathBuf) -> Self {
         DevServerOptions {
             cli,
+            server: ServerKind::CliDevServer,
+            chasm_scheduler: true,
             namespace: None,
             search_attributes: vec![(FINGERPRINT_ATTRIBUTE.to_owned(), "Keyword".to_owned())],
             startup_timeout: Duration::from_secs(60),
@@ -51,6 +82,28 @@ pub fn find_cli() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(CLI_ENV) {
         return Some(PathBuf::from(path));
     }
+    cached("temporal-cli", "bin/temporal").or_else(|| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("temporal"))
+                .find(|p| p.is_file())
+        })
+    })
+}
+
+/// Finds the `temporal-server` binary (Temporal server 1.32): `$TEMPORAL_SERVER`,
+/// then the cache folder that `scripts/install-temporal-server.sh` fills.
+pub fn find_server() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(SERVER_ENV) {
+        return Some(PathBuf::from(path));
+    }
+    cached("temporal-server", "bin/temporal-server")
+}
+
+/// The newest `<cache>/<tool>/<version>/<binary>` that exists, where the cache
+/// is `$SCHEDULE_SYNC_CACHE`, else `$XDG_CACHE_HOME/schedule-sync`, else
+/// `~/.cache/schedule-sync`, as the install scripts fill it.
+fn cached(tool: &str, binary: &str) -> Option<PathBuf> {
     let cache = std::env::var_os("SCHEDULE_SYNC_CACHE")
         .map(PathBuf::from)
         .or_else(|| {
@@ -58,25 +111,15 @@ pub fn find_cli() -> Option<PathBuf> {
         })
         .or_else(|| {
             std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache/schedule-sync"))
-        });
-    if let Some(cache) = cache
-        && let Ok(versions) = std::fs::read_dir(cache.join("temporal-cli"))
-    {
-        let mut found: Vec<PathBuf> = versions
-            .filter_map(Result::ok)
-            .map(|v| v.path().join("bin/temporal"))
-            .filter(|p| p.is_file())
-            .collect();
-        found.sort();
-        if let Some(newest) = found.pop() {
-            return Some(newest);
-        }
-    }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("temporal"))
-            .find(|p| p.is_file())
-    })
+        })?;
+    let versions = std::fs::read_dir(cache.join(tool)).ok()?;
+    let mut found: Vec<PathBuf> = versions
+        .filter_map(Result::ok)
+        .map(|v| v.path().join(binary))
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort();
+    found.pop()
 }
 
 /// Why the dev server did not come up.
@@ -125,35 +168,130 @@ pub struct DevServer {
     options: DevServerOptions,
 }
 
-/// Starts the watchdog and the server on `port` with its database in `dir`.
+/// Starts the watchdog and the server on `port` with its database in `dir`
+/// (and, for [`ServerKind::Server`], its configuration, which
+/// [`write_server_config`] put there).
 fn spawn(options: &DevServerOptions, dir: &Path, port: u16) -> Result<Child, DevServerError> {
     let mut command = Command::new("sh");
+    command.arg("-c").arg(WATCHDOG);
+    let binary = match &options.server {
+        ServerKind::CliDevServer => {
+            command
+                .arg(&options.cli)
+                .args(["server", "start-dev", "--headless", "--ip", "127.0.0.1"])
+                .args(["--port", &port.to_string()])
+                .arg("--db-filename")
+                .arg(dir.join("temporal.db"))
+                .args(["--log-level", "error"]);
+            for (name, kind) in &options.search_attributes {
+                command
+                    .arg("--search-attribute")
+                    .arg(format!("{name}={kind}"));
+            }
+            if let Some(namespace) = &options.namespace {
+                command.args(["--namespace", namespace]);
+            }
+            &options.cli
+        }
+        ServerKind::Server(binary) => {
+            command
+                .arg(binary)
+                .arg("--config-file")
+                .arg(dir.join(SERVER_CONFIG))
+                .args(["--allow-no-auth", "start"]);
+            binary
+        }
+    };
     command
-        .arg("-c")
-        .arg(WATCHDOG)
-        .arg(&options.cli)
-        .args(["server", "start-dev", "--headless", "--ip", "127.0.0.1"])
-        .args(["--port", &port.to_string()])
-        .arg("--db-filename")
-        .arg(dir.join("temporal.db"))
-        .args(["--log-level", "error"])
         .env("SERVER_LOG", dir.join("server.log"))
         .env("SERVER_PID", dir.join("server.pid"))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    for (name, kind) in &options.search_attributes {
-        command
-            .arg("--search-attribute")
-            .arg(format!("{name}={kind}"));
-    }
-    if let Some(namespace) = &options.namespace {
-        command.args(["--namespace", namespace]);
-    }
     command.spawn().map_err(|source| DevServerError::Spawn {
-        cli: options.cli.clone(),
+        cli: binary.clone(),
         source,
     })
+}
+
+/// The configuration file of a [`ServerKind::Server`], in its folder.
+const SERVER_CONFIG: &str = "server.yaml";
+
+/// Writes the configuration of a [`ServerKind::Server`] into `dir`: the
+/// server's own `development-sqlite-file.yaml` with its database in `dir` (so
+/// that [`DevServer::restart`] finds the data again), the frontend on `port`
+/// and every other port (the three other services' gRPC ports and the four
+/// membership ports) free ones, no metrics or pprof listener, and a dynamic
+/// config that puts every new schedule on the CHASM scheduler (`chasm`) or
+/// leaves them workflows.
+fn write_server_config(dir: &Path, port: u16, chasm: bool) -> std::io::Result<()> {
+    let [
+        history,
+        matching,
+        worker,
+        frontend_ring,
+        history_ring,
+        matching_ring,
+        worker_ring,
+    ] = free_ports()?;
+    let database = dir.join("temporal.db");
+    let database = database.display();
+    let dynamic_config = dir.join("dynamicconfig.yaml");
+    std::fs::write(
+        &dynamic_config,
+        format!(
+            "history.enableCHASMSchedulerCreation:\n  - value: {chasm}\n\
+             history.chasmSchedulerCreationRolloutPercent:\n  - value: 100\n"
+        ),
+    )?;
+    let datastore = |name: &str| {
+        format!(
+            "    {name}:\n      sql:\n        pluginName: sqlite\n        \
+             databaseName: \"{database}\"\n        connectAddr: localhost\n        \
+             connectProtocol: tcp\n        connectAttributes:\n          setup: \"true\"\n          \
+             journal_mode: wal\n          synchronous: \"1\"\n        maxConns: 1\n        \
+             maxIdleConns: 1\n        maxConnLifetime: 1h\n"
+        )
+    };
+    let service = |name: &str, grpc: u16, ring: u16| {
+        format!(
+            "  {name}:\n    rpc:\n      grpcPort: {grpc}\n      membershipPort: {ring}\n      \
+             bindOnLocalHost: true\n"
+        )
+    };
+    let config = format!(
+        "log:\n  stdout: true\n  level: warn\n\
+         persistence:\n  defaultStore: sqlite-default\n  visibilityStore: sqlite-visibility\n  \
+         numHistoryShards: 1\n  datastores:\n{default}{visibility}\
+         global:\n  membership:\n    maxJoinDuration: 30s\n    broadcastAddress: 127.0.0.1\n\
+         services:\n{frontend}{history}{matching}{worker}\
+         clusterMetadata:\n  enableGlobalNamespace: false\n  failoverVersionIncrement: 10\n  \
+         masterClusterName: active\n  currentClusterName: active\n  clusterInformation:\n    \
+         active:\n      enabled: true\n      initialFailoverVersion: 1\n      rpcName: frontend\n      \
+         rpcAddress: 127.0.0.1:{port}\n\
+         dcRedirectionPolicy:\n  policy: noop\n\
+         dynamicConfigClient:\n  filepath: \"{dynamic}\"\n  pollInterval: 10s\n",
+        default = datastore("sqlite-default"),
+        visibility = datastore("sqlite-visibility"),
+        frontend = service("frontend", port, frontend_ring),
+        history = service("history", history, history_ring),
+        matching = service("matching", matching, matching_ring),
+        worker = service("worker", worker, worker_ring),
+        dynamic = dynamic_config.display(),
+    );
+    std::fs::write(dir.join(SERVER_CONFIG), config)
+}
+
+/// `N` distinct free loopback ports: each is held until all are picked.
+fn free_ports<const N: usize>() -> std::io::Result<[u16; N]> {
+    let listeners = (0..N)
+        .map(|_| std::net::TcpListener::bind(("127.0.0.1", 0)))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let mut ports = [0; N];
+    for (port, listener) in ports.iter_mut().zip(&listeners) {
+        *port = listener.local_addr()?.port();
+    }
+    Ok(ports)
 }
 
 /// Picks a free loopback port by binding port 0 and letting it go.
@@ -203,6 +341,9 @@ impl DevServer {
             Some(port) => port,
             None => free_port()?,
         };
+        if let ServerKind::Server(_) = options.server {
+            write_server_config(dir.path(), port, options.chasm_scheduler)?;
+        }
         let watchdog = spawn(options, dir.path(), port)?;
         let mut server = DevServer {
             watchdog,
@@ -252,9 +393,11 @@ impl DevServer {
             // frontend accepts connections: right after start, parts of the
             // server may not know the namespace yet ("Namespace default is
             // not found"), for a listing or for the workflow a schedule
-            // starts.
+            // starts. A server of its own has the namespaces and search
+            // attributes registered first, which it then takes a moment to
+            // know in every part.
             let last = match settings.connect(Duration::from_secs(2)).await {
-                Ok(client) => match self.takes_a_workflow(&client).await {
+                Ok(client) => match self.registered_and_taking_workflows(&client).await {
                     Ok(()) => return Ok(()),
                     Err(status) => ConnectionError::Connect {
                         address: self.address(),
@@ -280,14 +423,80 @@ impl DevServer {
         }
     }
 
-    /// Lists schedules and starts (then ends) a workflow in the namespace:
-    /// what the tests do first.
+    /// For a [`ServerKind::Server`], registers the namespaces and the search
+    /// attributes (each a no-op once done); then lists schedules and starts
+    /// (then ends) a workflow in the namespace with every keyword search
+    /// attribute set: what the tests do first.
+    async fn registered_and_taking_workflows(
+        &self,
+        client: &temporalio_client::Client,
+    ) -> Result<(), tonic::Status> {
+        if let ServerKind::Server(_) = self.options.server {
+            self.register(client).await?;
+        }
+        self.takes_a_workflow(client).await
+    }
+
+    /// Registers `default`, the namespace asked for, and the search
+    /// attributes in each: what the CLI's dev server makes before it starts.
+    async fn register(&self, client: &temporalio_client::Client) -> Result<(), tonic::Status> {
+        use temporalio_common::protos::temporal::api::enums::v1::IndexedValueType;
+        use temporalio_common::protos::temporal::api::operatorservice::v1::AddSearchAttributesRequest;
+        use temporalio_common::protos::temporal::api::workflowservice::v1::RegisterNamespaceRequest;
+        let mut namespaces = vec!["default".to_owned()];
+        namespaces.extend(self.options.namespace.clone());
+        namespaces.dedup();
+        let mut attributes = HashMap::new();
+        for (name, kind) in &self.options.search_attributes {
+            let type_name = match kind.as_str() {
+                "KeywordList" => "INDEXED_VALUE_TYPE_KEYWORD_LIST".to_owned(),
+                other => format!("INDEXED_VALUE_TYPE_{}", other.to_uppercase()),
+            };
+            let Some(value_type) = IndexedValueType::from_str_name(&type_name) else {
+                return Err(tonic::Status::invalid_argument(format!(
+                    "unknown search attribute type {kind} of {name}"
+                )));
+            };
+            attributes.insert(name.clone(), value_type as i32);
+        }
+        let mut service = client.connection().workflow_service();
+        let mut operator = client.connection().operator_service();
+        for namespace in namespaces {
+            let registered = service
+                .register_namespace(tonic::Request::new(RegisterNamespaceRequest {
+                    namespace: namespace.clone(),
+                    workflow_execution_retention_period: Some(prost_wkt_types::Duration {
+                        seconds: 24 * 3600,
+                        nanos: 0,
+                    }),
+                    ..Default::default()
+                }))
+                .await;
+            match registered {
+                Err(status) if status.code() != tonic::Code::AlreadyExists => return Err(status),
+                _ => {}
+            }
+            if !attributes.is_empty() {
+                // An attribute that exists already is skipped.
+                operator
+                    .add_search_attributes(tonic::Request::new(AddSearchAttributesRequest {
+                        search_attributes: attributes.clone(),
+                        namespace,
+                    }))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Lists schedules and starts (then ends) a workflow in the namespace,
+    /// with every keyword search attribute set.
     async fn takes_a_workflow(
         &self,
         client: &temporalio_client::Client,
     ) -> Result<(), tonic::Status> {
         use temporalio_common::protos::temporal::api::common::v1::{
-            WorkflowExecution, WorkflowType,
+            SearchAttributes, WorkflowExecution, WorkflowType,
         };
         use temporalio_common::protos::temporal::api::taskqueue::v1::TaskQueue;
         use temporalio_common::protos::temporal::api::workflowservice::v1::{
@@ -302,6 +511,14 @@ impl DevServer {
             }))
             .await?;
         let workflow_id = format!("dev-server-readiness-{:016x}", fastrand::u64(..));
+        // A search attribute just registered may not be known everywhere yet.
+        let keywords = self
+            .options
+            .search_attributes
+            .iter()
+            .filter(|(_, kind)| kind == "Keyword")
+            .map(|(name, _)| (name.clone(), crate::spec::json_payload(&"probe".into())))
+            .collect();
         service
             .start_workflow_execution(tonic::Request::new(StartWorkflowExecutionRequest {
                 namespace: self.namespace.clone(),
@@ -314,6 +531,9 @@ impl DevServer {
                     ..Default::default()
                 }),
                 request_id: workflow_id.clone(),
+                search_attributes: Some(SearchAttributes {
+                    indexed_fields: keywords,
+                }),
                 ..Default::default()
             }))
             .await?;

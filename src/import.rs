@@ -95,10 +95,11 @@ pub fn import(target: &Target<'_>, described: &Described) -> Result<Imported, Sk
     {
         return Err(skip(format!("it belongs to project `{owner}`")));
     }
-    if !described.foreign_memo.is_empty() {
+    let foreign_memo = described.foreign_memo();
+    if !foreign_memo.is_empty() {
         return Err(skip(format!(
             "its memo holds {}, which schedule-sync does not keep",
-            listed(&described.foreign_memo)
+            listed(&foreign_memo)
         )));
     }
     let file = target.folder.join(format!("{workflow}.yaml"));
@@ -679,7 +680,7 @@ mod tests {
             schedule: want.schedule,
             conflict_token: Vec::new(),
             search_attributes: Default::default(),
-            foreign_memo: Vec::new(),
+            memo: Default::default(),
         }
     }
 
@@ -773,7 +774,8 @@ mod tests {
                 d.observed.schedule_id = "billingx.a".into();
             }),
             ("its memo holds `team`", |d| {
-                d.foreign_memo = vec!["team".into()]
+                d.memo
+                    .insert("team".into(), crate::spec::json_payload(&"x".into()));
             }),
             ("cannot say", |d| {
                 let Some(Action::StartWorkflow(start)) =

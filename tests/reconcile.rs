@@ -1,4 +1,6 @@
-//! Reconciles against the real dev server, read back through the `temporal` CLI.
+//! Reconciles against real Temporal servers, 1.29 (the CLI's dev server) and
+//! 1.32 (the CHASM scheduler), read back through the `temporal` CLI. Each test
+//! runs once per version, as `v1_29::<name>` and `v1_32::<name>`.
 
 mod support;
 
@@ -9,6 +11,7 @@ use schedule_sync::apply::{Effect, ReconcileOptions, Report, reconcile};
 use schedule_sync::plan::{HoldReason, Step, Untouched, UpdateReason};
 use schedule_sync::project;
 use schedule_sync::store::{ScheduleStore, TemporalStore};
+use support::Version;
 
 async fn wait_for_listing(store: &TemporalStore, count: usize) {
     for _ in 0..100 {
@@ -20,9 +23,10 @@ async fn wait_for_listing(store: &TemporalStore, count: usize) {
     panic!("the listing never showed {count} schedules");
 }
 
-#[tokio::test]
-async fn apply_creates_then_does_nothing_then_updates_keeping_an_operator_pause_then_deletes() {
-    let server = support::dev_server().await;
+async fn apply_creates_then_does_nothing_then_updates_keeping_an_operator_pause_then_deletes(
+    version: Version,
+) {
+    let server = support::server_of(version).await;
     let client = support::client(&server).await;
     let store = TemporalStore::new(client, server.namespace().to_owned(), true);
     let dir = support::copy_example();
@@ -161,17 +165,16 @@ fn write_project(dir: &Path, name: &str, workflows: &[(&str, &str)]) {
     }
 }
 
-#[tokio::test]
-async fn look_alike_projects_and_hand_made_schedules_are_never_touched() {
-    let server = support::dev_server().await;
+async fn look_alike_projects_and_hand_made_schedules_are_never_touched(version: Version) {
+    let server = support::server_of(version).await;
     let store = TemporalStore::new(
         support::client(&server).await,
         server.namespace().to_owned(),
         true,
     );
-    let foo = tempfile::tempdir().unwrap();
+    let foo_dir = tempfile::tempdir().unwrap();
     let foo_bar = tempfile::tempdir().unwrap();
-    write_project(foo.path(), "foo", &[("x", "  cron: \"@daily\"\n")]);
+    write_project(foo_dir.path(), "foo", &[("x", "  cron: \"@daily\"\n")]);
     write_project(foo_bar.path(), "foo-bar", &[("x", "  cron: \"@hourly\"\n")]);
     // A person made `foo.hand` by hand: it sits on one of foo's ids.
     let address = server.address();
@@ -198,7 +201,7 @@ async fn look_alike_projects_and_hand_made_schedules_are_never_touched() {
         .unwrap();
     assert!(made.success());
     write_project(
-        foo.path(),
+        foo_dir.path(),
         "foo",
         &[
             ("x", "  cron: \"@daily\"\n"),
@@ -216,7 +219,7 @@ async fn look_alike_projects_and_hand_made_schedules_are_never_touched() {
     assert!(bar.converged());
     let mut report = reconcile(
         &store,
-        &project::load(foo.path()).unwrap().project,
+        &project::load(foo_dir.path()).unwrap().project,
         ReconcileOptions::default(),
     )
     .await
@@ -235,7 +238,7 @@ async fn look_alike_projects_and_hand_made_schedules_are_never_touched() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         report = reconcile(
             &store,
-            &project::load(foo.path()).unwrap().project,
+            &project::load(foo_dir.path()).unwrap().project,
             ReconcileOptions::default(),
         )
         .await
@@ -256,14 +259,18 @@ async fn look_alike_projects_and_hand_made_schedules_are_never_touched() {
     );
 
     // foo's schedules never include foo-bar's, and emptying foo deletes only foo's.
-    write_project(foo.path(), "foo", &[]);
-    std::fs::remove_file(foo.path().join("workflows/x.yaml")).unwrap();
-    std::fs::remove_file(foo.path().join("workflows/hand.yaml")).unwrap();
+    write_project(foo_dir.path(), "foo", &[]);
+    std::fs::remove_file(foo_dir.path().join("workflows/x.yaml")).unwrap();
+    std::fs::remove_file(foo_dir.path().join("workflows/hand.yaml")).unwrap();
     let mut options = ReconcileOptions::default();
     options.plan.allow_mass_delete = true;
-    let emptied = reconcile(&store, &project::load(foo.path()).unwrap().project, options)
-        .await
-        .unwrap();
+    let emptied = reconcile(
+        &store,
+        &project::load(foo_dir.path()).unwrap().project,
+        options,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         emptied.plan.steps,
         vec![Step::Delete {
@@ -320,9 +327,8 @@ fn sent(store: &TemporalStore, rpc: &str) -> u64 {
         .map_or(0, |codes| codes.values().sum())
 }
 
-#[tokio::test]
-async fn three_concurrent_applies_converge_to_one_schedule_each() {
-    let server = support::dev_server().await;
+async fn three_concurrent_applies_converge_to_one_schedule_each(version: Version) {
+    let server = support::server_of(version).await;
     let client = support::client(&server).await;
     let dir = support::copy_example();
     let project = project::load(dir.path()).unwrap().project;
@@ -356,9 +362,8 @@ async fn three_concurrent_applies_converge_to_one_schedule_each() {
     server.stop();
 }
 
-#[tokio::test]
-async fn flipping_enabled_pauses_and_resumes_on_the_server() {
-    let server = support::dev_server().await;
+async fn flipping_enabled_pauses_and_resumes_on_the_server(version: Version) {
+    let server = support::server_of(version).await;
     let store = TemporalStore::new(
         support::client(&server).await,
         server.namespace().to_owned(),
@@ -413,10 +418,9 @@ async fn flipping_enabled_pauses_and_resumes_on_the_server() {
     server.stop();
 }
 
-#[tokio::test]
-async fn without_the_fingerprint_attribute_a_no_op_describes_but_never_writes() {
-    use schedule_sync::dev_server::{DevServer, DevServerOptions};
-    let mut options = DevServerOptions::new(support::temporal_cli());
+async fn without_the_fingerprint_attribute_a_no_op_describes_but_never_writes(version: Version) {
+    use schedule_sync::dev_server::DevServer;
+    let mut options = support::options(version);
     options.search_attributes.clear();
     let server = DevServer::start(options)
         .await
@@ -481,9 +485,8 @@ async fn listed_interval(store: &TemporalStore, id: &str) -> Option<i64> {
     seen.spec?.interval.first()?.interval.map(|d| d.seconds)
 }
 
-#[tokio::test]
-async fn an_edit_made_in_the_cli_is_detected_and_corrected() {
-    let server = support::dev_server().await;
+async fn an_edit_made_in_the_cli_is_detected_and_corrected(version: Version) {
+    let server = support::server_of(version).await;
     let client = support::client(&server).await;
     let store = TemporalStore::new(client, server.namespace().to_owned(), true);
     let dir = support::copy_example();
@@ -549,9 +552,10 @@ async fn an_edit_made_in_the_cli_is_detected_and_corrected() {
     server.stop();
 }
 
-#[tokio::test]
-async fn applying_again_at_once_after_creates_and_deletes_neither_fails_nor_duplicates() {
-    let server = support::dev_server().await;
+async fn applying_again_at_once_after_creates_and_deletes_neither_fails_nor_duplicates(
+    version: Version,
+) {
+    let server = support::server_of(version).await;
     let client = support::client(&server).await;
     let store = TemporalStore::new(client, server.namespace().to_owned(), true);
     let dir = support::copy_example();
@@ -592,9 +596,8 @@ async fn applying_again_at_once_after_creates_and_deletes_neither_fails_nor_dupl
     server.stop();
 }
 
-#[tokio::test]
-async fn every_kind_of_field_is_updated_and_read_back_with_the_cli() {
-    let server = support::dev_server().await;
+async fn every_kind_of_field_is_updated_and_read_back_with_the_cli(version: Version) {
+    let server = support::server_of(version).await;
     let client = support::client(&server).await;
     let store = TemporalStore::new(client, server.namespace().to_owned(), true);
     let dir = tempfile::tempdir().unwrap();
@@ -713,12 +716,13 @@ async fn every_kind_of_field_is_updated_and_read_back_with_the_cli() {
     server.stop();
 }
 
-#[tokio::test]
-async fn a_fingerprint_left_by_an_earlier_writer_is_not_trusted_when_we_cannot_write_it() {
+async fn a_fingerprint_left_by_an_earlier_writer_is_not_trusted_when_we_cannot_write_it(
+    version: Version,
+) {
     // Written first with the attribute (a key that could list it), then by a
     // store that may not use it (a least-privilege key): the attribute's old
     // value must not make every reconcile rewrite the schedule.
-    let server = support::dev_server().await;
+    let server = support::server_of(version).await;
     let client = support::client(&server).await;
     let namespace = server.namespace().to_owned();
     let dir = support::copy_example();
@@ -749,3 +753,115 @@ async fn a_fingerprint_left_by_an_earlier_writer_is_not_trusted_when_we_cannot_w
     }
     server.stop();
 }
+
+/// `temporal schedule create` of `id`, by hand, without our marker.
+fn create_by_hand(server: &schedule_sync::dev_server::DevServer, id: &str) {
+    let made = std::process::Command::new(server.cli())
+        .args([
+            "schedule",
+            "create",
+            "--schedule-id",
+            id,
+            "--cron",
+            "@weekly",
+        ])
+        .args([
+            "--workflow-id",
+            "hand",
+            "--type",
+            "Hand",
+            "--task-queue",
+            "q",
+        ])
+        .args(["--address", &server.address()])
+        .status()
+        .unwrap();
+    assert!(made.success());
+}
+
+async fn adoption_updates_in_place_on_1_32_and_re_creates_on_1_29(version: Version) {
+    let server = support::server_of(version).await;
+    let client = support::client(&server).await;
+    let store = TemporalStore::new(client, server.namespace().to_owned(), true);
+    let dir = tempfile::tempdir().unwrap();
+    write_project(dir.path(), "adopt", &[("job", "  cron: \"@daily\"\n")]);
+    create_by_hand(&server, "adopt.job");
+    let load = || project::load(dir.path()).unwrap().project;
+    let mut options = ReconcileOptions::default();
+    options.plan.adopt = true;
+    // The hand-made schedule may not be listed yet: then the create finds
+    // the id taken and goes the update path, which adopts it just the same.
+    let adopted = reconcile(&store, &load(), options).await.unwrap();
+    assert!(adopted.converged(), "{adopted:#?}");
+    let deletes = sent(&store, "DeleteSchedule");
+    match version {
+        Version::V1_29 => assert_eq!(deletes, 1, "1.29 takes no memo on update"),
+        Version::V1_32 => assert_eq!(deletes, 0, "the marker lands with the update"),
+    }
+    let held = support::describe(&server, "adopt.job");
+    assert!(
+        held["memo"]["fields"]["schedule-sync.project"]["data"].is_string(),
+        "{held:#}"
+    );
+    assert_eq!(
+        held["schedule"]["action"]["startWorkflow"]["workflowType"]["name"],
+        "job"
+    );
+    // Once the listing shows the marker, a plain apply finds it ours.
+    let mut again = reconcile(&store, &load(), ReconcileOptions::default())
+        .await
+        .unwrap();
+    for _ in 0..50 {
+        if again.plan.steps.is_empty() && again.plan.untouched.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        again = reconcile(&store, &load(), ReconcileOptions::default())
+            .await
+            .unwrap();
+    }
+    assert!(
+        again.converged() && again.plan.steps.is_empty(),
+        "{again:#?}"
+    );
+    server.stop();
+}
+
+async fn a_schedule_deleted_by_hand_is_created_again(version: Version) {
+    let server = support::server_of(version).await;
+    let client = support::client(&server).await;
+    let store = TemporalStore::new(client, server.namespace().to_owned(), true);
+    let dir = support::copy_example();
+    assert!(support::apply(&store, dir.path()).await.converged());
+    wait_for_listing(&store, 4).await;
+    let deleted = std::process::Command::new(server.cli())
+        .args(["schedule", "delete", "--schedule-id", "billing.dunning"])
+        .args(["--address", &server.address()])
+        .status()
+        .unwrap();
+    assert!(deleted.success());
+    wait_for_listing(&store, 3).await;
+    let report = support::apply(&store, dir.path()).await;
+    assert!(report.converged(), "{report:#?}");
+    // Not an OK that created nothing: describe shows it at once, and the
+    // listing shows it soon after.
+    let held = support::describe(&server, "billing.dunning");
+    assert!(held["schedule"]["spec"].is_object(), "{held:#}");
+    wait_for_listing(&store, 4).await;
+    assert!(listed_ids(&server).contains(&"billing.dunning".to_owned()));
+    server.stop();
+}
+
+on_each_version!(
+    apply_creates_then_does_nothing_then_updates_keeping_an_operator_pause_then_deletes,
+    look_alike_projects_and_hand_made_schedules_are_never_touched,
+    three_concurrent_applies_converge_to_one_schedule_each,
+    flipping_enabled_pauses_and_resumes_on_the_server,
+    without_the_fingerprint_attribute_a_no_op_describes_but_never_writes,
+    an_edit_made_in_the_cli_is_detected_and_corrected,
+    applying_again_at_once_after_creates_and_deletes_neither_fails_nor_duplicates,
+    every_kind_of_field_is_updated_and_read_back_with_the_cli,
+    a_fingerprint_left_by_an_earlier_writer_is_not_trusted_when_we_cannot_write_it,
+    adoption_updates_in_place_on_1_32_and_re_creates_on_1_29,
+    a_schedule_deleted_by_hand_is_created_again,
+);

@@ -1,12 +1,16 @@
 //! The store contract: one set of behavioural tests, run against the
-//! in-memory store and against the real store on a Temporal dev server. The
-//! in-memory store stands in for Temporal in the unit tests, so wherever it
-//! disagrees with the server, a test here fails.
+//! in-memory store and against the real store on a real Temporal server, for
+//! each server version: 1.29 (the CLI's dev server) and 1.32 (with the CHASM
+//! scheduler). The in-memory store stands in for Temporal in the unit tests,
+//! modelling each version's scheduler, so wherever it disagrees with the
+//! server, a test here fails.
 //!
 //! Each behaviour is one the reconciler relies on, and most of them surprise:
-//! a create's request id outlives the schedule, an update ignores the memo
-//! and replaces the search attributes wholesale, a stale conflict token is
-//! accepted and dropped, and the listing shows at most ten calendars.
+//! a create's request id outlives the schedule, an update replaces the search
+//! attributes wholesale, the listing shows at most ten calendars; and where
+//! the versions differ, each test asserts each version's behaviour: an update
+//! ignores the memo on 1.29 and replaces it on 1.32, and a stale conflict
+//! token is accepted and dropped on 1.29 and refused on 1.32.
 
 mod support;
 
@@ -16,8 +20,10 @@ use schedule_sync::dev_server::DevServer;
 use schedule_sync::spec::{DesiredSchedule, desired};
 use schedule_sync::store::{
     Created, Described, FINGERPRINT_ATTRIBUTE, LISTED_SPEC_ENTRIES, MemoryStore, PauseState,
-    ScheduleStore, TemporalStore, as_listed,
+    ScheduleStore, SchedulerModel, TemporalStore, as_listed,
 };
+use support::Version;
+use temporalio_common::protos::temporal::api::common::v1::Memo;
 use temporalio_common::protos::temporal::api::schedule::v1::Schedule;
 use temporalio_common::protos::temporal::api::workflowservice::v1::CreateScheduleRequest;
 
@@ -25,8 +31,11 @@ use temporalio_common::protos::temporal::api::workflowservice::v1::CreateSchedul
 /// another tool would.
 trait Backend {
     type Store: ScheduleStore;
+    /// The server version the backend is or models.
+    fn version(&self) -> Version;
     fn store(&self) -> &Self::Store;
-    /// Creates a schedule without any marker.
+    /// Creates a schedule without our marker, with the memo field
+    /// [`MADE_BY`] = "a person".
     async fn insert_unowned(&self, schedule_id: &str, schedule: Schedule);
     /// Sets a search attribute, keeping the others, as another tool would.
     async fn tag(&self, schedule_id: &str, name: &str, value: &str);
@@ -34,15 +43,33 @@ trait Backend {
     async fn operator_delete(&self, schedule_id: &str);
 }
 
-struct Memory(MemoryStore);
+/// A memo field that another tool set.
+const MADE_BY: &str = "made-by";
+
+struct Memory(MemoryStore, Version);
+
+impl Memory {
+    /// The in-memory store modelling `version`'s scheduler.
+    fn of(version: Version) -> Self {
+        let model = match version {
+            Version::V1_29 => SchedulerModel::Workflow129,
+            Version::V1_32 => SchedulerModel::Chasm132,
+        };
+        Memory(MemoryStore::behaving_as(model), version)
+    }
+}
 
 impl Backend for Memory {
     type Store = MemoryStore;
+    fn version(&self) -> Version {
+        self.1
+    }
     fn store(&self) -> &MemoryStore {
         &self.0
     }
     async fn insert_unowned(&self, schedule_id: &str, schedule: Schedule) {
-        self.0.insert_unowned(schedule_id, schedule);
+        self.0
+            .insert_unowned_with_memo(schedule_id, schedule, &[(MADE_BY, "a person")]);
     }
     async fn tag(&self, schedule_id: &str, name: &str, value: &str) {
         self.0.tag(schedule_id, name, value);
@@ -56,23 +83,39 @@ struct Server {
     server: DevServer,
     store: TemporalStore,
     client: temporalio_client::Client,
+    version: Version,
 }
 
 impl Server {
-    async fn start() -> Self {
-        let server = support::dev_server_with_team().await;
+    async fn start(version: Version) -> Self {
+        Self::start_with(version, true).await
+    }
+
+    /// A server of `version`; on 1.32 with new schedules made on the CHASM
+    /// scheduler (`chasm`) or as workflows.
+    async fn start_with(version: Version, chasm: bool) -> Self {
+        let mut options = support::options(version);
+        options.chasm_scheduler = chasm;
+        options
+            .search_attributes
+            .push(("Team".to_owned(), "Keyword".to_owned()));
+        let server = support::start(options).await;
         let client = support::client(&server).await;
         let store = TemporalStore::new(client.clone(), server.namespace().to_owned(), true);
         Server {
             server,
             store,
             client,
+            version,
         }
     }
 }
 
 impl Backend for Server {
     type Store = TemporalStore;
+    fn version(&self) -> Version {
+        self.version
+    }
     fn store(&self) -> &TemporalStore {
         &self.store
     }
@@ -85,6 +128,13 @@ impl Backend for Server {
                 schedule: Some(schedule),
                 identity: "a person".into(),
                 request_id: format!("by-hand-{schedule_id}"),
+                memo: Some(Memo {
+                    fields: [(
+                        MADE_BY.to_owned(),
+                        schedule_sync::spec::json_payload(&"a person".into()),
+                    )]
+                    .into(),
+                }),
                 ..Default::default()
             }))
             .await
@@ -214,7 +264,9 @@ async fn a_request_id_outlives_its_schedule<B: Backend>(backend: &B) {
     assert_eq!(held.observed.owner.as_deref(), Some("acme"));
 }
 
-async fn an_update_leaves_the_memo_as_it_was<B: Backend>(backend: &B) {
+async fn an_update_sets_the_memo_on_1_32_only_keeping_the_fields_of_others<B: Backend>(
+    backend: &B,
+) {
     let want = &wanted(&[W1])[0];
     let other = &wanted(&[W1_OTHER])[0];
     backend
@@ -223,13 +275,19 @@ async fn an_update_leaves_the_memo_as_it_was<B: Backend>(backend: &B) {
     let store = backend.store();
     let before = store.describe(&want.schedule_id).await.unwrap().unwrap();
     assert_eq!(before.observed.owner, None);
+    // An adoption: the store sends the held memo with our marker.
     store
         .update("acme", want, &pause_of(want), &before, "update-1")
         .await
         .unwrap();
     let after = after_update(backend, &before).await;
     assert_eq!(after.schedule.spec, want.schedule.spec, "the update landed");
-    assert_eq!(after.observed.owner, None, "but the marker did not");
+    let made_by = after.memo.get(MADE_BY).map(|p| p.data.clone());
+    assert_eq!(made_by, Some(br#""a person""#.to_vec()), "{after:#?}");
+    match backend.version() {
+        Version::V1_29 => assert_eq!(after.observed.owner, None, "1.29 ignores the memo"),
+        Version::V1_32 => assert_eq!(after.observed.owner.as_deref(), Some("acme")),
+    }
 }
 
 async fn an_update_keeps_the_search_attributes_of_others<B: Backend>(backend: &B) {
@@ -266,7 +324,7 @@ async fn an_update_keeps_the_search_attributes_of_others<B: Backend>(backend: &B
     );
 }
 
-async fn a_stale_conflict_token_is_accepted_and_dropped<B: Backend>(backend: &B) {
+async fn a_stale_conflict_token_is_dropped_on_1_29_and_refused_on_1_32<B: Backend>(backend: &B) {
     let want = &wanted(&[W1])[0];
     let changed = &wanted(&[W1_CHANGED])[0];
     let other = &wanted(&[W1_OTHER])[0];
@@ -278,10 +336,18 @@ async fn a_stale_conflict_token_is_accepted_and_dropped<B: Backend>(backend: &B)
         .unwrap();
     let second = after_update(backend, &first).await;
     // Computed from the first version, sent after the second.
-    store
+    let stale = store
         .update("acme", other, &pause_of(other), &first, "update-2")
-        .await
-        .expect("Temporal 1.29 takes a stale update without an error");
+        .await;
+    if backend.version() == Version::V1_32 {
+        let error = stale.expect_err("Temporal 1.32 refuses a stale token");
+        assert!(error.is_conflict(), "{error:?}");
+        let held = store.describe(&want.schedule_id).await.unwrap().unwrap();
+        assert_eq!(held.conflict_token, second.conflict_token);
+        assert_eq!(held.schedule.spec, changed.schedule.spec);
+        return;
+    }
+    stale.expect("Temporal 1.29 takes a stale update without an error");
     // A patch queued behind it tells when the stale update was handled.
     let note = PauseState {
         paused: true,
@@ -342,24 +408,94 @@ async fn a_missing_schedule_describes_as_none_and_deletes_as_done<B: Backend>(ba
     assert!(store.describe(&want.schedule_id).await.unwrap().is_none());
 }
 
-/// One test per behaviour, against each store.
+/// A schedule made as a workflow on Temporal 1.32 (the CHASM scheduler off,
+/// as it is by default, or a schedule made before it was turned on) refuses
+/// an update that carries a memo, as the memory store's
+/// [`SchedulerModel::Workflow132`] does: an adoption is refused, and the
+/// update of a schedule that is ours (which carries no memo) lands.
+async fn a_workflow_backed_schedule_on_1_32_refuses_a_memo_on_update<B: Backend>(backend: &B) {
+    let want = &wanted(&[W1])[0];
+    let other = &wanted(&[W1_OTHER])[0];
+    let changed = &wanted(&[W1_CHANGED])[0];
+    backend
+        .insert_unowned(&want.schedule_id, other.schedule.clone())
+        .await;
+    let store = backend.store();
+    let before = store.describe(&want.schedule_id).await.unwrap().unwrap();
+    let refused = store
+        .update("acme", want, &pause_of(want), &before, "update-1")
+        .await
+        .expect_err("the adoption's memo is refused");
+    assert!(refused.is_conflict(), "{refused:?}");
+    let held = store.describe(&want.schedule_id).await.unwrap().unwrap();
+    assert_eq!(
+        held.conflict_token, before.conflict_token,
+        "nothing changed"
+    );
+
+    let ours = &wanted(&["id: w2\nschedule:\n  cron: \"0 4 * * *\"\n"])[0];
+    let first = created(backend, ours, "create-2").await;
+    let mut changed = changed.clone();
+    changed.schedule_id = ours.schedule_id.clone();
+    store
+        .update("acme", &changed, &pause_of(&changed), &first, "update-2")
+        .await
+        .unwrap();
+    let after = after_update(backend, &first).await;
+    assert_eq!(after.schedule.spec, changed.schedule.spec);
+    assert_eq!(after.observed.owner.as_deref(), Some("acme"));
+}
+
+mod memory_1_32_workflow_backed {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_workflow_backed_schedule_on_1_32_refuses_a_memo_on_update() {
+        let memory = Memory(
+            MemoryStore::behaving_as(SchedulerModel::Workflow132),
+            Version::V1_32,
+        );
+        super::a_workflow_backed_schedule_on_1_32_refuses_a_memo_on_update(&memory).await;
+    }
+}
+
+mod server_1_32_workflow_backed {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_workflow_backed_schedule_on_1_32_refuses_a_memo_on_update() {
+        let server = Server::start_with(Version::V1_32, false).await;
+        super::a_workflow_backed_schedule_on_1_32_refuses_a_memo_on_update(&server).await;
+    }
+}
+
+/// One test per behaviour, against each store and server version, named
+/// `<store>_<version>::<behaviour>`.
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
-        mod memory {
+        contract!(@memory memory_1_29, Version::V1_29, $($name),*);
+        contract!(@memory memory_1_32, Version::V1_32, $($name),*);
+        contract!(@server server_1_29, Version::V1_29, $($name),*);
+        contract!(@server server_1_32, Version::V1_32, $($name),*);
+    };
+    (@memory $module:ident, $version:expr, $($name:ident),*) => {
+        mod $module {
             use super::*;
             $(
                 #[tokio::test(start_paused = true)]
                 async fn $name() {
-                    super::$name(&Memory(MemoryStore::new())).await;
+                    super::$name(&Memory::of($version)).await;
                 }
             )*
         }
-        mod server {
+    };
+    (@server $module:ident, $version:expr, $($name:ident),*) => {
+        mod $module {
             use super::*;
             $(
                 #[tokio::test]
                 async fn $name() {
-                    super::$name(&Server::start().await).await;
+                    super::$name(&Server::start($version).await).await;
                 }
             )*
         }
@@ -370,9 +506,9 @@ contract!(
     a_create_carries_the_marker_and_the_fingerprint,
     a_taken_id_is_found_taken_unless_the_request_id_repeats,
     a_request_id_outlives_its_schedule,
-    an_update_leaves_the_memo_as_it_was,
+    an_update_sets_the_memo_on_1_32_only_keeping_the_fields_of_others,
     an_update_keeps_the_search_attributes_of_others,
-    a_stale_conflict_token_is_accepted_and_dropped,
+    a_stale_conflict_token_is_dropped_on_1_29_and_refused_on_1_32,
     a_listing_shows_at_most_ten_calendars,
     a_missing_schedule_describes_as_none_and_deletes_as_done,
 );

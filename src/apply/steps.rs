@@ -93,11 +93,14 @@ impl<S: ScheduleStore> Apply<'_, S> {
     }
 
     /// Reads the schedule for its conflict token and pause, updates it, and
-    /// reads it back. A lost race (a stale token refused, or an update the
-    /// server dropped because another landed first) is re-read and tried
-    /// again, up to [`RACE_ATTEMPTS`] times; it is never blindly overwritten.
-    /// An adoption whose marker the server did not store (Temporal 1.29 sets
-    /// a memo only on create) re-creates the schedule with it.
+    /// reads it back. A lost race (a stale token refused, as Temporal 1.32's
+    /// CHASM scheduler does, or an update the server dropped because another
+    /// landed first, as 1.29 does) is re-read and tried again, up to
+    /// [`RACE_ATTEMPTS`] times; it is never blindly overwritten. An adoption
+    /// lands with the update where the server stores a memo sent with it
+    /// (1.32's CHASM scheduler); where it does not (1.29 ignores it, and 1.32
+    /// refuses it for a workflow-backed schedule), the schedule is re-created
+    /// with the marker.
     pub(super) async fn update(
         &self,
         want: &DesiredSchedule,
@@ -138,7 +141,30 @@ impl<S: ScheduleStore> Apply<'_, S> {
             } else {
                 Effect::Applied
             };
+            // An adoption re-creates the schedule, when the server did not
+            // take the marker with the update.
+            let recreated = |effect| {
+                if effect == Effect::Applied {
+                    kept_pause
+                } else {
+                    effect
+                }
+            };
             match written {
+                Err(error) if error.is_conflict() && adoptable => {
+                    // Refused while the token is still current: no lost race,
+                    // but a server that takes no memo on update (1.32, for a
+                    // workflow-backed schedule).
+                    match self.describe(&want.schedule_id).await? {
+                        Some(now) if now.conflict_token == current.conflict_token => {
+                            return self
+                                .recreate(want, &pause, &now.search_attributes, ids)
+                                .await
+                                .map(recreated);
+                        }
+                        _ => last = Some(Failure::Store(error)),
+                    }
+                }
                 // A lost race, or deleted since the describe: read again.
                 Err(error) if error.is_conflict() || error.code == tonic::Code::NotFound => {
                     last = Some(Failure::Store(error));
@@ -155,13 +181,7 @@ impl<S: ScheduleStore> Apply<'_, S> {
                         return self
                             .recreate(want, &pause, &held.search_attributes, ids)
                             .await
-                            .map(|effect| {
-                                if effect == Effect::Applied {
-                                    kept_pause
-                                } else {
-                                    effect
-                                }
-                            });
+                            .map(recreated);
                     }
                     // Someone else's schedule took its place meanwhile.
                     ReadBack::Applied(_) => return Ok(Effect::Conflict),
@@ -173,7 +193,8 @@ impl<S: ScheduleStore> Apply<'_, S> {
 
     /// Adopts a schedule by deleting it and creating it again with our
     /// marker, in `pause` state, keeping the search attributes it `held`:
-    /// the only way to set a memo on Temporal 1.29.
+    /// the only way to set a memo on Temporal 1.29, and on 1.32 for a
+    /// workflow-backed schedule.
     async fn recreate(
         &self,
         want: &DesiredSchedule,
@@ -183,7 +204,7 @@ impl<S: ScheduleStore> Apply<'_, S> {
     ) -> Result<Effect, Failure> {
         tracing::info!(
             schedule_id = want.schedule_id,
-            "the server keeps no memo set by an update; re-creating the schedule to adopt it"
+            "the server takes no memo with an update; re-creating the schedule to adopt it"
         );
         let request_id = ids.next("delete");
         self.write("delete", &want.schedule_id, &request_id, || {

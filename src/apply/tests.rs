@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::plan::Untouched;
-use crate::store::MemoryStore;
+use crate::store::{MemoryStore, SchedulerModel};
 
 fn project(files: &[&str]) -> Project {
     crate::project::test_project("foo", files)
@@ -281,6 +281,70 @@ async fn adoption_re_creates_the_schedule_when_the_memo_cannot_be_updated() {
         plain.converged() && plain.plan.steps.is_empty(),
         "{plain:#?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_the_chasm_scheduler_adoption_updates_in_place_keeping_the_memo_of_others() {
+    let store = MemoryStore::behaving_as(SchedulerModel::Chasm132);
+    let foreign = desired(&project(&[A2]))[0].schedule.clone();
+    store.insert_unowned_with_memo("foo.a", foreign, &[("made-by", "ops")]);
+    store.tag("foo.a", "Team", "ops");
+    let mut options = ReconcileOptions::default();
+    options.plan.adopt = true;
+    let adopted = reconcile(&store, &project(&[A]), options).await.unwrap();
+    assert!(adopted.converged(), "{adopted:#?}");
+    assert_eq!(store.owner("foo.a").as_deref(), Some("foo"));
+    assert_eq!(store.calls_of("DeleteSchedule"), 0, "no re-create");
+    assert_eq!(store.calls_of("UpdateSchedule"), 1);
+    assert_eq!(
+        store.memo("foo.a").get("made-by").map(String::as_str),
+        Some("\"ops\"")
+    );
+    assert_eq!(
+        store
+            .search_attributes("foo.a")
+            .get("Team")
+            .map(String::as_str),
+        Some("\"ops\"")
+    );
+    let plain = reconcile(&store, &project(&[A]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(plain.plan.steps.is_empty(), "{plain:#?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_workflow_backed_schedule_on_1_32_is_updated_without_a_memo_and_adopted_by_re_creating() {
+    let store = MemoryStore::behaving_as(SchedulerModel::Workflow132);
+    reconcile(&store, &project(&[B]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    let changed = "id: b\nschedule:\n  cron: \"@weekly\"\n";
+    let report = reconcile(&store, &project(&[changed]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(report.converged(), "{report:#?}");
+    assert_eq!(
+        store.calls_of("UpdateSchedule"),
+        1,
+        "ours: sent without a memo"
+    );
+
+    let foreign = desired(&project(&[A2]))[0].schedule.clone();
+    store.insert_unowned("foo.a", foreign);
+    let mut options = ReconcileOptions::default();
+    options.plan.adopt = true;
+    let adopted = reconcile(&store, &project(&[A, changed]), options)
+        .await
+        .unwrap();
+    assert!(adopted.converged(), "{adopted:#?}");
+    assert_eq!(store.owner("foo.a").as_deref(), Some("foo"));
+    assert_eq!(
+        store.calls_of("UpdateSchedule"),
+        2,
+        "the refused memo is no lost race: not retried"
+    );
+    assert_eq!(store.calls_of("DeleteSchedule"), 1);
 }
 
 #[tokio::test(start_paused = true)]

@@ -2,19 +2,20 @@
 //! injection: it keeps schedules in a map, counts every call, and can be told
 //! to fail the next calls of an RPC with a gRPC code.
 //!
-//! It behaves as Temporal 1.29 does (the store contract suite in
-//! `tests/store_contract.rs` runs the same tests against it and against the
-//! real dev server, so a divergence fails the test command):
+//! It behaves as Temporal does (the store contract suite in
+//! `tests/store_contract.rs` runs the same tests against it and against real
+//! servers, 1.29 and 1.32, so a divergence fails the test command):
 //!
 //! - a create remembers its request id even after the schedule is deleted,
 //!   and a create with that id again answers OK without creating anything;
-//! - an update never changes the memo, so the owner marker is only ever set
-//!   by a create;
 //! - an update that sends search attributes replaces the whole set;
-//! - an update with a stale conflict token answers OK and changes nothing;
 //! - a listing shows at most ten calendars, intervals and exclusions of each
 //!   spec ([`super::as_listed`]);
-//! - the listing may lag behind ([`MemoryStore::freeze_listing`]).
+//! - the listing may lag behind ([`MemoryStore::freeze_listing`]);
+//!
+//! and, where the schedulers differ, as the [`SchedulerModel`] it was made
+//! with says: whether an update sets the memo, and what a stale conflict
+//! token does.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
@@ -24,16 +25,37 @@ use temporalio_common::protos::temporal::api::schedule::v1::Schedule;
 
 use super::{
     Created, Described, FINGERPRINT_ATTRIBUTE, Observation, Observed, PauseState, ScheduleStore,
-    StoreError, as_listed, merged_search_attributes,
+    StoreError, as_listed, marker_memo, merged_search_attributes, update_memo,
 };
-use crate::spec::{DesiredSchedule, Fingerprint, json_payload, owns_id};
+use crate::spec::{DesiredSchedule, Fingerprint, MEMO_PROJECT, json_payload, owns_id};
+
+/// Which Temporal scheduler a [`MemoryStore`] behaves as, where they differ.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SchedulerModel {
+    /// Temporal 1.29's scheduler, a workflow per schedule (the `temporal`
+    /// CLI v1.5.1 dev server): an update ignores the memo it carries, and an
+    /// update with a stale conflict token is answered OK and dropped.
+    #[default]
+    Workflow129,
+    /// Temporal 1.32's CHASM scheduler (new schedules, where the dynamic
+    /// config turns it on): an update replaces the memo with the one it
+    /// carries, if any, and a stale conflict token is refused with
+    /// `FailedPrecondition` ("mismatched conflict token").
+    Chasm132,
+    /// A workflow-backed schedule on Temporal 1.32 (made while the CHASM
+    /// scheduler was off, as it is by default): as on 1.29, except that an
+    /// update carrying a memo is refused with `FailedPrecondition` ("memo
+    /// updates are not supported on workflow-backed schedules").
+    Workflow132,
+}
 
 /// One stored schedule.
 #[derive(Clone, Debug)]
 struct Entry {
     schedule: Schedule,
-    /// The project in the memo, set by the create and never changed.
-    owner: Option<String>,
+    /// The memo: set by the create, and by an update only on the CHASM
+    /// scheduler.
+    memo: HashMap<String, Payload>,
     search_attributes: HashMap<String, Payload>,
     version: u64,
     /// Request ids of the updates and patches applied, which the server
@@ -60,12 +82,21 @@ struct Inner {
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    model: SchedulerModel,
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store that behaves as Temporal 1.29's scheduler.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store that behaves as `model`.
+    pub fn behaving_as(model: SchedulerModel) -> Self {
+        MemoryStore {
+            model,
+            ..Self::default()
+        }
     }
 
     /// Makes the next `times` calls of `rpc` (such as `"UpdateSchedule"`) fail
@@ -87,6 +118,21 @@ impl MemoryStore {
 
     /// Puts a schedule in place without a marker, as a person would.
     pub fn insert_unowned(&self, schedule_id: &str, schedule: Schedule) {
+        self.insert_unowned_with_memo(schedule_id, schedule, &[]);
+    }
+
+    /// Puts a schedule in place without our marker but with the memo fields
+    /// `memo` (key, text), as another tool would.
+    pub fn insert_unowned_with_memo(
+        &self,
+        schedule_id: &str,
+        schedule: Schedule,
+        memo: &[(&str, &str)],
+    ) {
+        let memo = memo
+            .iter()
+            .map(|(key, text)| ((*key).to_owned(), json_payload(&(*text).into())))
+            .collect();
         let mut inner = self.lock();
         // A new run, with a request id of its own.
         inner.create_request_ids.remove(schedule_id);
@@ -95,7 +141,7 @@ impl MemoryStore {
             schedule_id.to_owned(),
             Entry {
                 schedule,
-                owner: None,
+                memo,
                 search_attributes: HashMap::new(),
                 version,
                 signals: HashSet::new(),
@@ -134,7 +180,21 @@ impl MemoryStore {
         self.lock()
             .schedules
             .get(schedule_id)
-            .and_then(|e| e.owner.clone())
+            .and_then(Entry::owner)
+    }
+
+    /// The memo fields of a schedule, each as its JSON text.
+    pub fn memo(&self, schedule_id: &str) -> BTreeMap<String, String> {
+        self.lock()
+            .schedules
+            .get(schedule_id)
+            .map(|e| {
+                e.memo
+                    .iter()
+                    .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.data).into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Deletes a schedule, as an operator would with `temporal schedule delete`.
@@ -226,6 +286,14 @@ impl MemoryStore {
     }
 }
 
+impl Entry {
+    fn owner(&self) -> Option<String> {
+        self.memo
+            .get(MEMO_PROJECT)
+            .and_then(|p| serde_json::from_slice::<String>(&p.data).ok())
+    }
+}
+
 impl Inner {
     fn bump(&mut self) -> u64 {
         self.next_version += 1;
@@ -244,7 +312,7 @@ fn observed(schedule_id: &str, entry: &Entry, listed: bool) -> Observed {
     let spec = entry.schedule.spec.as_ref();
     Observed {
         schedule_id: schedule_id.to_owned(),
-        owner: entry.owner.clone(),
+        owner: entry.owner(),
         fingerprint,
         paused: state.paused,
         notes: state.notes,
@@ -288,8 +356,7 @@ impl ScheduleStore for MemoryStore {
             schedule: entry.schedule.clone(),
             conflict_token: entry.version.to_le_bytes().to_vec(),
             search_attributes: entry.search_attributes.clone(),
-            // This store keeps no memo but the marker.
-            foreign_memo: Vec::new(),
+            memo: entry.memo.clone(),
         }))
     }
 
@@ -319,7 +386,7 @@ impl ScheduleStore for MemoryStore {
             id.clone(),
             Entry {
                 schedule: with_pause(desired, pause),
-                owner: Some(project.to_owned()),
+                memo: marker_memo(project, &desired.fingerprint),
                 search_attributes: merged_search_attributes(keep, &desired.fingerprint),
                 version,
                 signals: HashSet::new(),
@@ -338,16 +405,27 @@ impl ScheduleStore for MemoryStore {
 
     async fn update(
         &self,
-        _project: &str,
+        project: &str,
         desired: &DesiredSchedule,
         pause: &PauseState,
         current: &Described,
         request_id: &str,
     ) -> Result<(), StoreError> {
-        // What the real store sends: the schedule, and the held attributes
-        // with our fingerprint (the memo is sent too, and ignored).
+        // What the real store sends: the schedule, the held attributes with
+        // our fingerprint, and a memo only to adopt.
         let sent = merged_search_attributes(&current.search_attributes, &desired.fingerprint);
+        let memo = update_memo(project, desired, current);
+        let refused = |message: &str| StoreError {
+            rpc: "UpdateSchedule",
+            code: tonic::Code::FailedPrecondition,
+            message: message.into(),
+        };
         let mut inner = self.call("UpdateSchedule")?;
+        if self.model == SchedulerModel::Workflow132 && memo.is_some() {
+            return Err(refused(
+                "memo updates are not supported on workflow-backed schedules",
+            ));
+        }
         let version = inner.bump();
         let Some(entry) = inner.schedules.get_mut(&desired.schedule_id) else {
             return Err(StoreError {
@@ -356,15 +434,24 @@ impl ScheduleStore for MemoryStore {
                 message: "schedule not found".into(),
             });
         };
-        if !entry.signals.insert(request_id.to_owned()) {
-            return Ok(());
-        }
-        if entry.version.to_le_bytes().as_slice() != current.conflict_token.as_slice() {
-            // Temporal 1.29 accepts the request and drops the update.
-            return Ok(());
+        let stale = entry.version.to_le_bytes().as_slice() != current.conflict_token.as_slice();
+        match self.model {
+            SchedulerModel::Chasm132 if stale => return Err(refused("mismatched conflict token")),
+            SchedulerModel::Chasm132 => {}
+            // The workflow-backed scheduler takes the update as a signal: a
+            // repeated request id is deduplicated, and a stale token is
+            // answered OK and the update dropped.
+            SchedulerModel::Workflow129 | SchedulerModel::Workflow132 => {
+                if !entry.signals.insert(request_id.to_owned()) || stale {
+                    return Ok(());
+                }
+            }
         }
         entry.schedule = with_pause(desired, pause);
         entry.search_attributes = sent;
+        if let (SchedulerModel::Chasm132, Some(memo)) = (self.model, memo) {
+            entry.memo = memo;
+        }
         entry.version = version;
         Ok(())
     }

@@ -8,13 +8,15 @@ mod temporal;
 use std::collections::HashMap;
 use std::future::Future;
 
-pub use memory::MemoryStore;
+pub use memory::{MemoryStore, SchedulerModel};
 pub use temporal::{RPC_TIMEOUT, RpcCounts, TemporalStore};
 
 use temporalio_common::protos::temporal::api::common::v1::Payload;
 use temporalio_common::protos::temporal::api::schedule::v1::ScheduleSpec;
 
-use crate::spec::{DesiredSchedule, Fingerprint, PAUSE_NOTE_PREFIX, json_payload};
+use crate::spec::{
+    DesiredSchedule, Fingerprint, MEMO_FINGERPRINT, MEMO_PROJECT, PAUSE_NOTE_PREFIX, json_payload,
+};
 
 /// The search attribute that holds a schedule's fingerprint: a Keyword
 /// attribute that the namespace must have for the no-op to cost only the
@@ -90,6 +92,37 @@ pub fn merged_search_attributes(
     merged
 }
 
+/// The memo a create sends: the owner marker and the fingerprint.
+pub fn marker_memo(project: &str, fingerprint: &Fingerprint) -> HashMap<String, Payload> {
+    HashMap::from([
+        (MEMO_PROJECT.to_owned(), json_payload(&project.into())),
+        (
+            MEMO_FINGERPRINT.to_owned(),
+            json_payload(&fingerprint.0.clone().into()),
+        ),
+    ])
+}
+
+/// The memo an update sends: none when `current` carries `project`'s marker
+/// already, else (an adoption) every field `current` holds with our marker
+/// added. Servers differ here: Temporal 1.29 ignores a memo on update;
+/// 1.32's CHASM scheduler replaces the whole memo with the one sent (so the
+/// fields of others are sent back); 1.32 refuses an update that carries a
+/// memo for a workflow-backed schedule (one made while the CHASM scheduler
+/// was off), which is why a schedule that is ours already gets none.
+pub fn update_memo(
+    project: &str,
+    desired: &DesiredSchedule,
+    current: &Described,
+) -> Option<HashMap<String, Payload>> {
+    if current.observed.owner.as_deref() == Some(project) {
+        return None;
+    }
+    let mut memo = current.memo.clone();
+    memo.extend(marker_memo(project, &desired.fingerprint));
+    Some(memo)
+}
+
 /// A schedule as `DescribeSchedule` returns it, with the token that an update
 /// must send back.
 #[derive(Clone, Debug)]
@@ -103,8 +136,24 @@ pub struct Described {
     /// The search attributes the schedule holds (Temporal's own system
     /// attributes left out, as DescribeSchedule leaves them out).
     pub search_attributes: HashMap<String, Payload>,
-    /// The keys of the schedule's memo that are not schedule-sync's marker.
-    pub foreign_memo: Vec<String>,
+    /// The fields of the schedule's memo (ours among them, if it is ours).
+    pub memo: HashMap<String, Payload>,
+}
+
+impl Described {
+    /// The keys of the schedule's memo that are not schedule-sync's marker,
+    /// sorted.
+    pub fn foreign_memo(&self) -> Vec<String> {
+        use crate::spec::{MEMO_FINGERPRINT, MEMO_PROJECT};
+        let mut keys: Vec<String> = self
+            .memo
+            .keys()
+            .filter(|key| ![MEMO_PROJECT, MEMO_FINGERPRINT].contains(&key.as_str()))
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    }
 }
 
 /// What happened to a create.
@@ -167,13 +216,17 @@ pub trait ScheduleStore: Send + Sync {
 
     /// Replaces the schedule `current` with `desired` in `pause` state,
     /// guarded by `current`'s conflict token. Keeps every search attribute of
-    /// `current` that is not ours. Sends the marker too, which Temporal 1.29
-    /// ignores on update (only a create sets a memo there).
+    /// `current` that is not ours. To adopt a schedule (one without
+    /// `project`'s marker) it sends the marker too, in the memo that
+    /// [`update_memo`] makes: Temporal 1.32's CHASM scheduler stores it,
+    /// 1.29 ignores it (only a create sets a memo there).
     ///
     /// # Errors
     ///
     /// A [`StoreError`]; [`StoreError::is_conflict`] when the token is
-    /// refused as stale (Temporal 1.29 drops a stale update silently instead).
+    /// refused as stale (Temporal 1.32's CHASM scheduler; 1.29 answers OK and
+    /// drops a stale update instead), or when a workflow-backed schedule on
+    /// 1.32 refuses the memo of an adoption.
     fn update(
         &self,
         project: &str,

@@ -17,12 +17,10 @@ use temporalio_common::protos::temporal::api::workflowservice::v1::{
 
 use super::{
     Created, Described, FINGERPRINT_ATTRIBUTE, Observation, Observed, PauseState, ScheduleStore,
-    StoreError, merged_search_attributes,
+    StoreError, marker_memo, merged_search_attributes, update_memo,
 };
 use crate::connection::sanitise;
-use crate::spec::{
-    DesiredSchedule, Fingerprint, MEMO_FINGERPRINT, MEMO_PROJECT, json_payload, owns_id,
-};
+use crate::spec::{DesiredSchedule, Fingerprint, MEMO_PROJECT, owns_id};
 
 /// Schedules per ListSchedules page.
 pub const PAGE_SIZE: i32 = 1000;
@@ -205,28 +203,17 @@ impl TemporalStore {
             .contains_key(FINGERPRINT_ATTRIBUTE))
     }
 
-    /// The owner marker, and the search attributes to send: those `held`
-    /// with our fingerprint, when the namespace has the attribute (without
-    /// it, nothing is sent, which leaves the held ones as they are).
-    fn markers(
+    /// The search attributes to send: those `held` with our fingerprint,
+    /// when the namespace has the attribute (without it, nothing is sent,
+    /// which leaves the held ones as they are).
+    fn attributes(
         &self,
-        project: &str,
         desired: &DesiredSchedule,
         held: &HashMap<String, Payload>,
-    ) -> (Memo, Option<SearchAttributes>) {
-        let memo = Memo {
-            fields: HashMap::from([
-                (MEMO_PROJECT.to_owned(), json_payload(&project.into())),
-                (
-                    MEMO_FINGERPRINT.to_owned(),
-                    json_payload(&desired.fingerprint.0.clone().into()),
-                ),
-            ]),
-        };
-        let attributes = self.fingerprint_attribute.then(|| SearchAttributes {
+    ) -> Option<SearchAttributes> {
+        self.fingerprint_attribute.then(|| SearchAttributes {
             indexed_fields: merged_search_attributes(held, &desired.fingerprint),
-        });
-        (memo, attributes)
+        })
     }
 }
 
@@ -314,17 +301,13 @@ impl ScheduleStore for TemporalStore {
             .as_ref()
             .map(|a| a.indexed_fields.clone())
             .unwrap_or_default();
-        let mut foreign_memo: Vec<String> = response
-            .memo
-            .iter()
-            .flat_map(|m| m.fields.keys())
-            .filter(|key| ![MEMO_PROJECT, MEMO_FINGERPRINT].contains(&key.as_str()))
-            .cloned()
-            .collect();
-        foreign_memo.sort();
         Ok(Some(Described {
             search_attributes,
-            foreign_memo,
+            memo: response
+                .memo
+                .as_ref()
+                .map(|m| m.fields.clone())
+                .unwrap_or_default(),
             observed: observed(
                 schedule_id.to_owned(),
                 response.memo.as_ref(),
@@ -352,7 +335,10 @@ impl ScheduleStore for TemporalStore {
         request_id: &str,
     ) -> Result<Created, StoreError> {
         let mut service = self.client.connection().workflow_service();
-        let (memo, search_attributes) = self.markers(project, desired, keep);
+        let memo = Memo {
+            fields: marker_memo(project, &desired.fingerprint),
+        };
+        let search_attributes = self.attributes(desired, keep);
         let mut schedule = desired.schedule.clone();
         let state = schedule.state.get_or_insert_with(Default::default);
         state.paused = pause.paused;
@@ -386,7 +372,8 @@ impl ScheduleStore for TemporalStore {
         request_id: &str,
     ) -> Result<(), StoreError> {
         let mut service = self.client.connection().workflow_service();
-        let (memo, search_attributes) = self.markers(project, desired, &current.search_attributes);
+        let memo = update_memo(project, desired, current).map(|fields| Memo { fields });
+        let search_attributes = self.attributes(desired, &current.search_attributes);
         let mut schedule = desired.schedule.clone();
         let state = schedule.state.get_or_insert_with(Default::default);
         state.paused = pause.paused;
@@ -399,7 +386,7 @@ impl ScheduleStore for TemporalStore {
             identity: self.identity.clone(),
             request_id: request_id.to_owned(),
             search_attributes,
-            memo: Some(memo),
+            memo,
         };
         self.counted(
             "UpdateSchedule",

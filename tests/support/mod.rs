@@ -6,7 +6,42 @@ pub mod serve;
 
 use std::path::PathBuf;
 
-use schedule_sync::dev_server::{self, DevServer, DevServerOptions};
+use schedule_sync::dev_server::{self, DevServer, DevServerOptions, ServerKind};
+
+/// A Temporal server version that the suites run against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    /// The `temporal` CLI's dev server (v1.5.1): Temporal 1.29.1, whose
+    /// schedules are workflows.
+    V1_29,
+    /// Temporal 1.32.2 with the CHASM scheduler making new schedules.
+    V1_32,
+}
+
+/// Runs one test body once per server version, as tests named
+/// `v1_29::<name>` and `v1_32::<name>`: each `async fn <name>(version: Version)`
+/// in the calling file becomes two tests.
+#[macro_export]
+macro_rules! on_each_version {
+    ($($name:ident),* $(,)?) => {
+        mod v1_29 {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::support::Version::V1_29).await;
+                }
+            )*
+        }
+        mod v1_32 {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::support::Version::V1_32).await;
+                }
+            )*
+        }
+    };
+}
 
 /// The `temporal` binary. A missing binary fails the test: the test command
 /// installs it, so its absence is a broken set-up, never a reason to skip.
@@ -19,11 +54,42 @@ pub fn temporal_cli() -> PathBuf {
     })
 }
 
-/// Starts a fresh dev server for one test.
-pub async fn dev_server() -> DevServer {
-    DevServer::start(DevServerOptions::new(temporal_cli()))
+/// The `temporal-server` binary (Temporal 1.32). A missing binary fails the
+/// test, as a missing CLI does.
+pub fn temporal_server() -> PathBuf {
+    dev_server::find_server().unwrap_or_else(|| {
+        panic!(
+            "no `temporal-server` binary: run scripts/install-temporal-server.sh or set {}",
+            dev_server::SERVER_ENV
+        )
+    })
+}
+
+/// Options for a server of `version`, with the fingerprint attribute.
+pub fn options(version: Version) -> DevServerOptions {
+    let mut options = DevServerOptions::new(temporal_cli());
+    if version == Version::V1_32 {
+        options.server = ServerKind::Server(temporal_server());
+    }
+    options
+}
+
+/// Starts a server from `options`, or fails the test.
+pub async fn start(options: DevServerOptions) -> DevServer {
+    let server = options.server.clone();
+    DevServer::start(options)
         .await
-        .unwrap_or_else(|e| panic!("the Temporal dev server did not start: {e}"))
+        .unwrap_or_else(|e| panic!("the Temporal server ({server:?}) did not start: {e}"))
+}
+
+/// Starts a fresh dev server (Temporal 1.29) for one test.
+pub async fn dev_server() -> DevServer {
+    start(DevServerOptions::new(temporal_cli())).await
+}
+
+/// Starts a fresh server of `version` for one test.
+pub async fn server_of(version: Version) -> DevServer {
+    start(options(version)).await
 }
 
 /// Runs the `temporal` CLI against `server` and parses its JSON output.
@@ -147,16 +213,20 @@ where
     }
 }
 
-/// A dev server that also has a `Team` keyword search attribute, for
-/// schedules that another tool tags.
+/// A dev server (Temporal 1.29) that also has a `Team` keyword search
+/// attribute.
 pub async fn dev_server_with_team() -> DevServer {
-    let mut options = DevServerOptions::new(temporal_cli());
+    server_with_team(Version::V1_29).await
+}
+
+/// A server of `version` that also has a `Team` keyword search attribute,
+/// for schedules that another tool tags.
+pub async fn server_with_team(version: Version) -> DevServer {
+    let mut options = options(version);
     options
         .search_attributes
         .push(("Team".to_owned(), "Keyword".to_owned()));
-    DevServer::start(options)
-        .await
-        .unwrap_or_else(|e| panic!("the Temporal dev server did not start: {e}"))
+    start(options).await
 }
 
 /// Sets the search attribute `name` of a schedule, keeping its others, as
