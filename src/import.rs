@@ -86,6 +86,11 @@ pub fn import(target: &Target<'_>, described: &Described) -> Result<Imported, Sk
         schedule_id: schedule_id.clone(),
         reason,
     };
+    if schedule_id == crate::fence::fence_id(target.project) {
+        return Err(skip(
+            "it is schedule-sync's record of the project's newest writer, not a workflow".into(),
+        ));
+    }
     let workflow = workflow_id(target.project, &schedule_id).map_err(skip)?;
     if let Some(owner) = described
         .observed

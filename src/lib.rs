@@ -29,6 +29,7 @@ pub mod cron;
 pub mod dev_server;
 pub mod duration;
 pub mod embedding;
+pub mod fence;
 pub mod import;
 pub mod observe;
 pub mod plan;

@@ -64,6 +64,17 @@ async fn healthz(Extract(handle): Extract<ReconcilerHandle>) -> Json<Value> {
         "reload_error": status.reload_error,
         "schedules": counts,
         "held_deletions": *status.held_deletions,
+        "writer": {
+            "revision": (status.writer.revision != 0).then_some(status.writer.revision),
+            "started_ms": (status.writer.started_ms != 0).then(|| status.writer.started_ms),
+            "name": crate::fence::this_process(),
+        },
+        "superseded_by": status.superseded_by.as_ref().map(|by| json!({
+            "revision": by.key.revision,
+            "started_ms": by.key.started_ms,
+            "name": by.name,
+            "description": by.to_string(),
+        })),
     }))
 }
 

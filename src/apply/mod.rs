@@ -18,6 +18,7 @@
 mod calls;
 pub(crate) mod compare;
 mod failure;
+mod fencing;
 mod fingerprints;
 mod steps;
 #[cfg(test)]
@@ -30,8 +31,9 @@ use futures_util::StreamExt;
 use futures_util::stream;
 use serde::Serialize;
 
+use crate::fence::WriterKey;
 use crate::plan::changes::{FieldChange, field_changes};
-use crate::plan::{Plan, PlanOptions, Step, plan};
+use crate::plan::{FenceStep, Plan, PlanOptions, Step, plan};
 use crate::project::Project;
 use crate::spec::{DesiredSchedule, desired};
 use crate::store::{ScheduleStore, StoreError};
@@ -104,6 +106,9 @@ pub enum Effect {
     Failed,
     /// The step was not started, because Temporal became unreachable.
     NotStarted,
+    /// The step was not started, because a newer writer took the project's
+    /// fence meanwhile.
+    Superseded,
 }
 
 /// The outcome of one step.
@@ -194,8 +199,21 @@ pub async fn reconcile_with_progress<S: ScheduleStore>(
     progress: &dyn Progress,
 ) -> Result<Report, StoreError> {
     let wanted = desired(project);
-    let apply = Apply::new(store, &project.name, &wanted);
-    let plan = apply.observe_and_plan(options).await?;
+    let apply = Apply::new(store, &project.name, &wanted, options.plan);
+    let mut plan = apply.observe_and_plan(options).await?;
+    if matches!(plan.fence, FenceStep::Claim { .. }) {
+        match apply.claim().await {
+            Ok(Some(newer)) => plan.give_way(newer),
+            Ok(None) => {}
+            // The steps' own RPCs meet the same trouble and report it; the
+            // fence is read again while they run.
+            Err(error) => {
+                tracing::warn!(%error, "cannot claim the writer fence; writing without it")
+            }
+        }
+    }
+    // The listing (or the claim) has just shown the fence.
+    apply.fence_read();
     progress.planned(plan.steps.len());
     // Steps finish in any order (a slow one must not hold the others back);
     // outcomes are put back in plan order afterwards.
@@ -212,6 +230,11 @@ pub async fn reconcile_with_progress<S: ScheduleStore>(
             .await;
     outcomes.sort_by_key(|(index, _)| *index);
     let outcomes = outcomes.into_iter().map(|(_, outcome)| outcome).collect();
+    let mut plan = plan;
+    if let Some(newer) = apply.newer_writer_seen() {
+        // Found while writing: the steps not yet started were left to it.
+        plan.fence = FenceStep::Superseded { by: newer };
+    }
     Ok(Report { plan, outcomes })
 }
 
@@ -237,7 +260,7 @@ pub async fn preview<S: ScheduleStore>(
     options: ReconcileOptions,
 ) -> Result<Preview, StoreError> {
     let wanted = desired(project);
-    let apply = Apply::new(store, &project.name, &wanted);
+    let apply = Apply::new(store, &project.name, &wanted, options.plan);
     let plan = apply.observe_and_plan(options).await?;
     let apply = &apply;
     let updated = plan.steps.iter().filter_map(|step| match step {
@@ -267,16 +290,29 @@ struct Apply<'a, S> {
     wanted: HashMap<&'a str, &'a DesiredSchedule>,
     ordered: &'a [DesiredSchedule],
     outage: Outage,
+    /// Our rank among the project's writers.
+    writer: WriterKey,
+    /// Write even when a newer writer holds the fence.
+    force: bool,
+    watch: fencing::FenceWatch,
 }
 
 impl<'a, S: ScheduleStore> Apply<'a, S> {
-    fn new(store: &'a S, project: &'a str, wanted: &'a [DesiredSchedule]) -> Self {
+    fn new(
+        store: &'a S,
+        project: &'a str,
+        wanted: &'a [DesiredSchedule],
+        options: PlanOptions,
+    ) -> Self {
         Apply {
             store,
             project,
             wanted: wanted.iter().map(|d| (d.schedule_id.as_str(), d)).collect(),
             ordered: wanted,
             outage: Outage::default(),
+            writer: options.writer,
+            force: options.force,
+            watch: fencing::FenceWatch::default(),
         }
     }
 
@@ -295,6 +331,14 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
                 effect: Effect::NotStarted,
                 error: Some(Failure::Unreachable { last }.to_string()),
                 retryable: true,
+            };
+        }
+        if let Some(newer) = self.newer_writer().await {
+            return StepOutcome {
+                step,
+                effect: Effect::Superseded,
+                error: Some(format!("left to a newer writer: {newer}")),
+                retryable: false,
             };
         }
         let (effect, error, retryable) = match self.execute(&step).await {

@@ -1,11 +1,154 @@
 //! The apply engine against the in-memory store, in paused time.
 
 use super::*;
+use crate::fence::WriterKey;
 use crate::plan::Untouched;
 use crate::store::{MemoryStore, SchedulerModel};
 
 fn project(files: &[&str]) -> Project {
     crate::project::test_project("foo", files)
+}
+
+/// A store whose fence of project `foo` names the default writer already,
+/// as after a first write, so that counts and injected faults concern the
+/// schedules only.
+fn fenced_store() -> MemoryStore {
+    let store = MemoryStore::new();
+    let mut fence = crate::fence::fence_schedule("foo").schedule;
+    fence.state.as_mut().unwrap().notes = crate::fence::notes(WriterKey::default());
+    store.insert_unowned_with_memo(
+        &crate::fence::fence_id("foo"),
+        fence,
+        &[(crate::spec::MEMO_PROJECT, "foo")],
+    );
+    store
+}
+
+fn as_writer(writer: WriterKey) -> ReconcileOptions {
+    let mut options = ReconcileOptions::default();
+    options.plan.writer = writer;
+    options
+}
+
+/// The writer that `foo`'s fence in `store` names.
+fn fence_writer(store: &MemoryStore) -> Option<WriterKey> {
+    let fence = store.get(&crate::fence::fence_id("foo"))?;
+    crate::fence::parse(&fence.state.unwrap_or_default().notes).map(|w| w.key)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_write_records_the_writer_and_a_newer_one_takes_over() {
+    let store = MemoryStore::new();
+    let old = WriterKey::revision(1);
+    let report = reconcile(&store, &project(&[A, B]), as_writer(old))
+        .await
+        .unwrap();
+    assert!(report.converged(), "{report:#?}");
+    assert_eq!(fence_writer(&store), Some(old));
+    let fence = store.get(&crate::fence::fence_id("foo")).unwrap();
+    assert!(fence.state.unwrap().paused, "the fence never fires");
+    assert!(fence.spec.unwrap().structured_calendar.is_empty());
+
+    // The new version changes A and drops B, and takes the fence first.
+    let new = WriterKey::revision(2);
+    let report = reconcile(&store, &project(&[A2]), as_writer(new))
+        .await
+        .unwrap();
+    assert!(report.converged(), "{report:#?}");
+    assert_eq!(fence_writer(&store), Some(new));
+    assert!(store.get("foo.b").is_none());
+
+    // The old version now writes nothing: not A back, not B again.
+    let writes = store.writes();
+    let report = reconcile(&store, &project(&[A, B]), as_writer(old))
+        .await
+        .unwrap();
+    assert_eq!(store.writes(), writes, "{report:#?}");
+    assert!(!report.converged());
+    assert_eq!(report.plan.superseded_by().unwrap().key, new);
+    assert_eq!(
+        report.plan.untouched,
+        vec![
+            Untouched::Superseded {
+                schedule_id: "foo.a".into(),
+                operation: "update"
+            },
+            Untouched::Superseded {
+                schedule_id: "foo.b".into(),
+                operation: "create"
+            },
+        ]
+    );
+    // ... unless forced, which leaves the fence to the newer writer.
+    let mut forced = as_writer(old);
+    forced.plan.force = true;
+    let report = reconcile(&store, &project(&[A, B]), forced).await.unwrap();
+    assert!(report.converged(), "{report:#?}");
+    assert!(store.get("foo.b").is_some());
+    assert_eq!(fence_writer(&store), Some(new));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_claim_read_back_names_the_newer_writer_when_one_raced_ahead() {
+    let store = fenced_store();
+    store.freeze_listing();
+    // The listing still shows the old fence; the fence itself names a
+    // newer writer by the time we claim.
+    store.operator_pause(
+        &crate::fence::fence_id("foo"),
+        &crate::fence::notes(WriterKey::revision(5)),
+    );
+    let report = reconcile(&store, &project(&[A]), as_writer(WriterKey::revision(3)))
+        .await
+        .unwrap();
+    assert_eq!(store.calls_of("CreateSchedule"), 0, "{report:#?}");
+    assert_eq!(store.calls_of("PatchSchedule"), 0);
+    assert_eq!(
+        report.plan.superseded_by().unwrap().key,
+        WriterKey::revision(5)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_newer_writer_that_claims_mid_way_stops_the_steps_not_yet_started() {
+    let store = MemoryStore::new();
+    let files: Vec<String> = (0..40)
+        .map(|i| format!("id: w{i}\nschedule:\n  every: 1h\n"))
+        .collect();
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    let mut options = as_writer(WriterKey::revision(1));
+    options.concurrency = 1;
+    // Each create takes a while; a newer writer claims after a few.
+    store.delay("CreateSchedule", std::time::Duration::from_millis(300));
+    let racing = async {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        store.operator_pause(
+            &crate::fence::fence_id("foo"),
+            &crate::fence::notes(WriterKey::revision(2)),
+        );
+    };
+    let project = project(&files);
+    let (report, ()) = tokio::join!(reconcile(&store, &project, options), racing);
+    let report = report.unwrap();
+    let superseded = report
+        .outcomes
+        .iter()
+        .filter(|o| o.effect == Effect::Superseded)
+        .count();
+    let applied = report
+        .outcomes
+        .iter()
+        .filter(|o| o.effect == Effect::Applied)
+        .count();
+    assert!(
+        applied >= 3 && applied <= 12,
+        "applied {applied}: {report:#?}"
+    );
+    assert_eq!(applied + superseded, 40);
+    assert_eq!(
+        report.plan.superseded_by().unwrap().key,
+        WriterKey::revision(2)
+    );
 }
 
 const A: &str = "id: a\nschedule:\n  cron: \"@daily\"\n";
@@ -15,7 +158,7 @@ const A2: &str = "id: a\nschedule:\n  cron: \"@weekly\"\n";
 
 #[tokio::test(start_paused = true)]
 async fn an_unchanged_project_costs_one_listing_and_zero_writes() {
-    let store = MemoryStore::new();
+    let store = fenced_store();
     let first = reconcile(&store, &project(&[A, B, C]), ReconcileOptions::default())
         .await
         .unwrap();
@@ -32,7 +175,7 @@ async fn an_unchanged_project_costs_one_listing_and_zero_writes() {
 
 #[tokio::test(start_paused = true)]
 async fn a_lagging_listing_causes_no_error_and_no_duplicate() {
-    let store = MemoryStore::new();
+    let store = fenced_store();
     store.freeze_listing();
     for _ in 0..2 {
         // The listing still shows nothing: the creates find the ids taken.
@@ -86,7 +229,7 @@ async fn an_edit_made_out_of_band_is_corrected_but_an_operator_pause_is_kept() {
 
 #[tokio::test(start_paused = true)]
 async fn resource_exhausted_backs_off_exponentially_then_succeeds() {
-    let store = MemoryStore::new();
+    let store = fenced_store();
     store.fail_next("CreateSchedule", tonic::Code::ResourceExhausted, 3);
     let started = tokio::time::Instant::now();
     let report = reconcile(&store, &project(&[A]), ReconcileOptions::default())
@@ -99,7 +242,7 @@ async fn resource_exhausted_backs_off_exponentially_then_succeeds() {
 
 #[tokio::test(start_paused = true)]
 async fn a_permanent_error_is_not_retried_and_does_not_stop_the_others() {
-    let store = MemoryStore::new();
+    let store = fenced_store();
     store.fail_next("CreateSchedule", tonic::Code::InvalidArgument, 1);
     let report = reconcile(&store, &project(&[A, B, C]), ReconcileOptions::default())
         .await
@@ -395,7 +538,7 @@ async fn an_unreachable_temporal_ends_the_reconcile_at_once() {
         .map(|i| format!("id: w{i}\nschedule:\n  cron: \"@daily\"\n"))
         .collect();
     let files: Vec<&str> = many.iter().map(String::as_str).collect();
-    let store = MemoryStore::new();
+    let store = fenced_store();
     // The listing works, then Temporal goes away for good.
     store.fail_next("CreateSchedule", tonic::Code::Unavailable, 10_000);
     let started = tokio::time::Instant::now();
@@ -425,7 +568,7 @@ async fn an_unreachable_temporal_ends_the_reconcile_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn a_busy_temporal_is_not_taken_for_an_outage() {
-    let store = MemoryStore::new();
+    let store = fenced_store();
     store.fail_next("CreateSchedule", tonic::Code::ResourceExhausted, 8);
     let options = ReconcileOptions {
         concurrency: 1,
@@ -480,7 +623,7 @@ async fn writes_act_on_the_schedule_as_it_is_not_as_a_stale_listing_shows_it() {
 
 #[tokio::test(start_paused = true)]
 async fn only_a_create_sent_twice_is_read_back() {
-    let store = MemoryStore::new();
+    let store = fenced_store();
     store.lose_next_create_answers(1);
     let report = reconcile(&store, &project(&[A, B]), ReconcileOptions::default())
         .await

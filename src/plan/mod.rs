@@ -21,6 +21,11 @@
 //! 6. owned, not desired: **delete**, unless the deletions are held: the
 //!    listing was incomplete, or the deletions would remove more than half of
 //!    our schedules (or all of them) without `allow_mass_delete`.
+//!
+//! Then the writer fence (see [`crate::fence`]): when the project's fence
+//! names a newer writer than ours, every step is left undone and reported
+//! **superseded** (a deletion is held, with that reason); otherwise a plan
+//! with steps records us in the fence first, unless it names us already.
 
 pub mod changes;
 
@@ -28,6 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use crate::fence::{self, Writer, WriterKey, fence_id};
 use crate::spec::{DesiredSchedule, owns_id};
 use crate::store::{Observation, Observed, as_listed};
 
@@ -38,6 +44,10 @@ pub struct PlanOptions {
     pub adopt: bool,
     /// Allow a reconcile to delete more than half (or all) of our schedules.
     pub allow_mass_delete: bool,
+    /// Our rank among the project's writers.
+    pub writer: WriterKey,
+    /// Write even when a newer writer holds the fence.
+    pub force: bool,
 }
 
 /// One step of a plan.
@@ -135,6 +145,14 @@ pub enum Untouched {
         /// The project its marker names, if any.
         owner: Option<String>,
     },
+    /// A newer writer holds the project's fence: the step it needed was left
+    /// undone.
+    Superseded {
+        /// The schedule id.
+        schedule_id: String,
+        /// The operation left undone.
+        operation: &'static str,
+    },
     /// Its deletion is held.
     HeldDeletion {
         /// The schedule id.
@@ -152,6 +170,34 @@ pub enum HoldReason {
     IncompleteListing,
     /// The deletions would remove more than half, or all, of our schedules.
     MassDelete,
+    /// A newer writer holds the project's fence.
+    Superseded,
+}
+
+/// What the plan does about the project's writer fence.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum FenceStep {
+    /// Nothing: no step needs it, or the fence names a writer of our rank.
+    #[default]
+    None,
+    /// Record us in the fence before the first step (over `current`, an
+    /// older writer, or none).
+    Claim {
+        /// The writer the fence names now, if there is a fence.
+        current: Option<Writer>,
+    },
+    /// A newer writer holds the fence: no step is taken.
+    Superseded {
+        /// That writer.
+        by: Writer,
+    },
+    /// A newer writer holds the fence, and the plan goes ahead anyway
+    /// (forced), leaving the fence as it is.
+    Forced {
+        /// That writer.
+        over: Writer,
+    },
 }
 
 /// The steps to take and what is left alone, each sorted by schedule id.
@@ -161,12 +207,48 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Schedules left alone, and why.
     pub untouched: Vec<Untouched>,
+    /// The writer fence.
+    pub fence: FenceStep,
 }
 
 impl Plan {
     /// Whether the plan writes nothing.
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
+    }
+
+    /// The newer writer that holds the fence, when this plan gave way to it.
+    pub fn superseded_by(&self) -> Option<&Writer> {
+        match &self.fence {
+            FenceStep::Superseded { by } => Some(by),
+            _ => None,
+        }
+    }
+
+    /// Leaves every step undone because `by`, a newer writer, holds the
+    /// fence: each becomes [`Untouched::Superseded`] (a deletion, a held
+    /// deletion).
+    pub fn give_way(&mut self, by: Writer) {
+        for step in std::mem::take(&mut self.steps) {
+            self.untouched.push(superseded(step));
+        }
+        self.untouched
+            .sort_by(|a, b| untouched_id(a).cmp(untouched_id(b)));
+        self.fence = FenceStep::Superseded { by };
+    }
+}
+
+fn superseded(step: Step) -> Untouched {
+    let operation = step.operation();
+    match step {
+        Step::Delete { schedule_id } => Untouched::HeldDeletion {
+            schedule_id,
+            why: HoldReason::Superseded,
+        },
+        other => Untouched::Superseded {
+            schedule_id: other.schedule_id().to_owned(),
+            operation,
+        },
     }
 }
 
@@ -177,12 +259,18 @@ pub fn plan(
     observation: &Observation,
     options: PlanOptions,
 ) -> Plan {
+    let fence_id = fence_id(project);
     let observed: BTreeMap<&str, &Observed> = observation
         .schedules
         .iter()
-        .filter(|o| owns_id(project, &o.schedule_id))
+        .filter(|o| owns_id(project, &o.schedule_id) && o.schedule_id != fence_id)
         .map(|o| (o.schedule_id.as_str(), o))
         .collect();
+    let fence = observation
+        .schedules
+        .iter()
+        .find(|o| o.schedule_id == fence_id)
+        .map(|o| fence::parse(&o.notes));
     let mut plan = Plan::default();
     for want in desired {
         let id = want.schedule_id.clone();
@@ -264,7 +352,27 @@ pub fn plan(
         .sort_by(|a, b| a.schedule_id().cmp(b.schedule_id()));
     plan.untouched
         .sort_by(|a, b| untouched_id(a).cmp(untouched_id(b)));
+    if plan.steps.is_empty() {
+        return plan;
+    }
+    // A fence whose notes someone replaced names no writer: it is claimed
+    // again, as if there were none.
+    let held = fence.flatten();
+    match held {
+        Some(newer) if newer.key > options.writer && options.force => {
+            plan.fence = FenceStep::Forced { over: newer };
+        }
+        Some(newer) if newer.key > options.writer => plan.give_way(newer),
+        Some(peer) if peer.key == options.writer => {}
+        current => plan.fence = FenceStep::Claim { current },
+    }
     plan
+}
+
+/// Whether the fence `held` (read afresh) keeps a writer of rank `ours`
+/// from writing: it names a newer writer.
+pub fn outranked(held: Option<&Writer>, ours: WriterKey) -> bool {
+    held.is_some_and(|writer| writer.key > ours)
 }
 
 /// Whether the listed spec differs from the desired one, compared as a
@@ -283,6 +391,7 @@ fn untouched_id(untouched: &Untouched) -> &str {
         Untouched::Unchanged { schedule_id }
         | Untouched::PausedByOperator { schedule_id }
         | Untouched::Conflict { schedule_id, .. }
+        | Untouched::Superseded { schedule_id, .. }
         | Untouched::HeldDeletion { schedule_id, .. } => schedule_id,
     }
 }
@@ -290,6 +399,7 @@ fn untouched_id(untouched: &Untouched) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fence::{self, WriterKey, fence_id};
     use crate::spec::desired as desired_of;
     use crate::spec::{Fingerprint, PAUSE_NOTE_PREFIX};
 
@@ -656,5 +766,134 @@ mod tests {
             2,
             "half is allowed, more than half is not"
         );
+    }
+
+    /// The fence of project `foo` naming a writer of rank `key`.
+    fn fence(key: WriterKey) -> Observed {
+        Observed {
+            schedule_id: fence_id("foo"),
+            owner: Some("foo".into()),
+            fingerprint: None,
+            paused: true,
+            notes: fence::notes(key),
+            spec: None,
+        }
+    }
+
+    fn with_writer(writer: WriterKey, force: bool) -> PlanOptions {
+        PlanOptions {
+            writer,
+            force,
+            ..PlanOptions::default()
+        }
+    }
+
+    #[test]
+    fn a_newer_writer_in_the_fence_leaves_every_step_undone_and_reported() {
+        let want = project(&[A, B]);
+        let mut changed = seen(&want[1]);
+        changed.fingerprint = Some(Fingerprint("old".into()));
+        let gone = Observed {
+            schedule_id: "foo.gone".into(),
+            ..seen(&want[0])
+        };
+        let schedules = vec![fence(WriterKey::revision(2)), changed, gone];
+        // Listed without `foo.a`: a create, an update and a delete wait.
+        let older = plan(
+            "foo",
+            &want,
+            &observation(schedules.clone()),
+            with_writer(WriterKey::revision(1), false),
+        );
+        assert!(older.steps.is_empty(), "{older:#?}");
+        assert_eq!(older.superseded_by().unwrap().key, WriterKey::revision(2));
+        assert_eq!(
+            older.untouched,
+            vec![
+                Untouched::Superseded {
+                    schedule_id: "foo.a".into(),
+                    operation: "create"
+                },
+                Untouched::Superseded {
+                    schedule_id: "foo.b".into(),
+                    operation: "update"
+                },
+                Untouched::HeldDeletion {
+                    schedule_id: "foo.gone".into(),
+                    why: HoldReason::Superseded
+                },
+            ]
+        );
+        // The fence is nobody's schedule to delete or count.
+        assert!(
+            !older
+                .untouched
+                .iter()
+                .any(|u| untouched_id(u) == fence_id("foo"))
+        );
+
+        // A peer goes ahead without claiming; a newer writer claims first;
+        // a forced older one goes ahead and leaves the fence alone.
+        let peer = plan(
+            "foo",
+            &want,
+            &observation(schedules.clone()),
+            with_writer(WriterKey::revision(2), false),
+        );
+        assert_eq!((peer.steps.len(), &peer.fence), (3, &FenceStep::None));
+        let newer = plan(
+            "foo",
+            &want,
+            &observation(schedules.clone()),
+            with_writer(WriterKey::revision(3), false),
+        );
+        assert!(
+            matches!(&newer.fence, FenceStep::Claim { current: Some(w) } if w.key == WriterKey::revision(2))
+        );
+        assert_eq!(newer.steps.len(), 3);
+        let forced = plan(
+            "foo",
+            &want,
+            &observation(schedules),
+            with_writer(WriterKey::revision(1), true),
+        );
+        assert!(matches!(&forced.fence, FenceStep::Forced { .. }));
+        assert_eq!(forced.steps.len(), 3);
+    }
+
+    #[test]
+    fn nothing_to_write_needs_no_fence_whoever_holds_it() {
+        let want = project(&[A]);
+        let schedules = vec![fence(WriterKey::revision(9)), seen(&want[0])];
+        let plan = plan(
+            "foo",
+            &want,
+            &observation(schedules),
+            with_writer(WriterKey::revision(1), false),
+        );
+        assert!(plan.steps.is_empty());
+        assert_eq!(plan.fence, FenceStep::None);
+        assert_eq!(
+            plan.untouched,
+            vec![Untouched::Unchanged {
+                schedule_id: "foo.a".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_first_write_claims_a_fence_that_is_not_there_yet_or_names_nobody() {
+        let want = project(&[A]);
+        let none = plan("foo", &want, &observation(vec![]), PlanOptions::default());
+        assert_eq!(none.fence, FenceStep::Claim { current: None });
+        let mut scribbled = fence(WriterKey::revision(5));
+        scribbled.notes = "paused by hand".into();
+        let plan = plan(
+            "foo",
+            &want,
+            &observation(vec![scribbled]),
+            PlanOptions::default(),
+        );
+        assert_eq!(plan.fence, FenceStep::Claim { current: None });
     }
 }

@@ -60,6 +60,11 @@ pub struct Options {
     pub shutdown_timeout: Duration,
     /// Options of each reconcile (adoption, mass deletes, concurrency).
     pub reconcile: ReconcileOptions,
+    /// This writer's revision (a build or deploy number that grows with
+    /// every deploy, rollbacks included). Among the writers of one project
+    /// the highest revision wins, and any revision outranks none; without
+    /// one, the writer started last wins. See [`crate::fence`].
+    pub revision: Option<u64>,
 }
 
 impl Default for Options {
@@ -70,6 +75,7 @@ impl Default for Options {
             attempt_timeout: Duration::from_secs(5 * 60),
             shutdown_timeout: Duration::from_secs(10),
             reconcile: ReconcileOptions::default(),
+            revision: None,
         }
     }
 }
@@ -119,8 +125,10 @@ impl<C: Connector> Reconciler<C> {
         self.start(run::Source::Dir(dir), shutdown)
     }
 
-    fn start(self, source: run::Source, shutdown: CancellationToken) -> ReconcilerHandle {
+    fn start(mut self, source: run::Source, shutdown: CancellationToken) -> ReconcilerHandle {
         crate::observe::describe();
+        self.options.reconcile.plan.writer =
+            crate::fence::WriterKey::of(self.options.revision, std::time::SystemTime::now());
         let (status_tx, status_rx) = watch::channel(Status::starting(std::time::SystemTime::now()));
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         tokio::spawn(crate::observe::follow(status_rx.clone()));

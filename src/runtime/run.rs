@@ -122,13 +122,17 @@ pub(super) async fn run<C: Connector>(
     shutdown: CancellationToken,
 ) {
     let clock = Clock::new();
+    let record = Record {
+        writer: options.reconcile.plan.writer,
+        ..Record::default()
+    };
     let mut this = Loop {
         jitter: JitterSource::new(options.retry.jitter),
         connector,
         options,
         state: State::Pending,
         state_entered_at: clock.now(),
-        record: Record::default(),
+        record,
         view: ScheduleView::default(),
         sender,
         clock,
@@ -260,7 +264,12 @@ impl<C: Connector> Loop<C> {
     }
 
     fn finished(&mut self, report: Report, at: SystemTime, took: Duration) -> Event {
-        for outcome in &report.outcomes {
+        // A step left to a newer writer made no write to count.
+        for outcome in report
+            .outcomes
+            .iter()
+            .filter(|o| o.effect != crate::apply::Effect::Superseded)
+        {
             let result = if outcome.succeeded() {
                 "success"
             } else {

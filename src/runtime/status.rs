@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::apply::{Effect, Report};
+use crate::fence::{Writer, WriterKey};
 use crate::plan::{HoldReason, Untouched};
 use crate::project::Project;
 use crate::runtime::lifecycle::State;
@@ -41,6 +42,10 @@ pub struct Status {
     pub held_deletions: Arc<Vec<HeldDeletion>>,
     /// Running totals since the start, which metrics mirror.
     pub totals: Totals,
+    /// This reconciler's rank among the project's writers.
+    pub writer: WriterKey,
+    /// The newer writer of the project that the last reconcile gave way to.
+    pub superseded_by: Option<Writer>,
 }
 
 /// Counts since the reconciler started.
@@ -77,6 +82,8 @@ pub(crate) struct Record {
     /// The last report of a reconcile of that project.
     pub(crate) report: Option<Arc<Report>>,
     pub(crate) totals: Totals,
+    /// Our rank among the project's writers.
+    pub(crate) writer: WriterKey,
 }
 
 /// A deletion held back by a safety rule.
@@ -155,6 +162,11 @@ impl Status {
             schedules,
             held_deletions,
             totals: record.totals.clone(),
+            writer: record.writer,
+            superseded_by: record
+                .report
+                .as_ref()
+                .and_then(|r| r.plan.superseded_by().cloned()),
         }
     }
 
@@ -188,6 +200,7 @@ fn schedule_statuses(
             Effect::Failed | Effect::NotStarted => ScheduleState::Error,
             Effect::Conflict => ScheduleState::Conflict,
             Effect::PausedByOperator => ScheduleState::PausedByOperator,
+            Effect::Superseded => ScheduleState::Superseded,
             Effect::Applied | Effect::AlreadyDone => ScheduleState::InSync,
         };
         by_id.insert(outcome.step.schedule_id(), (status, outcome.error.clone()));
@@ -199,6 +212,7 @@ fn schedule_statuses(
                 (schedule_id, ScheduleState::PausedByOperator)
             }
             Untouched::Conflict { schedule_id, .. } => (schedule_id, ScheduleState::Conflict),
+            Untouched::Superseded { schedule_id, .. } => (schedule_id, ScheduleState::Superseded),
             Untouched::HeldDeletion { schedule_id, why } => {
                 held.push(HeldDeletion {
                     id: schedule_id.clone(),
@@ -253,17 +267,22 @@ pub enum ScheduleState {
     PausedByOperator,
     /// Its id is taken by a schedule without our marker.
     Conflict,
+    /// A newer writer of the project (a newer version, or a newer replica
+    /// during a rolling deploy) holds the project's fence, and this writer's
+    /// change to it was left undone.
+    Superseded,
     /// The last write failed.
     Error,
 }
 
 impl ScheduleState {
     /// Every status.
-    pub const ALL: [ScheduleState; 5] = [
+    pub const ALL: [ScheduleState; 6] = [
         ScheduleState::InSync,
         ScheduleState::Pending,
         ScheduleState::PausedByOperator,
         ScheduleState::Conflict,
+        ScheduleState::Superseded,
         ScheduleState::Error,
     ];
 
@@ -274,6 +293,7 @@ impl ScheduleState {
             ScheduleState::Pending => "pending",
             ScheduleState::PausedByOperator => "paused_by_operator",
             ScheduleState::Conflict => "conflict",
+            ScheduleState::Superseded => "superseded",
             ScheduleState::Error => "error",
         }
     }

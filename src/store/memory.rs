@@ -76,6 +76,8 @@ struct Inner {
     stale_listing: Option<BTreeMap<String, Entry>>,
     /// Creates whose answer is lost after they took effect.
     lost_create_answers: usize,
+    /// How long each call of an RPC takes, where set.
+    latency: HashMap<&'static str, std::time::Duration>,
 }
 
 /// Schedules in memory.
@@ -96,6 +98,19 @@ impl MemoryStore {
         MemoryStore {
             model,
             ..Self::default()
+        }
+    }
+
+    /// Makes every call of `rpc` (such as `"CreateSchedule"`) take `latency`
+    /// (in tokio time) before it is answered.
+    pub fn delay(&self, rpc: &'static str, latency: std::time::Duration) {
+        self.lock().latency.insert(rpc, latency);
+    }
+
+    async fn wait(&self, rpc: &'static str) {
+        let latency = self.lock().latency.get(rpc).copied();
+        if let Some(latency) = latency {
+            tokio::time::sleep(latency).await;
         }
     }
 
@@ -334,6 +349,7 @@ fn with_pause(desired: &DesiredSchedule, pause: &PauseState) -> Schedule {
 
 impl ScheduleStore for MemoryStore {
     async fn list(&self, project: &str) -> Result<Observation, StoreError> {
+        self.wait("ListSchedules").await;
         let inner = self.call("ListSchedules")?;
         let schedules = inner
             .stale_listing
@@ -350,6 +366,7 @@ impl ScheduleStore for MemoryStore {
     }
 
     async fn describe(&self, schedule_id: &str) -> Result<Option<Described>, StoreError> {
+        self.wait("DescribeSchedule").await;
         let inner = self.call("DescribeSchedule")?;
         Ok(inner.schedules.get(schedule_id).map(|entry| Described {
             observed: observed(schedule_id, entry, false),
@@ -368,6 +385,7 @@ impl ScheduleStore for MemoryStore {
         keep: &HashMap<String, Payload>,
         request_id: &str,
     ) -> Result<Created, StoreError> {
+        self.wait("CreateSchedule").await;
         let mut inner = self.call("CreateSchedule")?;
         let id = &desired.schedule_id;
         // The server deduplicates by the request id of the latest run first,
@@ -420,6 +438,7 @@ impl ScheduleStore for MemoryStore {
             code: tonic::Code::FailedPrecondition,
             message: message.into(),
         };
+        self.wait("UpdateSchedule").await;
         let mut inner = self.call("UpdateSchedule")?;
         if self.model == SchedulerModel::Workflow132 && memo.is_some() {
             return Err(refused(
@@ -457,6 +476,7 @@ impl ScheduleStore for MemoryStore {
     }
 
     async fn set_paused(&self, schedule_id: &str, pause: &PauseState) -> Result<(), StoreError> {
+        self.wait("PatchSchedule").await;
         let mut inner = self.call("PatchSchedule")?;
         let version = inner.bump();
         let Some(entry) = inner.schedules.get_mut(schedule_id) else {
@@ -474,6 +494,7 @@ impl ScheduleStore for MemoryStore {
     }
 
     async fn delete(&self, schedule_id: &str) -> Result<(), StoreError> {
+        self.wait("DeleteSchedule").await;
         let mut inner = self.call("DeleteSchedule")?;
         inner.schedules.remove(schedule_id);
         Ok(())

@@ -52,6 +52,16 @@ struct ConnectionArgs {
     /// Allow deleting more than half (or all) of the project's schedules.
     #[arg(long)]
     allow_mass_delete: bool,
+    /// This writer's revision, e.g. a build or deploy number that grows with
+    /// every deploy (rollbacks included). The newest writer of a project
+    /// wins; others leave its schedules alone and report them superseded.
+    /// Without one, `serve` ranks by its start time, and `plan`/`apply`
+    /// below every writer that has one or is a running `serve`.
+    #[arg(long, env = "SCHEDULE_SYNC_REVISION")]
+    revision: Option<u64>,
+    /// Write even when a newer writer holds the project (see --revision).
+    #[arg(long)]
+    force: bool,
     /// Schedule writes in flight at once.
     #[arg(long, default_value_t = schedule_sync::apply::DEFAULT_CONCURRENCY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=512))]
     concurrency: usize,
@@ -251,7 +261,9 @@ pub fn run() -> ExitCode {
             options.retry.slow_retry = slow_retry;
             options.reconcile.plan.adopt = connection.adopt;
             options.reconcile.plan.allow_mass_delete = connection.allow_mass_delete;
+            options.reconcile.plan.force = connection.force;
             options.reconcile.concurrency = connection.concurrency;
+            options.revision = connection.revision;
             crate::serve::serve(crate::serve::ServeArgs {
                 dir,
                 listen,
@@ -374,12 +386,13 @@ fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: b
                     serde_json::to_string_pretty(&json).unwrap_or_default()
                 }
                 Format::Text => {
+                    let fence = superseded_note(&report, args, write);
                     let calls: Vec<String> = rpcs
                         .iter()
                         .map(|(rpc, codes)| format!("{rpc} {}", codes.values().sum::<u64>()))
                         .collect();
                     format!(
-                        "{}{}\nRPCs: {}",
+                        "{fence}{}{}\nRPCs: {}",
                         render_report(
                             &report,
                             &changes,
@@ -392,7 +405,8 @@ fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: b
                 }
             };
             println!("{text}");
-            let pending = !report.plan.steps.is_empty();
+            // Changes that a newer writer's fence holds back are pending too.
+            let pending = !report.plan.steps.is_empty() || report.plan.superseded_by().is_some();
             match (write, report.converged(), pending) {
                 (true, true, _) => ExitCode::SUCCESS,
                 (true, false, _) => ExitCode::FAILURE,
@@ -428,6 +442,12 @@ async fn run_remote(
     let mut options = ReconcileOptions::default();
     options.plan.adopt = args.adopt;
     options.plan.allow_mass_delete = args.allow_mass_delete;
+    options.plan.force = args.force;
+    // A one-off run without a revision ranks below every running server.
+    options.plan.writer = args
+        .revision
+        .map(schedule_sync::fence::WriterKey::revision)
+        .unwrap_or_default();
     options.concurrency = args.concurrency;
     let (report, changes) = if write {
         let bar = ProgressBar::default();
@@ -577,6 +597,32 @@ pub(crate) fn render_report(
         );
     }
     out
+}
+
+/// Why nothing was written, when a newer writer holds the project.
+fn superseded_note(
+    report: &schedule_sync::apply::Report,
+    args: &ConnectionArgs,
+    write: bool,
+) -> String {
+    let Some(by) = report.plan.superseded_by() else {
+        return String::new();
+    };
+    let ours = args
+        .revision
+        .map(schedule_sync::fence::WriterKey::revision)
+        .unwrap_or_default();
+    format!(
+        "refused: a newer writer holds this project: {by}; this {} has {ours}. {} \
+         Run it with a higher --revision, or with --force to write anyway \
+         (a running newer writer will then put its own version back).\n",
+        if write { "apply" } else { "plan" },
+        if write {
+            "Nothing it superseded was written."
+        } else {
+            "apply would write nothing it supersedes."
+        }
+    )
 }
 
 /// The project's warnings, shown next to the deletions they may cause: a

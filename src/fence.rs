@@ -1,0 +1,271 @@
+//! Writer fencing: when several writers reconcile one project (replicas,
+//! the old and new version during a rolling deploy, a person running
+//! `apply`), the newest writer wins and the others leave the project alone.
+//!
+//! # The rule
+//!
+//! Every writer has a [`WriterKey`]: its **revision** (set explicitly, for
+//! example a build or deploy number) and, when no revision is set, the
+//! time its process **started**. Keys order by revision first, then start
+//! time; any explicit revision outranks every writer without one.
+//!
+//! Each project has one *fence*: a paused schedule with no firing times,
+//! `<project>.~writer`, whose notes name the newest writer that has written
+//! to the project ([`fence_id`], [`notes`]). Notes can be changed on every
+//! Temporal version (a memo cannot, on 1.29), and listings show them, so
+//! reading the fence costs no RPC beyond the listing.
+//!
+//! - A writer whose key is **older** than the fence's writes nothing: every
+//!   schedule it would change is reported `superseded`, and it stays ready.
+//! - A writer with a **newer** key that has something to write first records
+//!   itself in the fence, reads the fence back, then writes. Writers with
+//!   an **equal** key are peers (replicas of one revision) and need not.
+//! - While it writes, a writer looks at the fence again every
+//!   [`RECHECK`]; once a newer writer shows there, it starts no more
+//!   writes.
+//!
+//! The fence only ever moves forward: a writer records itself only over an
+//! older key. Temporal 1.29 has no compare-and-set for this (it ignores the
+//! conflict token), so two writers that claim within the same moment can
+//! both write once; the read-back and the recheck make the older one stop.
+
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use temporalio_common::protos::temporal::api::common::v1::WorkflowType;
+use temporalio_common::protos::temporal::api::schedule::v1::{
+    Schedule, ScheduleAction, SchedulePolicies, ScheduleSpec, ScheduleState, schedule_action,
+};
+use temporalio_common::protos::temporal::api::taskqueue::v1::TaskQueue;
+use temporalio_common::protos::temporal::api::workflow::v1::NewWorkflowExecutionInfo;
+
+use crate::spec::{DesiredSchedule, Fingerprint};
+
+/// How the fence's id ends: `~` is in no workflow id, so no declared
+/// workflow can take it.
+pub const FENCE_SUFFIX: &str = "~writer";
+/// How the fence's notes begin.
+pub const NOTES_PREFIX: &str = "schedule-sync writer:";
+/// How often a writer that is writing looks at the fence again.
+pub const RECHECK: Duration = Duration::from_secs(1);
+
+/// The id of `project`'s fence.
+///
+/// ```
+/// assert_eq!(schedule_sync::fence::fence_id("billing"), "billing.~writer");
+/// ```
+pub fn fence_id(project: &str) -> String {
+    format!("{project}.{FENCE_SUFFIX}")
+}
+
+/// The rank of a writer. Keys compare by revision, then by start time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct WriterKey {
+    /// The explicit revision; 0 when none is set.
+    pub revision: u64,
+    /// When the writer's process started, in milliseconds since the epoch;
+    /// 0 when a revision is set (replicas of one revision are then peers)
+    /// and for a one-off `apply` without a revision.
+    pub started_ms: u64,
+}
+
+impl WriterKey {
+    /// The key of a writer with an explicit revision.
+    pub fn revision(revision: u64) -> Self {
+        WriterKey {
+            revision,
+            started_ms: 0,
+        }
+    }
+
+    /// The key of a long-running writer without a revision: ranked by when
+    /// it started.
+    pub fn started_at(at: SystemTime) -> Self {
+        WriterKey {
+            revision: 0,
+            started_ms: at
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
+
+    /// `revision`'s key when it is set, else the key of a writer that
+    /// started at `started`.
+    pub fn of(revision: Option<u64>, started: SystemTime) -> Self {
+        revision.map_or_else(|| WriterKey::started_at(started), WriterKey::revision)
+    }
+}
+
+impl std::fmt::Display for WriterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.revision, self.started_ms) {
+            (0, 0) => write!(f, "no revision"),
+            (revision, 0) => write!(f, "revision {revision}"),
+            (0, started) => write!(f, "no revision, started {}", started_text(started)),
+            (revision, started) => {
+                write!(f, "revision {revision}, started {}", started_text(started))
+            }
+        }
+    }
+}
+
+fn started_text(ms: u64) -> String {
+    i64::try_from(ms)
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map_or_else(
+            || ms.to_string(),
+            |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        )
+}
+
+/// A writer as the fence names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Writer {
+    /// Its rank.
+    #[serde(flatten)]
+    pub key: WriterKey,
+    /// Who it is: host and process.
+    pub name: String,
+}
+
+impl std::fmt::Display for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.name, self.key)
+    }
+}
+
+/// This process as a writer's name: `<host>/<pid>` (the pod name on
+/// Kubernetes, which sets `HOSTNAME`).
+pub fn this_process() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty() && !h.contains(char::is_whitespace))
+            .unwrap_or_else(|| "unknown-host".to_owned());
+        format!("{host}/{}", std::process::id())
+    })
+}
+
+/// The fence's notes naming `key`, written by this process.
+pub fn notes(key: WriterKey) -> String {
+    format!(
+        "{NOTES_PREFIX} revision={} started={} by={}",
+        key.revision,
+        key.started_ms,
+        this_process()
+    )
+}
+
+/// The writer that fence notes name, if they are fence notes.
+///
+/// ```
+/// use schedule_sync::fence::{WriterKey, notes, parse};
+/// let key = WriterKey::revision(42);
+/// assert_eq!(parse(&notes(key)).unwrap().key, key);
+/// assert!(parse("paused by an operator").is_none());
+/// ```
+pub fn parse(notes: &str) -> Option<Writer> {
+    let fields = notes.strip_prefix(NOTES_PREFIX)?;
+    let (mut revision, mut started, mut name) = (None, None, None);
+    for field in fields.split_whitespace() {
+        match field.split_once('=') {
+            Some(("revision", value)) => revision = value.parse().ok(),
+            Some(("started", value)) => started = value.parse().ok(),
+            Some(("by", value)) => name = Some(value.to_owned()),
+            _ => {}
+        }
+    }
+    Some(Writer {
+        key: WriterKey {
+            revision: revision?,
+            started_ms: started?,
+        },
+        name: name.unwrap_or_default(),
+    })
+}
+
+/// The fence schedule of `project`, as it is created: paused, with no
+/// firing times (nothing would run even if someone resumed it), and a start
+/// action that names no real workflow.
+pub fn fence_schedule(project: &str) -> DesiredSchedule {
+    let schedule_id = fence_id(project);
+    let schedule = Schedule {
+        spec: Some(ScheduleSpec::default()),
+        action: Some(ScheduleAction {
+            action: Some(schedule_action::Action::StartWorkflow(
+                NewWorkflowExecutionInfo {
+                    workflow_id: schedule_id.clone(),
+                    workflow_type: Some(WorkflowType {
+                        name: "schedule-sync-writer-fence".to_owned(),
+                    }),
+                    task_queue: Some(TaskQueue {
+                        name: "schedule-sync-writer-fence".to_owned(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            )),
+        }),
+        policies: Some(SchedulePolicies::default()),
+        state: Some(ScheduleState {
+            paused: true,
+            ..Default::default()
+        }),
+    };
+    DesiredSchedule {
+        workflow: FENCE_SUFFIX.to_owned(),
+        schedule_id,
+        schedule,
+        // Fixed: the fence's definition never changes, only its notes.
+        fingerprint: Fingerprint("schedule-sync-writer-fence-1".to_owned()),
+        enabled: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_explicit_revision_outranks_start_times_and_replicas_of_one_are_peers() {
+        let early = WriterKey::started_at(UNIX_EPOCH + Duration::from_secs(1_000));
+        let late = WriterKey::started_at(UNIX_EPOCH + Duration::from_secs(2_000));
+        let laptop = WriterKey::default();
+        assert!(laptop < early && early < late);
+        assert!(late < WriterKey::revision(1));
+        assert!(WriterKey::revision(1) < WriterKey::revision(2));
+        assert_eq!(
+            WriterKey::of(Some(7), SystemTime::now()),
+            WriterKey::of(Some(7), UNIX_EPOCH)
+        );
+    }
+
+    #[test]
+    fn notes_round_trip_and_other_notes_are_no_fence() {
+        for key in [
+            WriterKey::default(),
+            WriterKey::revision(u64::MAX),
+            WriterKey::started_at(SystemTime::now()),
+        ] {
+            let writer = parse(&notes(key)).unwrap();
+            assert_eq!(writer.key, key);
+            assert_eq!(writer.name, this_process());
+        }
+        assert!(parse("").is_none());
+        assert!(parse("schedule-sync writer: revision=x started=1").is_none());
+        assert!(parse("schedule-sync writer: started=1").is_none());
+    }
+
+    #[test]
+    fn the_fence_cannot_be_a_declared_workflow() {
+        let id = fence_id("billing");
+        let workflow = id.strip_prefix("billing.").unwrap();
+        assert!(!crate::project::names::is_workflow_id(workflow));
+        assert!(crate::spec::owns_id("billing", &id));
+    }
+}
