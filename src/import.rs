@@ -628,8 +628,8 @@ fn quoted(text: &str) -> String {
     serde_json::Value::from(text).to_string()
 }
 
-/// A JSON value written as a one-line YAML flow value, with a space after
-/// each `:` and `,`.
+/// A JSON value written as a one-line YAML flow value, keys sorted, with a
+/// space after each `:` and `,`.
 fn flow_json(value: &serde_json::Value) -> String {
     use serde_json::Value;
     match value {
@@ -639,7 +639,10 @@ fn flow_json(value: &serde_json::Value) -> String {
         ),
         Value::Object(map) => format!(
             "{{{}}}",
+            // Sorted in any build of serde_json, as the fingerprint is.
             map.iter()
+                .collect::<std::collections::BTreeMap<_, _>>()
+                .into_iter()
                 .map(|(k, v)| format!("{}: {}", quoted(k), flow_json(v)))
                 .collect::<Vec<_>>()
                 .join(", ")

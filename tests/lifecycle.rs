@@ -127,7 +127,8 @@ async fn spawning_returns_at_once_and_the_first_sync_makes_it_ready() {
     handle.wait_synced().await.unwrap();
     assert!(matches!(handle.state(), State::Synced { .. }));
     assert!(handle.is_ready());
-    assert_eq!(connector.store.writes(), 4);
+    // The 4 schedules and the project's writer fence.
+    assert_eq!(connector.store.writes(), 5);
     let status = handle.status();
     assert_eq!(status.revision, 1);
     assert!(status.last_success.is_some());
@@ -334,7 +335,11 @@ async fn a_periodic_resync_runs_after_each_success() {
         3,
         "at 0, 60 and 120 s"
     );
-    assert_eq!(connector.store.writes(), 4, "the resyncs wrote nothing");
+    assert_eq!(
+        connector.store.writes(),
+        5,
+        "the first reconcile wrote the 4 schedules and the writer fence; the resyncs nothing"
+    );
     handle.shutdown().await;
 }
 
@@ -483,20 +488,21 @@ async fn shutdown_during_an_rpc_lets_it_finish_and_starts_no_other() {
     options.reconcile.concurrency = 1;
     let shutdown = CancellationToken::new();
     let handle = Reconciler::new(store.clone(), options).spawn(billing(), shutdown.clone());
-    // The listing takes 2 s; the first create is in flight from 2 s to 4 s.
+    // The listing takes 2 s; the next RPC (reading the writer fence before
+    // the first write) is in flight from 2 s to 4 s.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(store.inner.calls_of("CreateSchedule"), 0);
+    assert_eq!(store.inner.calls(), ["ListSchedules"]);
     let asked = Instant::now();
     shutdown.cancel();
     handle.join().await;
     assert_eq!(
         asked.elapsed(),
         Duration::from_secs(1),
-        "the create in flight finished"
+        "the RPC in flight finished"
     );
     assert_eq!(
-        store.inner.calls_of("CreateSchedule"),
-        1,
+        store.inner.calls(),
+        ["ListSchedules", "DescribeSchedule"],
         "no new RPC after shutdown"
     );
     assert_eq!(handle.state(), State::ShuttingDown);

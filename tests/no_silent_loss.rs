@@ -61,6 +61,7 @@ fn listed(server: &DevServer) -> BTreeSet<String> {
             entries
                 .iter()
                 .filter_map(|e| e["scheduleId"].as_str().map(str::to_owned))
+                .filter(|id| !support::is_fence(id))
                 .collect()
         })
         .unwrap_or_default()

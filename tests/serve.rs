@@ -37,9 +37,7 @@ fn start_with_env(dir: &Path, temporal: &str, extra: &[&str], env: &[(&str, &str
 }
 
 fn listed(server: &DevServer) -> usize {
-    support::temporal_json(server, &["schedule", "list"])
-        .as_array()
-        .map_or(0, Vec::len)
+    support::listed_schedules(server).len()
 }
 
 #[tokio::test]

@@ -27,9 +27,10 @@ pub(super) struct FenceWatch {
 }
 
 impl<S: ScheduleStore> Apply<'_, S> {
-    /// Records this writer in the project's fence and reads it back. `None`
-    /// when the steps may go ahead; the newer writer when the fence names
-    /// one (then nothing is written).
+    /// Reads the project's fence afresh and, when we outrank the writer it
+    /// names, records us there and reads it back. `None` when the steps may
+    /// go ahead (the fence names us or a peer); the newer writer when it
+    /// names one (then nothing is written).
     ///
     /// # Errors
     ///

@@ -201,7 +201,10 @@ pub async fn reconcile_with_progress<S: ScheduleStore>(
     let wanted = desired(project);
     let apply = Apply::new(store, &project.name, &wanted, options.plan);
     let mut plan = apply.observe_and_plan(options).await?;
-    if matches!(plan.fence, FenceStep::Claim { .. }) {
+    // The listing may be seconds old: before the first write, the fence is
+    // read afresh (and claimed, when we outrank its writer), even when the
+    // listing showed a peer there.
+    if !plan.steps.is_empty() && matches!(plan.fence, FenceStep::Claim { .. } | FenceStep::None) {
         match apply.claim().await {
             Ok(Some(newer)) => plan.give_way(newer),
             Ok(None) => {}
@@ -211,9 +214,8 @@ pub async fn reconcile_with_progress<S: ScheduleStore>(
                 tracing::warn!(%error, "cannot claim the writer fence; writing without it")
             }
         }
+        apply.fence_read();
     }
-    // The listing (or the claim) has just shown the fence.
-    apply.fence_read();
     progress.planned(plan.steps.len());
     // Steps finish in any order (a slow one must not hold the others back);
     // outcomes are put back in plan order afterwards.

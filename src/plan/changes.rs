@@ -65,7 +65,7 @@ pub fn normalized(schedule: &Schedule) -> Schedule {
         start.input = start.input.take().filter(|i| !i.payloads.is_empty());
         for payload in start.input.iter_mut().flat_map(|i| i.payloads.iter_mut()) {
             if let Some(value) = json_value(payload) {
-                payload.data = serde_json::to_vec(&value).unwrap_or_default();
+                payload.data = crate::spec::canonical_json(&value).into_bytes();
             }
         }
     }

@@ -178,7 +178,9 @@ pub enum HoldReason {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum FenceStep {
-    /// Nothing: no step needs it, or the fence names a writer of our rank.
+    /// Nothing to claim: no step needs it, or the listing shows a writer of
+    /// our rank there (the fence is still read afresh before the first
+    /// write: the listing lags).
     #[default]
     None,
     /// Record us in the fence before the first step (over `current`, an

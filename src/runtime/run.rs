@@ -16,6 +16,9 @@ use crate::project::Project;
 use crate::runtime::lifecycle::{ErrorKind, Event, State, transition};
 use crate::runtime::retry::JitterSource;
 
+/// How soon a reconciler that gave way to a newer writer reconciles again.
+pub(crate) const SUPERSEDED_RECHECK: Duration = Duration::from_secs(30);
+
 /// Maps tokio's clock (paused in tests) onto wall-clock times for the status.
 struct Clock {
     wall: SystemTime,
@@ -367,7 +370,23 @@ impl<C: Connector> Loop<C> {
             State::Retrying { next_retry_at, .. } | State::Failed { next_retry_at, .. } => {
                 Some(self.clock.instant_at(*next_retry_at))
             }
-            State::Synced { .. } => self.options.resync.map(|every| Instant::now() + every),
+            State::Synced { .. } => {
+                // A writer that gave way looks again soon, with or without
+                // a resync: the newer writer may have written just what it
+                // wants too (replicas started together), and then it reports
+                // in sync instead of superseded.
+                let superseded = self
+                    .record
+                    .report
+                    .as_ref()
+                    .is_some_and(|r| r.plan.superseded_by().is_some());
+                let every = match (self.options.resync, superseded) {
+                    (Some(every), true) => Some(every.min(SUPERSEDED_RECHECK)),
+                    (None, true) => Some(SUPERSEDED_RECHECK),
+                    (every, false) => every,
+                };
+                every.map(|every| Instant::now() + every)
+            }
             State::Pending | State::ShuttingDown => None,
         };
         if next.name() != self.state.name() {

@@ -103,7 +103,7 @@ pub fn desired(project: &Project) -> Vec<DesiredSchedule> {
 fn desired_one(project: &str, workflow: &Workflow, declared: &DeclaredSchedule) -> DesiredSchedule {
     let schedule_id = schedule_id(project, &workflow.id);
     let canonical = canonical(workflow, declared);
-    let digest = Sha256::digest(canonical.to_string().as_bytes());
+    let digest = Sha256::digest(canonical_json(&canonical).as_bytes());
     let fingerprint = Fingerprint(digest.iter().map(|b| format!("{b:02x}")).collect());
     DesiredSchedule {
         schedule: schedule(&schedule_id, workflow, declared),
@@ -114,8 +114,52 @@ fn desired_one(project: &str, workflow: &Workflow, declared: &DeclaredSchedule) 
     }
 }
 
-/// The canonical JSON of every managed field. Object keys are sorted by
-/// `serde_json`, so equal schedules give equal text.
+/// `value` as compact JSON text with the keys of every object sorted, in any
+/// build: serde_json's `preserve_order` feature (which a host may turn on,
+/// and Cargo then turns on for this crate too) would keep them in the order
+/// they were written instead.
+///
+/// ```
+/// let value = serde_json::json!({"b": [1, {"d": 2, "c": 3}], "a": null});
+/// assert_eq!(schedule_sync::spec::canonical_json(&value), r#"{"a":null,"b":[1,{"c":3,"d":2}]}"#);
+/// ```
+pub fn canonical_json(value: &serde_json::Value) -> String {
+    fn write(value: &serde_json::Value, out: &mut String) {
+        match value {
+            serde_json::Value::Object(map) => {
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                out.push('{');
+                for (i, (key, value)) in entries.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::Value::from(key.as_str()).to_string());
+                    out.push(':');
+                    write(value, out);
+                }
+                out.push('}');
+            }
+            serde_json::Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(item, out);
+                }
+                out.push(']');
+            }
+            scalar => out.push_str(&scalar.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(value, &mut out);
+    out
+}
+
+/// The canonical JSON of every managed field; [`canonical_json`] writes it
+/// with sorted keys, so equal schedules give equal text.
 fn canonical(workflow: &Workflow, declared: &DeclaredSchedule) -> serde_json::Value {
     let timing = match &declared.timing {
         Timing::Cron(entries) => json!({
@@ -412,4 +456,19 @@ mod tests {
             );
         }
     }
+
+    /// The fingerprint of one fixed schedule, as every build of this
+    /// version computes it. The test build turns on serde_json's
+    /// `preserve_order` (a host may, and Cargo unifies features), which keeps
+    /// map keys in written order: the fingerprint must not follow.
+    #[test]
+    fn the_fingerprint_does_not_depend_on_how_serde_json_was_built() {
+        let file = "id: w\nschedule:\n  cron: \"0 2 * * *\"\n  \
+                    input: {zeta: 1, alpha: {y: 2, b: [3, {d: 4, c: 5}]}}\n";
+        let want = desired(&project(&[file])).remove(0);
+        assert_eq!(want.fingerprint.0, GOLDEN_FINGERPRINT);
+    }
+
+    const GOLDEN_FINGERPRINT: &str =
+        "217bc9f0e637f05e10f3679d2c1ced3ccaf2caa5e651aa81e696481320592749";
 }

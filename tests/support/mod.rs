@@ -135,6 +135,26 @@ pub fn describe(server: &DevServer, schedule_id: &str) -> serde_json::Value {
     )
 }
 
+/// Whether `schedule_id` is a project's writer fence (`<project>.~writer`),
+/// which every project that has written holds besides its schedules.
+pub fn is_fence(schedule_id: &str) -> bool {
+    schedule_id.ends_with(".~writer")
+}
+
+/// The schedule ids `temporal schedule list` shows, writer fences left out.
+pub fn listed_schedules(server: &DevServer) -> Vec<String> {
+    let listed = temporal_json(server, &["schedule", "list"]);
+    let mut ids: Vec<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["scheduleId"].as_str().map(str::to_owned))
+        .filter(|id| !is_fence(id))
+        .collect();
+    ids.sort();
+    ids
+}
+
 /// A copy of `examples/billing` in a temporary folder, to change freely.
 pub fn copy_example() -> tempfile::TempDir {
     let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/billing");

@@ -264,7 +264,13 @@ async fn selected(
             .filter(|id| id.starts_with(&prefix))
             .collect()
     };
-    Ok(ids.into_iter().collect())
+    // The project's writer fence is schedule-sync's own record, no candidate
+    // (named with --id, it is skipped with the reason).
+    let fence = schedule_sync::fence::fence_id(project);
+    Ok(ids
+        .into_iter()
+        .filter(|id| *id != fence || args.ids.contains(id))
+        .collect())
 }
 
 /// The task queue most of the schedules start their workflows on (the
