@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::failure::Failure;
 use super::{Apply, FIRST_BACKOFF, MAX_BACKOFF, OUTAGE_THRESHOLD, OUTAGE_WINDOW, RPC_ATTEMPTS};
-use crate::store::{Described, ScheduleStore, StoreError};
+use crate::store::{Created, Described, ScheduleStore, StoreError};
 
 /// Notices that Temporal has gone away: [`OUTAGE_THRESHOLD`] RPCs in a row
 /// that found it unreachable, with no success between them, from any step,
@@ -70,6 +70,28 @@ impl Outage {
 
 /// Request ids of one step: fresh for each write the step means to make,
 /// repeated only when that same write is retried.
+/// How the audit log names the answer to a write: `ok` when it took
+/// effect, and for a create that found its id taken, `already_exists` (the
+/// store answers that as a success, and nothing was written).
+pub(super) trait Audited {
+    fn audited(&self) -> &'static str;
+}
+
+impl Audited for () {
+    fn audited(&self) -> &'static str {
+        "ok"
+    }
+}
+
+impl Audited for Created {
+    fn audited(&self) -> &'static str {
+        match self {
+            Created::Created => "ok",
+            Created::AlreadyExists => "already_exists",
+        }
+    }
+}
+
 pub(super) struct RequestIds {
     nonce: String,
     made: u32,
@@ -132,7 +154,7 @@ impl<S: ScheduleStore> Apply<'_, S> {
 
     /// [`Apply::retrying`] for a write, each attempt logged at INFO: the
     /// audit trail of every write sent to Temporal.
-    pub(super) async fn write<T, F, Fut>(
+    pub(super) async fn write<T: Audited, F, Fut>(
         &self,
         operation: &'static str,
         schedule_id: &str,
@@ -148,7 +170,7 @@ impl<S: ScheduleStore> Apply<'_, S> {
             async move {
                 let result = call.await;
                 let outcome = match &result {
-                    Ok(_) => "ok".to_owned(),
+                    Ok(done) => done.audited().to_owned(),
                     Err(error) => format!("{:?}", error.code),
                 };
                 tracing::info!(
