@@ -66,7 +66,7 @@ async fn healthz(Extract(handle): Extract<ReconcilerHandle>) -> Json<Value> {
         "held_deletions": *status.held_deletions,
         "writer": {
             "revision": (status.writer.revision != 0).then_some(status.writer.revision),
-            "started_ms": (status.writer.started_ms != 0).then(|| status.writer.started_ms),
+            "started_ms": (status.writer.started_ms != 0).then_some(status.writer.started_ms),
             "name": crate::fence::this_process(),
         },
         "superseded_by": status.superseded_by.as_ref().map(|by| json!({

@@ -12,14 +12,7 @@ use std::process::{Command, Output};
 use schedule_sync::dev_server::DevServer;
 
 fn run(server: &DevServer, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_schedule-sync"))
-        .args(args)
-        .args(["--address", &server.address()])
-        .env_remove("TEMPORAL_ADDRESS")
-        .env_remove("TEMPORAL_NAMESPACE")
-        .env_remove("TEMPORAL_API_KEY")
-        .output()
-        .expect("the binary runs")
+    support::run_binary(server, args)
 }
 
 fn json_of(output: &Output) -> serde_json::Value {

@@ -15,14 +15,7 @@ use schedule_sync::dev_server::DevServer;
 use schedule_sync::store::TemporalStore;
 
 fn run(args: &[&str], server: &DevServer) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_schedule-sync"))
-        .args(args)
-        .args(["--address", &server.address()])
-        .env_remove("TEMPORAL_ADDRESS")
-        .env_remove("TEMPORAL_NAMESPACE")
-        .env_remove("TEMPORAL_API_KEY")
-        .output()
-        .expect("the binary runs")
+    support::run_binary(server, args)
 }
 
 /// `apply DIR --format json`, its exit code and report.

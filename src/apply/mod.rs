@@ -232,7 +232,6 @@ pub async fn reconcile_with_progress<S: ScheduleStore>(
             .await;
     outcomes.sort_by_key(|(index, _)| *index);
     let outcomes = outcomes.into_iter().map(|(_, outcome)| outcome).collect();
-    let mut plan = plan;
     if let Some(newer) = apply.newer_writer_seen() {
         // Found while writing: the steps not yet started were left to it.
         plan.fence = FenceStep::Superseded { by: newer };

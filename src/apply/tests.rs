@@ -141,7 +141,7 @@ async fn a_newer_writer_that_claims_mid_way_stops_the_steps_not_yet_started() {
         .filter(|o| o.effect == Effect::Applied)
         .count();
     assert!(
-        applied >= 3 && applied <= 12,
+        (3..=12).contains(&applied),
         "applied {applied}: {report:#?}"
     );
     assert_eq!(applied + superseded, 40);

@@ -72,11 +72,30 @@ impl TemporalStore {
         }
     }
 
+    /// One page of ListSchedules for `query`, from `token`.
+    async fn page(
+        &self,
+        query: &str,
+        token: Vec<u8>,
+    ) -> Result<
+        temporalio_common::protos::temporal::api::workflowservice::v1::ListSchedulesResponse,
+        StoreError,
+    > {
+        let request = ListSchedulesRequest {
+            namespace: self.namespace.clone(),
+            maximum_page_size: PAGE_SIZE,
+            next_page_token: token,
+            query: query.to_owned(),
+        };
+        let mut service = self.client.connection().workflow_service();
+        let response = bounded(service.list_schedules(tonic::Request::new(request))).await;
+        self.counted("ListSchedules", response)
+    }
+
     /// Reads every page of ListSchedules for `query`, keeping `project`'s ids.
     /// A failure on the first page is an error; on a later page the
     /// observation is returned marked incomplete, so nothing is deleted.
     async fn list_pages(&self, project: &str, query: &str) -> Result<Observation, StoreError> {
-        let mut service = self.client.connection().workflow_service();
         let mut observation = Observation {
             schedules: Vec::new(),
             complete: true,
@@ -84,14 +103,7 @@ impl TemporalStore {
         let mut token = Vec::new();
         let mut first = true;
         loop {
-            let request = ListSchedulesRequest {
-                namespace: self.namespace.clone(),
-                maximum_page_size: PAGE_SIZE,
-                next_page_token: token,
-                query: query.to_owned(),
-            };
-            let response = bounded(service.list_schedules(tonic::Request::new(request))).await;
-            let page = match self.counted("ListSchedules", response) {
+            let page = match self.page(query, token).await {
                 Ok(page) => page,
                 Err(error) if first => return Err(error),
                 Err(error) => {
@@ -134,18 +146,10 @@ impl TemporalStore {
     /// A [`StoreError`] when any page fails: a partial list of what to
     /// import would be mistaken for the whole.
     pub async fn list_ids(&self, query: &str) -> Result<Vec<String>, StoreError> {
-        let mut service = self.client.connection().workflow_service();
         let mut ids = Vec::new();
         let mut token = Vec::new();
         loop {
-            let request = ListSchedulesRequest {
-                namespace: self.namespace.clone(),
-                maximum_page_size: PAGE_SIZE,
-                next_page_token: token,
-                query: query.to_owned(),
-            };
-            let response = bounded(service.list_schedules(tonic::Request::new(request))).await;
-            let page = self.counted("ListSchedules", response)?;
+            let page = self.page(query, token).await?;
             ids.extend(page.schedules.into_iter().map(|entry| entry.schedule_id));
             if page.next_page_token.is_empty() {
                 return Ok(ids);

@@ -155,6 +155,20 @@ pub fn listed_schedules(server: &DevServer) -> Vec<String> {
     ids
 }
 
+/// Runs the `schedule-sync` binary with `args` against `server`, with none
+/// of Temporal's environment variables from the caller's shell.
+pub fn run_binary(server: &DevServer, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_schedule-sync"))
+        .args(args)
+        .args(["--address", &server.address()])
+        .env_remove("TEMPORAL_ADDRESS")
+        .env_remove("TEMPORAL_NAMESPACE")
+        .env_remove("TEMPORAL_API_KEY")
+        .env_remove("SCHEDULE_SYNC_REVISION")
+        .output()
+        .expect("the binary runs")
+}
+
 /// A copy of `examples/billing` in a temporary folder, to change freely.
 pub fn copy_example() -> tempfile::TempDir {
     let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/billing");

@@ -140,39 +140,7 @@ enum Command {
     /// Schedule `<project>.<workflow>` becomes workflows/<workflow>.yaml.
     /// Without --id, --query or --prefix, the schedules whose ids start with
     /// `<project>.` are imported.
-    Import {
-        /// The project folder; made, with a project.yaml, when it has none.
-        #[arg(default_value = ".")]
-        dir: PathBuf,
-        /// Import the schedules whose ids start with this.
-        #[arg(long, conflicts_with_all = ["query", "ids"])]
-        prefix: Option<String>,
-        /// Import the schedules that this visibility query lists, e.g.
-        /// `TemporalSchedulePaused = false`.
-        #[arg(long, conflicts_with = "ids")]
-        query: Option<String>,
-        /// Import these schedules (repeat the flag, or separate with commas).
-        #[arg(long = "id", value_name = "SCHEDULE_ID", value_delimiter = ',')]
-        ids: Vec<String>,
-        /// The project's name, for a folder without project.yaml.
-        #[arg(long)]
-        project: Option<String>,
-        /// The default task queue of a new project; by default the one most
-        /// imported schedules use.
-        #[arg(long)]
-        task_queue: Option<String>,
-        /// Where the workflow files go, relative to the project folder.
-        #[arg(long, default_value = "workflows")]
-        out: PathBuf,
-        /// Then show what `apply --adopt` would do, as `plan --adopt` does.
-        #[arg(long)]
-        adopt_plan: bool,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-        #[command(flatten)]
-        temporal: TemporalArgs,
-    },
+    Import(crate::import::ImportArgs),
     /// Prints the JSON Schema of project.yaml or of a workflow file, for editors.
     ///
     /// `schedule-sync schema workflow > workflow.schema.json` writes a local copy.
@@ -283,29 +251,7 @@ pub fn run() -> ExitCode {
             format,
             connection,
         } => remote(&dir, format, &connection, true),
-        Command::Import {
-            dir,
-            prefix,
-            query,
-            ids,
-            project,
-            task_queue,
-            out,
-            adopt_plan,
-            format,
-            temporal,
-        } => crate::import::run(&crate::import::ImportArgs {
-            dir,
-            format,
-            prefix,
-            query,
-            ids,
-            project,
-            task_queue,
-            out,
-            adopt_plan,
-            temporal,
-        }),
+        Command::Import(args) => crate::import::run(&args),
         Command::Schema { file } => {
             // The committed files themselves, so the two can never differ.
             let text = match file {

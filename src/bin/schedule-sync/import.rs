@@ -15,16 +15,38 @@ use serde::Serialize;
 use crate::cli::{Changes, Format, TemporalArgs};
 
 /// What `import` was asked.
+#[derive(clap::Args)]
 pub struct ImportArgs {
+    /// The project folder; made, with a project.yaml, when it has none.
+    #[arg(default_value = ".")]
     pub dir: PathBuf,
-    pub format: Format,
+    /// Import the schedules whose ids start with this.
+    #[arg(long, conflicts_with_all = ["query", "ids"])]
     pub prefix: Option<String>,
+    /// Import the schedules that this visibility query lists, e.g.
+    /// `TemporalSchedulePaused = false`.
+    #[arg(long, conflicts_with = "ids")]
     pub query: Option<String>,
+    /// Import these schedules (repeat the flag, or separate with commas).
+    #[arg(long = "id", value_name = "SCHEDULE_ID", value_delimiter = ',')]
     pub ids: Vec<String>,
+    /// The project's name, for a folder without project.yaml.
+    #[arg(long)]
     pub project: Option<String>,
+    /// The default task queue of a new project; by default the one most
+    /// imported schedules use.
+    #[arg(long)]
     pub task_queue: Option<String>,
+    /// Where the workflow files go, relative to the project folder.
+    #[arg(long, default_value = "workflows")]
     pub out: PathBuf,
+    /// Then show what `apply --adopt` would do, as `plan --adopt` does.
+    #[arg(long)]
     pub adopt_plan: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    #[command(flatten)]
     pub temporal: TemporalArgs,
 }
 
