@@ -15,6 +15,9 @@
 //! 7. [`observe`] turns that status into metrics, and [`probes`] (feature
 //!    `http`) into HTTP endpoints.
 //!
+//! [`fence`] ranks the writers of one project (replicas, the versions of a
+//! rolling deploy, a person running `apply`) so that the newest one wins.
+//!
 //! [`import`] goes the other way, for `schedule-sync import`: a schedule
 //! Temporal holds, as a workflow file.
 //!
