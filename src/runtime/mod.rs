@@ -18,7 +18,8 @@
 //! let handle = Reconciler::new(store.clone(), Options::default()).spawn(project, shutdown.clone());
 //! handle.wait_synced().await.unwrap();
 //! assert!(handle.is_ready());
-//! assert_eq!(store.writes(), 4);
+//! // The example's 4 schedules, and the project's writer fence.
+//! assert_eq!(store.writes(), 5);
 //! handle.shutdown().await;
 //! assert!(!handle.is_ready());
 //! # }
