@@ -408,6 +408,59 @@ async fn a_missing_schedule_describes_as_none_and_deletes_as_done<B: Backend>(ba
     assert!(store.describe(&want.schedule_id).await.unwrap().is_none());
 }
 
+/// What the writer fence relies on: a schedule with `~` in its id and no
+/// firing times can be created paused with notes; pausing it again replaces
+/// the notes; describe and the listing both show the new notes.
+async fn a_paused_schedule_takes_new_notes_and_lists_them<B: Backend>(backend: &B) {
+    use schedule_sync::fence::{WriterKey, fence_id, fence_schedule, notes, parse};
+    let store = backend.store();
+    let fence = fence_schedule("acme");
+    let first = PauseState {
+        paused: true,
+        notes: notes(WriterKey::revision(1)),
+    };
+    let keep = std::collections::HashMap::new();
+    let made = store
+        .create("acme", &fence, &first, &keep, "claim-1")
+        .await
+        .unwrap();
+    assert_eq!(made, Created::Created);
+    let second = PauseState {
+        paused: true,
+        notes: notes(WriterKey::revision(2)),
+    };
+    store.set_paused(&fence_id("acme"), &second).await.unwrap();
+    let mut described = None;
+    for _ in 0..100 {
+        let held = store.describe(&fence_id("acme")).await.unwrap().unwrap();
+        if held.observed.notes == second.notes {
+            described = Some(held);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let held = described.expect("describe shows the new notes");
+    assert!(held.observed.paused);
+    assert_eq!(held.observed.owner.as_deref(), Some("acme"));
+    let spec = held.schedule.spec.unwrap_or_default();
+    assert!(spec.structured_calendar.is_empty() && spec.interval.is_empty());
+    let mut listed = None;
+    for _ in 0..100 {
+        let observation = store.list("acme").await.unwrap();
+        if let Some(seen) = observation
+            .schedules
+            .into_iter()
+            .find(|o| o.schedule_id == fence_id("acme") && o.notes == second.notes)
+        {
+            listed = Some(seen);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let listed = listed.expect("the listing shows the new notes");
+    assert_eq!(parse(&listed.notes).unwrap().key, WriterKey::revision(2));
+}
+
 /// A schedule made as a workflow on Temporal 1.32 (the CHASM scheduler off,
 /// as it is by default, or a schedule made before it was turned on) refuses
 /// an update that carries a memo, as the memory store's
@@ -511,4 +564,5 @@ contract!(
     a_stale_conflict_token_is_dropped_on_1_29_and_refused_on_1_32,
     a_listing_shows_at_most_ten_calendars,
     a_missing_schedule_describes_as_none_and_deletes_as_done,
+    a_paused_schedule_takes_new_notes_and_lists_them,
 );
