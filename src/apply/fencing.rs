@@ -35,14 +35,14 @@ impl<S: ScheduleStore> Apply<'_, S> {
     /// # Errors
     ///
     /// A [`StoreError`] when the fence cannot be read or written, or keeps
-    /// naming an older writer after [`CLAIM_ATTEMPTS`] claims; nothing else
-    /// is written then.
+    /// naming an older writer after [`CLAIM_ATTEMPTS`] claims. The caller
+    /// then writes without a claim: its steps meet the same trouble, and the
+    /// recheck while they run still stops them for a newer writer.
     pub(super) async fn claim(&self) -> Result<Option<Writer>, StoreError> {
         let id = fence_id(self.project);
-        let ours = notes(self.writer);
         let pause = PauseState {
             paused: true,
-            notes: ours.clone(),
+            notes: notes(self.writer),
         };
         let mut ids = RequestIds::new();
         for _ in 0..CLAIM_ATTEMPTS {
