@@ -28,11 +28,11 @@ pub struct FieldChange {
 pub fn field_changes(held: &Schedule, want: &Schedule) -> Vec<FieldChange> {
     let (held, want) = (normalized(held), normalized(want));
     let mut changes = Vec::new();
-    for (field, render) in FIELDS {
+    for (field, render) in FIELDS.iter().chain(&TIMING_FIELDS) {
         let (current, desired) = (render(&held), render(&want));
         if current != desired {
             changes.push(FieldChange {
-                field,
+                field: *field,
                 current,
                 desired,
             });
@@ -58,6 +58,7 @@ pub fn normalized(schedule: &Schedule) -> Schedule {
         for interval in &mut spec.interval {
             interval.phase = interval.phase.take().filter(|d| !is_zero(d));
         }
+        normal_calendars(spec);
     }
     if let Some(Action::StartWorkflow(start)) =
         schedule.action.as_mut().and_then(|a| a.action.as_mut())
@@ -239,6 +240,82 @@ fn ranges(ranges: &[Range], min: i32, max: i32) -> String {
         })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// The fields of the newer timing keys, after [`FIELDS`].
+const TIMING_FIELDS: [(&str, Render); 2] = [
+    ("exclude", |s| {
+        spec(s)
+            .map(|s| {
+                s.exclude_structured_calendar
+                    .iter()
+                    .map(calendar)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_default()
+    }),
+    // Whether actions are limited, not how many are left: Temporal counts
+    // them down, and that is no change.
+    ("remaining_actions", |s| {
+        if s.state.as_ref().is_some_and(|s| s.limited_actions) {
+            "limited".to_owned()
+        } else {
+            String::new()
+        }
+    }),
+];
+
+/// Each calendar and excluded calendar of `spec` in its
+/// [`normal_calendar`] form.
+fn normal_calendars(spec: &mut ScheduleSpec) {
+    for calendar in spec
+        .structured_calendar
+        .iter_mut()
+        .chain(spec.exclude_structured_calendar.iter_mut())
+    {
+        *calendar = normal_calendar(calendar);
+    }
+}
+
+/// `calendar` with every range written out (an end before the start is the
+/// start, a step of 0 is 1, a single value has step 1) and every empty field
+/// as Temporal reads it: second, minute and hour 0, every day, month and
+/// weekday; an empty year stays empty (every year).
+pub fn normal_calendar(calendar: &StructuredCalendarSpec) -> StructuredCalendarSpec {
+    let fill = |ranges: &[Range], start: i32, end: i32| -> Vec<Range> {
+        if ranges.is_empty() {
+            return vec![Range {
+                start,
+                end,
+                step: 1,
+            }];
+        }
+        ranges.iter().map(normal_range).collect()
+    };
+    StructuredCalendarSpec {
+        second: fill(&calendar.second, 0, 0),
+        minute: fill(&calendar.minute, 0, 0),
+        hour: fill(&calendar.hour, 0, 0),
+        day_of_month: fill(&calendar.day_of_month, 1, 31),
+        month: fill(&calendar.month, 1, 12),
+        year: calendar.year.iter().map(normal_range).collect(),
+        day_of_week: fill(&calendar.day_of_week, 0, 6),
+        comment: calendar.comment.clone(),
+    }
+}
+
+fn normal_range(range: &Range) -> Range {
+    let end = range.end.max(range.start);
+    Range {
+        start: range.start,
+        end,
+        step: if end == range.start {
+            1
+        } else {
+            range.step.max(1)
+        },
+    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@
 //! Temporal's normalised read-back field by field.
 
 pub mod fire_times;
+pub(crate) mod timing;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -28,14 +29,12 @@ use sha2::{Digest, Sha256};
 use temporalio_common::protos::temporal::api::common::v1::{Payload, Payloads, WorkflowType};
 use temporalio_common::protos::temporal::api::enums::v1::ScheduleOverlapPolicy;
 use temporalio_common::protos::temporal::api::schedule::v1::{
-    IntervalSpec, Range as ProtoRange, Schedule, ScheduleAction, SchedulePolicies, ScheduleSpec,
-    ScheduleState, StructuredCalendarSpec, schedule_action,
+    Schedule, ScheduleAction, SchedulePolicies, ScheduleSpec, ScheduleState, schedule_action,
 };
 use temporalio_common::protos::temporal::api::taskqueue::v1::TaskQueue;
 use temporalio_common::protos::temporal::api::workflow::v1::NewWorkflowExecutionInfo;
 
-use crate::cron::{Calendar, Range, Timing as CronTiming};
-use crate::project::{OverlapPolicy, Project, Schedule as DeclaredSchedule, Timing, Workflow};
+use crate::project::{OverlapPolicy, Project, Schedule as DeclaredSchedule, Workflow};
 
 /// The memo key naming the project that owns a schedule.
 pub const MEMO_PROJECT: &str = "schedule-sync.project";
@@ -101,7 +100,10 @@ pub fn desired(project: &Project) -> Vec<DesiredSchedule> {
 }
 
 fn desired_one(project: &str, workflow: &Workflow, declared: &DeclaredSchedule) -> DesiredSchedule {
-    let schedule_id = schedule_id(project, &workflow.id);
+    let schedule_id = declared
+        .id
+        .clone()
+        .unwrap_or_else(|| schedule_id(project, &workflow.id));
     let canonical = canonical(workflow, declared);
     let digest = Sha256::digest(canonical_json(&canonical).as_bytes());
     let fingerprint = Fingerprint(digest.iter().map(|b| format!("{b:02x}")).collect());
@@ -161,15 +163,8 @@ pub fn canonical_json(value: &serde_json::Value) -> String {
 /// The canonical JSON of every managed field; [`canonical_json`] writes it
 /// with sorted keys, so equal schedules give equal text.
 fn canonical(workflow: &Workflow, declared: &DeclaredSchedule) -> serde_json::Value {
-    let timing = match &declared.timing {
-        Timing::Cron(entries) => json!({
-            "cron": entries.iter().map(|e| cron_json(&e.spec.timing, e.spec.comment.as_deref())).collect::<Vec<_>>()
-        }),
-        Timing::Every { every, offset } => {
-            json!({ "every": [every.as_millis() as u64, offset.as_millis() as u64] })
-        }
-    };
-    json!({
+    let timing = timing::canonical_timing(&declared.timing);
+    let mut canonical = json!({
         "version": FINGERPRINT_VERSION,
         "timing": timing,
         "timezone": declared.timezone,
@@ -183,28 +178,11 @@ fn canonical(workflow: &Workflow, declared: &DeclaredSchedule) -> serde_json::Va
         "catchup_window_ms": declared.catchup_window.map(|d| d.as_millis() as u64),
         "pause_on_failure": declared.pause_on_failure,
         "enabled": declared.enabled,
-    })
-}
-
-fn cron_json(timing: &CronTiming, comment: Option<&str>) -> serde_json::Value {
-    match timing {
-        CronTiming::Calendar(c) => {
-            let ranges = |rs: &[Range]| {
-                rs.iter()
-                    .map(|r| [r.start, r.end, r.step])
-                    .collect::<Vec<_>>()
-            };
-            json!({
-                "second": ranges(&c.second), "minute": ranges(&c.minute), "hour": ranges(&c.hour),
-                "day_of_month": ranges(&c.day_of_month), "month": ranges(&c.month),
-                "day_of_week": ranges(&c.day_of_week), "year": ranges(&c.year),
-                "comment": comment,
-            })
-        }
-        CronTiming::Interval { every, phase } => {
-            json!({ "every": [every.as_millis() as u64, phase.as_millis() as u64] })
-        }
+    });
+    if let serde_json::Value::Object(map) = &mut canonical {
+        map.extend(timing::canonical_extras(declared));
     }
+    canonical
 }
 
 fn duration(d: Duration) -> prost_wkt_types::Duration {
@@ -218,33 +196,6 @@ fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_wkt_types::Timestamp {
     prost_wkt_types::Timestamp {
         seconds: t.timestamp(),
         nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
-
-fn proto_ranges(ranges: &[Range]) -> Vec<ProtoRange> {
-    // The server stores every range with its end and step written out, so
-    // they are sent that way and read back unchanged.
-    let int = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
-    ranges
-        .iter()
-        .map(|r| ProtoRange {
-            start: int(r.start),
-            end: int(r.end),
-            step: int(r.step),
-        })
-        .collect()
-}
-
-fn structured(calendar: &Calendar, comment: Option<&str>) -> StructuredCalendarSpec {
-    StructuredCalendarSpec {
-        second: proto_ranges(&calendar.second),
-        minute: proto_ranges(&calendar.minute),
-        hour: proto_ranges(&calendar.hour),
-        day_of_month: proto_ranges(&calendar.day_of_month),
-        month: proto_ranges(&calendar.month),
-        year: proto_ranges(&calendar.year),
-        day_of_week: proto_ranges(&calendar.day_of_week),
-        comment: comment.unwrap_or_default().to_owned(),
     }
 }
 
@@ -276,25 +227,7 @@ fn schedule(schedule_id: &str, workflow: &Workflow, declared: &DeclaredSchedule)
         end_time: declared.end_at.map(timestamp),
         ..Default::default()
     };
-    match &declared.timing {
-        Timing::Cron(entries) => {
-            for entry in entries {
-                match &entry.spec.timing {
-                    CronTiming::Calendar(c) => spec
-                        .structured_calendar
-                        .push(structured(c, entry.spec.comment.as_deref())),
-                    CronTiming::Interval { every, phase } => spec.interval.push(IntervalSpec {
-                        interval: Some(duration(*every)),
-                        phase: (!phase.is_zero()).then(|| duration(*phase)),
-                    }),
-                }
-            }
-        }
-        Timing::Every { every, offset } => spec.interval.push(IntervalSpec {
-            interval: Some(duration(*every)),
-            phase: (!offset.is_zero()).then(|| duration(*offset)),
-        }),
-    }
+    timing::fill_spec(&mut spec, declared);
     let input = declared.input.as_ref().map(|value| Payloads {
         payloads: vec![json_payload(value)],
     });
@@ -335,7 +268,10 @@ fn schedule(schedule_id: &str, workflow: &Workflow, declared: &DeclaredSchedule)
             } else {
                 format!("{PAUSE_NOTE_PREFIX} in {}", workflow.file.display())
             },
-            ..Default::default()
+            limited_actions: declared.remaining_actions.is_some(),
+            remaining_actions: declared
+                .remaining_actions
+                .map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX)),
         }),
     }
 }
@@ -343,6 +279,7 @@ fn schedule(schedule_id: &str, workflow: &Workflow, declared: &DeclaredSchedule)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use temporalio_common::protos::temporal::api::schedule::v1::Range as ProtoRange;
 
     fn project(files: &[&str]) -> Project {
         crate::project::test_project("billing", files)
