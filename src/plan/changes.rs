@@ -400,6 +400,51 @@ mod tests {
         assert!(!crate::apply::compare::same_schedule(&held, &want));
     }
 
+    #[test]
+    fn calendars_as_an_sdk_writes_them_equal_the_ones_a_file_declares() {
+        let want = schedule(
+            "id: a\nschedule:\n  calendar: {hour: 2, day_of_week: \"1-5\"}\n  exclude: {month: 12}\n",
+        );
+        // As the SDKs send a calendar: single values with no end or step,
+        // and fields left empty for their defaults.
+        let mut held = want.clone();
+        let spec = held.spec.as_mut().unwrap();
+        for calendar in spec
+            .structured_calendar
+            .iter_mut()
+            .chain(spec.exclude_structured_calendar.iter_mut())
+        {
+            calendar.second.clear();
+            calendar.minute = vec![Range {
+                start: 0,
+                end: 0,
+                step: 0,
+            }];
+            calendar.day_of_month.clear();
+            calendar
+                .hour
+                .iter_mut()
+                .for_each(|r| (r.end, r.step) = (0, 0));
+        }
+        assert_eq!(field_changes(&held, &want), Vec::new());
+        assert!(crate::apply::compare::same_schedule(&held, &want));
+        // A different exclusion is a change, and named.
+        held.spec.as_mut().unwrap().exclude_structured_calendar[0].month[0].start = 11;
+        assert_eq!(field_changes(&held, &want)[0].field, "exclude");
+    }
+
+    #[test]
+    fn the_countdown_of_a_limit_is_no_change_but_the_limit_is() {
+        let want = schedule("id: a\nschedule:\n  every: 1h\n  remaining_actions: 5\n");
+        let mut held = want.clone();
+        held.state.as_mut().unwrap().remaining_actions = 2;
+        assert_eq!(field_changes(&held, &want), Vec::new());
+        assert!(crate::apply::compare::same_schedule(&held, &want));
+        held.state.as_mut().unwrap().limited_actions = false;
+        assert_eq!(field_changes(&held, &want)[0].field, "remaining_actions");
+        assert!(!crate::apply::compare::same_schedule(&held, &want));
+    }
+
     fn start_input(schedule: &mut Schedule, data: &[u8]) {
         if let Some(Action::StartWorkflow(start)) =
             schedule.action.as_mut().and_then(|a| a.action.as_mut())

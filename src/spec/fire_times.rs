@@ -325,6 +325,39 @@ mod tests {
     }
 
     #[test]
+    fn calendar_entries_intervals_and_cron_merge() {
+        let body = "  cron: \"0 9 * * *\"\n  calendar: {hour: 12, minute: 30}\n  \
+                    every: [{every: 1d, offset: 15h}]\n";
+        assert_eq!(
+            times(body, "2026-11-26T00:00:00Z", 4),
+            [
+                "2026-11-26T09:00:00+00:00",
+                "2026-11-26T12:30:00+00:00",
+                "2026-11-26T15:00:00+00:00",
+                "2026-11-27T09:00:00+00:00"
+            ]
+        );
+    }
+
+    #[test]
+    fn excluded_times_do_not_fire() {
+        // Daily at 9, but not on weekends and not on Christmas Day.
+        let body = "  cron: \"0 9 * * *\"\n  timezone: Europe/Berlin\n  \
+                    exclude: [\"* * * * sat,sun\", {month: 12, day_of_month: 25, hour: \"*\", minute: \"*\", second: \"*\"}]\n";
+        assert_eq!(
+            times(body, "2026-12-23T12:00:00Z", 3),
+            [
+                "2026-12-24T08:00:00+00:00",
+                "2026-12-28T08:00:00+00:00",
+                "2026-12-29T08:00:00+00:00"
+            ]
+        );
+        // Everything excluded: no time, and the search ends.
+        let never = "  every: 1h\n  exclude: {hour: \"*\", minute: \"*\", second: \"*\"}\n";
+        assert!(times(never, "2026-01-01T00:00:00Z", 1).is_empty());
+    }
+
+    #[test]
     fn a_time_skipped_by_daylight_saving_does_not_fire() {
         // 02:30 does not exist in Berlin on 2026-03-29.
         assert_eq!(

@@ -406,6 +406,102 @@ mod tests {
         assert_eq!(want.fingerprint.0, GOLDEN_FINGERPRINT);
     }
 
+    /// The canonical form of the timing shapes the version before calendar
+    /// entries, interval lists, exclusions, limits and own ids wrote, as it
+    /// wrote them: a file that uses none of the newer keys keeps its
+    /// fingerprint, so an upgrade writes nothing.
+    #[test]
+    fn files_without_the_newer_keys_keep_the_canonical_form_of_the_version_before() {
+        let canonical_of = |file: &str| {
+            let p = project(&[file]);
+            let (workflow, schedule) = p.scheduled().next().unwrap();
+            canonical_json(&canonical(workflow, schedule))
+        };
+        let rest = r#""catchup_window_ms":null,"enabled":true,"end_at":null,"input":null,"jitter_ms":0,"overlap":"Skip","pause_on_failure":false,"start_at":null,"task_queue":"q","timezone":"UTC","#;
+        assert_eq!(
+            canonical_of("id: w\nschedule:\n  every: 15m\n  offset: 5m\n"),
+            format!(r#"{{{rest}"timing":{{"every":[900000,300000]}},"type":"w","version":1}}"#)
+        );
+        assert_eq!(
+            canonical_of("id: w\nschedule:\n  cron: [\"0 2 * * * # n\", \"@every 1h/1m\"]\n"),
+            format!(
+                r#"{{{rest}"timing":{{"cron":[{{"comment":"n","day_of_month":[[1,31,1]],"day_of_week":[[0,6,1]],"hour":[[2,2,1]],"minute":[[0,0,1]],"month":[[1,12,1]],"second":[[0,0,1]],"year":[]}},{{"every":[3600000,60000]}}]}},"type":"w","version":1}}"#
+            )
+        );
+        // One interval in a list is the same schedule, and the same fingerprint.
+        assert_eq!(
+            desired(&project(&["id: w\nschedule:\n  every: [15m]\n"]))[0].fingerprint,
+            desired(&project(&["id: w\nschedule:\n  every: 15m\n"]))[0].fingerprint
+        );
+    }
+
+    #[test]
+    fn the_fingerprint_sees_every_newer_key() {
+        let base = "id: w\nschedule:\n  cron: \"0 2 * * *\"\n";
+        let changes = [
+            "id: w\nschedule:\n  cron: \"0 2 * * *\"\n  calendar: {hour: 3}\n",
+            "id: w\nschedule:\n  calendar: {hour: 2}\n",
+            "id: w\nschedule:\n  calendar: {hour: 2, comment: x}\n",
+            "id: w\nschedule:\n  cron: \"0 2 * * *\"\n  every: 1h\n",
+            "id: w\nschedule:\n  every: [1h, 2h]\n",
+            "id: w\nschedule:\n  every: [1h, {every: 2h, offset: 1m}]\n",
+            "id: w\nschedule:\n  cron: \"0 2 * * *\"\n  exclude: \"* * 25 12 *\"\n",
+            "id: w\nschedule:\n  cron: \"0 2 * * *\"\n  exclude: {month: 12, day_of_month: 25}\n",
+            "id: w\nschedule:\n  cron: \"0 2 * * *\"\n  remaining_actions: 5\n",
+            "id: w\nschedule:\n  cron: \"0 2 * * *\"\n  remaining_actions: 6\n",
+            "id: w\nschedule:\n  cron: \"0 2 * * *\"\n  id: own-id\n",
+        ];
+        let mut seen = std::collections::HashSet::new();
+        seen.insert(desired(&project(&[base]))[0].fingerprint.clone());
+        for change in changes {
+            assert!(
+                seen.insert(desired(&project(&[change]))[0].fingerprint.clone()),
+                "{change}"
+            );
+        }
+    }
+
+    #[test]
+    fn calendars_intervals_exclusions_limits_and_own_ids_map_onto_temporal() {
+        let p = project(&[
+            "id: w\nschedule:\n  id: daily-billing-report\n  cron: \"0 2 * * *\"\n  \
+             calendar: [{hour: 9, day_of_week: mon-fri, comment: weekdays}]\n  \
+             every: [1h, {every: 1d, offset: 2h}]\n  exclude: [\"* * 25 12 *\", {month: 1}]\n  \
+             remaining_actions: 7\n",
+        ]);
+        let d = &desired(&p)[0];
+        assert_eq!(d.schedule_id, "daily-billing-report");
+        let Some(schedule_action::Action::StartWorkflow(start)) =
+            d.schedule.action.as_ref().unwrap().action.as_ref()
+        else {
+            panic!("no start action");
+        };
+        assert_eq!(start.workflow_id, "daily-billing-report");
+        let spec = d.schedule.spec.as_ref().unwrap();
+        let range = |start, end, step| vec![ProtoRange { start, end, step }];
+        assert_eq!(spec.structured_calendar.len(), 2);
+        assert_eq!(spec.structured_calendar[1].hour, range(9, 9, 1));
+        assert_eq!(spec.structured_calendar[1].minute, range(0, 0, 1));
+        assert_eq!(spec.structured_calendar[1].day_of_week, range(1, 5, 1));
+        assert_eq!(spec.structured_calendar[1].day_of_month, range(1, 31, 1));
+        assert_eq!(spec.structured_calendar[1].comment, "weekdays");
+        let seconds: Vec<(i64, Option<i64>)> = spec
+            .interval
+            .iter()
+            .map(|i| (i.interval.unwrap().seconds, i.phase.map(|p| p.seconds)))
+            .collect();
+        assert_eq!(seconds, [(3600, None), (86_400, Some(7200))]);
+        assert_eq!(spec.exclude_structured_calendar.len(), 2);
+        assert_eq!(
+            spec.exclude_structured_calendar[0].day_of_month,
+            range(25, 25, 1)
+        );
+        assert_eq!(spec.exclude_structured_calendar[1].month, range(1, 1, 1));
+        let state = d.schedule.state.as_ref().unwrap();
+        assert!(state.limited_actions);
+        assert_eq!(state.remaining_actions, 7);
+    }
+
     const GOLDEN_FINGERPRINT: &str =
         "217bc9f0e637f05e10f3679d2c1ced3ccaf2caa5e651aa81e696481320592749";
 }
