@@ -394,8 +394,9 @@ impl CalendarField {
 }
 
 impl Calendar {
-    /// The calendar Temporal reads from a structured calendar that names no
-    /// field: midnight, every day.
+    /// The calendar of an entry that names no field: midnight every day, the
+    /// defaults Temporal documents and its SDKs fill in (the server itself
+    /// matches nothing with an empty field but the year), written out.
     pub fn midnight() -> Self {
         let all = |field: CalendarField| {
             let (start, end) = field.bounds();

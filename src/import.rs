@@ -28,7 +28,9 @@ use temporalio_common::protos::temporal::api::workflow::v1::NewWorkflowExecution
 use crate::apply::compare::same_schedule;
 use crate::duration::format_duration;
 use crate::plan::changes::{field_changes, json_value, normalized};
-use crate::project::names::{SCHEDULE_ID_RULE, WORKFLOW_ID_RULE, is_schedule_id, is_workflow_id};
+use crate::project::names::{
+    SCHEDULE_ID_RULE, WORKFLOW_ID_RULE, is_project_name, is_schedule_id, is_workflow_id,
+};
 use crate::project::{Project, check_workflow_source};
 use crate::spec::{PAUSE_NOTE_PREFIX, desired};
 use crate::store::Described;
@@ -123,7 +125,8 @@ pub fn import(target: &Target<'_>, described: &Described) -> Result<Imported, Sk
 /// The workflow id that `schedule_id` stands for in `project`, and the
 /// schedule id when it is not of the project's form: then the file names it
 /// (`schedule.id`), since Temporal cannot rename a schedule, and the
-/// workflow id is the schedule id with each `:` written `-`.
+/// workflow id is the schedule id with each `:` written `-`. An id of
+/// another project's form (`shop.report`) is left to that project.
 fn workflow_id<'a>(
     project: &str,
     schedule_id: &'a str,
@@ -138,6 +141,14 @@ fn workflow_id<'a>(
             ));
         }
         return Ok((workflow.to_owned(), None));
+    }
+    if let Some((other, rest)) = schedule_id.split_once('.')
+        && is_project_name(other)
+        && is_workflow_id(rest)
+    {
+        return Err(format!(
+            "its id is not of the form `{project}.<workflow id>` but of project `{other}`'s; import it into that project"
+        ));
     }
     if !is_schedule_id(schedule_id) {
         return Err(format!(

@@ -278,29 +278,21 @@ fn normal_calendars(spec: &mut ScheduleSpec) {
     }
 }
 
-/// `calendar` with every range written out (an end before the start is the
-/// start, a step of 0 is 1, a single value has step 1) and every empty field
-/// as Temporal reads it: second, minute and hour 0, every day, month and
-/// weekday; an empty year stays empty (every year).
+/// `calendar` with every range written out as the server reads it: an end
+/// before the start is the start, a step of 0 is 1, and a single value has
+/// step 1. An empty field stays empty: the server matches no value with it
+/// (an empty year is every year); the SDKs fill in the defaults they
+/// document before sending.
 pub fn normal_calendar(calendar: &StructuredCalendarSpec) -> StructuredCalendarSpec {
-    let fill = |ranges: &[Range], start: i32, end: i32| -> Vec<Range> {
-        if ranges.is_empty() {
-            return vec![Range {
-                start,
-                end,
-                step: 1,
-            }];
-        }
-        ranges.iter().map(normal_range).collect()
-    };
+    let normal = |ranges: &[Range]| ranges.iter().map(normal_range).collect::<Vec<_>>();
     StructuredCalendarSpec {
-        second: fill(&calendar.second, 0, 0),
-        minute: fill(&calendar.minute, 0, 0),
-        hour: fill(&calendar.hour, 0, 0),
-        day_of_month: fill(&calendar.day_of_month, 1, 31),
-        month: fill(&calendar.month, 1, 12),
-        year: calendar.year.iter().map(normal_range).collect(),
-        day_of_week: fill(&calendar.day_of_week, 0, 6),
+        second: normal(&calendar.second),
+        minute: normal(&calendar.minute),
+        hour: normal(&calendar.hour),
+        day_of_month: normal(&calendar.day_of_month),
+        month: normal(&calendar.month),
+        year: normal(&calendar.year),
+        day_of_week: normal(&calendar.day_of_week),
         comment: calendar.comment.clone(),
     }
 }
@@ -406,7 +398,7 @@ mod tests {
             "id: a\nschedule:\n  calendar: {hour: 2, day_of_week: \"1-5\"}\n  exclude: {month: 12}\n",
         );
         // As the SDKs send a calendar: single values with no end or step,
-        // and fields left empty for their defaults.
+        // ranges with no step.
         let mut held = want.clone();
         let spec = held.spec.as_mut().unwrap();
         for calendar in spec
@@ -414,13 +406,12 @@ mod tests {
             .iter_mut()
             .chain(spec.exclude_structured_calendar.iter_mut())
         {
-            calendar.second.clear();
             calendar.minute = vec![Range {
                 start: 0,
                 end: 0,
                 step: 0,
             }];
-            calendar.day_of_month.clear();
+            calendar.day_of_month.iter_mut().for_each(|r| r.step = 0);
             calendar
                 .hour
                 .iter_mut()
@@ -428,6 +419,12 @@ mod tests {
         }
         assert_eq!(field_changes(&held, &want), Vec::new());
         assert!(crate::apply::compare::same_schedule(&held, &want));
+        // An empty field matches nothing on the server: not the default.
+        let mut empty = held.clone();
+        empty.spec.as_mut().unwrap().structured_calendar[0]
+            .second
+            .clear();
+        assert_eq!(field_changes(&empty, &want)[0].field, "cron");
         // A different exclusion is a change, and named.
         held.spec.as_mut().unwrap().exclude_structured_calendar[0].month[0].start = 11;
         assert_eq!(field_changes(&held, &want)[0].field, "exclude");
