@@ -25,7 +25,12 @@
 //! Then the writer fence (see [`crate::fence`]): when the project's fence
 //! names a newer writer than ours, every step is left undone and reported
 //! **superseded** (a deletion is held, with that reason); otherwise a plan
-//! with steps records us in the fence first, unless it names us already.
+//! with steps records us in the fence first, unless it names us already
+//! and records every schedule with an id of its own that the plan needs.
+//!
+//! Schedules with ids of their own (`schedule.id`, outside the project's id
+//! prefix) take part like the others: those the project declares and those
+//! the fence records (so that one whose file is gone is still deleted).
 
 pub mod changes;
 mod own_ids;
