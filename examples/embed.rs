@@ -1,8 +1,10 @@
 // A host server that embeds schedule-sync with the library's default
-// features only. It serves its own routes at once, whatever Temporal is
-// doing; its readiness waits for the first sync of examples/billing; SIGHUP
-// reloads the project; SIGTERM (or Ctrl-C) turns readiness off at once,
-// drains the HTTP server, then stops the reconciler.
+// features only. It installs its own Prometheus recorder (before spawning,
+// with the reconcile-duration buckets, and with upkeep running) and serves
+// /metrics; it serves its own routes at once, whatever Temporal is doing;
+// its readiness waits for the first sync of examples/billing; SIGHUP reloads
+// the project; SIGTERM (or Ctrl-C) turns readiness off at once, drains the
+// HTTP server, then stops the reconciler.
 //
 //     TEMPORAL_ADDRESS=127.0.0.1:7233 cargo run --example embed
 //
@@ -10,11 +12,13 @@
 // ready-made /livez, /readyz, /healthz and /schedules to merge instead.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use schedule_sync::connection::{DEFAULT_CONNECT_TIMEOUT, Overrides, Settings};
 use schedule_sync::runtime::{Options, Reconciler, ReconcilerHandle, TemporalConnector};
 use tokio::signal::unix::{SignalKind, signal};
@@ -41,9 +45,39 @@ async fn livez(State(sync): State<ReconcilerHandle>) -> StatusCode {
     }
 }
 
+/// Installs the process's metrics recorder. It must come before the
+/// reconciler is spawned: the library records through the `metrics` facade,
+/// and what it records before a recorder is installed is lost.
+fn install_metrics() -> Result<PrometheusHandle, Box<dyn std::error::Error>> {
+    let recorder = PrometheusBuilder::new()
+        // Reconciles take from milliseconds (nothing to do) to minutes
+        // (thousands of writes): buckets that show both.
+        .set_buckets_for_metric(
+            Matcher::Full(schedule_sync::observe::RECONCILE_DURATION.to_owned()),
+            &[
+                0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+            ],
+        )?
+        .install_recorder()?;
+    // Without its own HTTP listener, the recorder needs its upkeep run now
+    // and then, or the histograms grow without bound.
+    let upkeep = recorder.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(recorder)
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let project = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/billing");
+    let metrics = install_metrics()?;
+    // The host's token: the reconciler works on a child of it, and never
+    // cancels it.
     let shutdown = CancellationToken::new();
 
     // Settings that cannot be read (a bad TEMPORAL_ADDRESS, say) do not stop
@@ -57,7 +91,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/", get(|| async { "the host's own routes\n" }))
         .route("/readyz", get(readyz))
         .route("/livez", get(livez))
-        .with_state(sync.clone());
+        .with_state(sync.clone())
+        .route(
+            "/metrics",
+            get(move || std::future::ready(metrics.render())),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     println!("listening on http://{}", listener.local_addr()?);
 

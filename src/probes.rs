@@ -2,6 +2,7 @@
 //! `/readyz`, `/healthz` and `/schedules` (PRODUCT.md §5), read from a
 //! [`ReconcilerHandle`]. `/metrics` is the host's: it owns the recorder.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::Json;
@@ -14,31 +15,63 @@ use serde_json::{Value, json};
 use crate::runtime::ReconcilerHandle;
 use crate::runtime::lifecycle::State;
 
-/// The probes, to merge into the host's router.
+/// The probes of one reconciler, to merge into the host's router.
 pub fn router(handle: ReconcilerHandle) -> Router {
+    router_for(vec![handle])
+}
+
+/// The probes of several reconcilers (one per project) in one host.
+///
+/// With one handle the answers are those of [`router`]. With several,
+/// `/livez` and `/readyz` answer 200 only when every reconciler is live or
+/// ready; `/healthz` gives `ready`, `live` and `projects`, one `/healthz`
+/// object per reconciler; `/schedules` lists the schedules of all, each
+/// entry with its `project`.
+pub fn router_for(handles: Vec<ReconcilerHandle>) -> Router {
     Router::new()
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .route("/healthz", get(healthz))
         .route("/schedules", get(schedules))
-        .with_state(handle)
+        .with_state(Arc::new(handles))
 }
 
-async fn livez(Extract(handle): Extract<ReconcilerHandle>) -> (StatusCode, Json<Value>) {
-    let live = handle.is_live();
+type Handles = Arc<Vec<ReconcilerHandle>>;
+
+async fn livez(Extract(handles): Extract<Handles>) -> (StatusCode, Json<Value>) {
+    let live = handles.iter().all(ReconcilerHandle::is_live);
     (code(live), Json(json!({ "live": live })))
 }
 
-async fn readyz(Extract(handle): Extract<ReconcilerHandle>) -> (StatusCode, Json<Value>) {
-    let ready = handle.is_ready();
-    let state = handle.state();
-    (
-        code(ready),
-        Json(json!({ "ready": ready, "state": state.name() })),
-    )
+async fn readyz(Extract(handles): Extract<Handles>) -> (StatusCode, Json<Value>) {
+    let ready = handles.iter().all(ReconcilerHandle::is_ready);
+    let body = match handles.as_slice() {
+        [one] => json!({ "ready": ready, "state": one.state().name() }),
+        all => json!({
+            "ready": ready,
+            "projects": all.iter().map(|handle| json!({
+                "project": handle.status().project,
+                "ready": handle.is_ready(),
+                "state": handle.state().name(),
+            })).collect::<Vec<Value>>(),
+        }),
+    };
+    (code(ready), Json(body))
 }
 
-async fn healthz(Extract(handle): Extract<ReconcilerHandle>) -> Json<Value> {
+async fn healthz(Extract(handles): Extract<Handles>) -> Json<Value> {
+    Json(match handles.as_slice() {
+        [one] => health(one),
+        all => json!({
+            "ready": all.iter().all(ReconcilerHandle::is_ready),
+            "live": all.iter().all(ReconcilerHandle::is_live),
+            "projects": all.iter().map(health).collect::<Vec<Value>>(),
+        }),
+    })
+}
+
+/// One reconciler's `/healthz`.
+fn health(handle: &ReconcilerHandle) -> Value {
     let status = handle.status();
     let counts: serde_json::Map<String, Value> = status
         .counts()
@@ -49,7 +82,7 @@ async fn healthz(Extract(handle): Extract<ReconcilerHandle>) -> Json<Value> {
         State::Failed { reason, .. } => serde_json::to_value(reason).ok(),
         _ => None,
     };
-    Json(json!({
+    json!({
         "state": status.state.name(),
         "attempt": status.state.attempt(),
         "next_retry_at": status.state.next_retry_at().map(rfc3339),
@@ -57,7 +90,7 @@ async fn healthz(Extract(handle): Extract<ReconcilerHandle>) -> Json<Value> {
         "failed_reason": reason,
         "state_entered_at": rfc3339(status.state_entered_at),
         "last_success_at": status.last_success.map(rfc3339),
-        "ready": status.is_ready(),
+        "ready": handle.is_ready(),
         "live": handle.is_live(),
         "project": status.project,
         "config_revision": status.revision,
@@ -75,19 +108,27 @@ async fn healthz(Extract(handle): Extract<ReconcilerHandle>) -> Json<Value> {
             "name": by.name,
             "description": by.to_string(),
         })),
-    }))
+    })
 }
 
 /// One entry per declared schedule, then one per held deletion (status
 /// `held_deletion`, with the reason, and no workflow: the project no longer
-/// declares it).
-async fn schedules(Extract(handle): Extract<ReconcilerHandle>) -> Json<Value> {
-    let status = handle.status();
-    let mut entries = serde_json::to_value(&*status.schedules).unwrap_or_default();
-    if let Value::Array(list) = &mut entries {
-        list.extend(status.held_deletions.iter().map(|held| {
+/// declares it); of every reconciler, each entry naming its `project`.
+async fn schedules(Extract(handles): Extract<Handles>) -> Json<Value> {
+    let mut entries = Vec::new();
+    for handle in handles.iter() {
+        let status = handle.status();
+        for schedule in status.schedules.iter() {
+            let mut entry = serde_json::to_value(schedule).unwrap_or_default();
+            if let Value::Object(fields) = &mut entry {
+                fields.insert("project".to_owned(), json!(status.project));
+            }
+            entries.push(entry);
+        }
+        entries.extend(status.held_deletions.iter().map(|held| {
             json!({
                 "id": held.id,
+                "project": status.project,
                 "workflow": null,
                 "status": "held_deletion",
                 "reason": held.reason,
@@ -95,7 +136,7 @@ async fn schedules(Extract(handle): Extract<ReconcilerHandle>) -> Json<Value> {
             })
         }));
     }
-    Json(entries)
+    Json(Value::Array(entries))
 }
 
 fn code(ok: bool) -> StatusCode {

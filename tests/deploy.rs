@@ -192,7 +192,7 @@ fn concrete(expr: &str) -> String {
         "__range" => "1h",
         "__interval_ms" => "60000",
         "__range_s" => "3600",
-        "job" | "instance" => ".*",
+        "job" | "instance" | "project" => ".*",
         other => panic!("unknown Grafana variable ${other} in {expr:?}"),
     };
     let mut out = String::new();
@@ -386,10 +386,17 @@ fn the_dashboard_uses_its_datasource_variable_and_every_metric() {
         .expect("a `datasource` variable");
     assert_eq!(datasource["type"], "datasource");
     assert_eq!(datasource["query"], "prometheus");
-    for name in ["job", "instance"] {
+    for name in ["job", "instance", "project"] {
         assert!(
             variables.iter().any(|v| v["name"] == name),
             "no `{name}` variable"
+        );
+    }
+    // Each query shows the projects picked, one series per project.
+    for (title, expr) in dashboard_expressions() {
+        assert!(
+            expr.contains("project=~\"$project\""),
+            "panel {title:?} ignores the project: {expr}"
         );
     }
 
@@ -900,6 +907,14 @@ async fn serve_with_the_deployments_arguments_answers_every_probe_and_exports_ev
         missing.is_empty(),
         "serve does not export {missing:?}:\n{metrics}"
     );
+    // Every series names its project, so that the alerts and the dashboard
+    // tell the projects of one host apart.
+    for line in metrics.lines().filter(|l| l.starts_with("schedule_sync_")) {
+        assert!(
+            line.contains("project=\""),
+            "a series without a project: {line}"
+        );
+    }
     for name in &wanted {
         if base_metric(name) != name {
             assert!(

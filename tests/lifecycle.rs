@@ -1,7 +1,8 @@
 //! The runtime component in paused tokio time, with in-memory stores: every
 //! arrow of the lifecycle as the run loop drives it, exact backoff gaps with
 //! jitter off, the retry budget and the slow retry, triggers, readiness,
-//! liveness, and shutdown during a backoff and during an RPC.
+//! liveness, and shutdown: during a backoff, an RPC, a connect and the
+//! first load, with the host's token never cancelled by the library.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,8 @@ use schedule_sync::project::{self, Project};
 use schedule_sync::runtime::lifecycle::{FailedReason, State};
 use schedule_sync::runtime::retry::{Jitter, RetryPolicy};
 use schedule_sync::runtime::{
-    AttemptError, Connector, Options, ProjectError, Reconciler, ReconcilerHandle, ScheduleState,
+    AttemptError, Connector, FOLLOW_UP, Options, Reconciler, ReconcilerHandle, ReloadError,
+    ScheduleState, Stopped,
 };
 use schedule_sync::spec::DesiredSchedule;
 use schedule_sync::store::Observation;
@@ -29,6 +31,30 @@ fn example() -> PathBuf {
 
 fn billing() -> Project {
     project::load(&example()).unwrap().project
+}
+
+/// A project folder named `name` with one workflow per `(id, hour)`, each
+/// firing daily at that hour.
+fn folder(name: &str, workflows: &[(&str, u32)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("project.yaml"),
+        format!("name: {name}\ntask_queue: q\n"),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("workflows")).unwrap();
+    for (id, hour) in workflows {
+        std::fs::write(
+            dir.path().join(format!("workflows/{id}.yaml")),
+            format!("id: {id}\nschedule:\n  cron: \"0 {hour} * * *\"\n"),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+fn loaded(dir: &tempfile::TempDir) -> Project {
+    project::load(dir.path()).unwrap().project
 }
 
 fn no_jitter() -> Options {
@@ -113,17 +139,13 @@ async fn spawning_returns_at_once_and_the_first_sync_makes_it_ready() {
     let connector = FlakyConnector::new(vec![]);
     let shutdown = CancellationToken::new();
     let handle = Reconciler::new(connector.clone(), no_jitter()).spawn(billing(), shutdown);
-    // Nothing ran yet: spawn does not wait for Temporal.
+    // Nothing ran yet: spawn does not wait for Temporal, and the project's
+    // 4 schedules show as pending from the start.
     assert_eq!(handle.state(), State::Pending);
     assert!(!handle.is_ready());
     assert!(handle.is_live());
-    assert!(
-        handle
-            .status()
-            .schedules
-            .iter()
-            .all(|s| s.status == ScheduleState::Pending)
-    );
+    let pending: Vec<ScheduleState> = handle.status().schedules.iter().map(|s| s.status).collect();
+    assert_eq!(pending, [ScheduleState::Pending; 4]);
     handle.wait_synced().await.unwrap();
     assert!(matches!(handle.state(), State::Synced { .. }));
     assert!(handle.is_ready());
@@ -275,7 +297,7 @@ async fn an_invalid_project_at_start_is_failed_until_a_good_reload() {
     let state = wait_for(&handle, "Failed", |s| matches!(s, State::Failed { .. })).await;
     let error = state.last_error().unwrap();
     assert!(
-        error.starts_with("invalid project: ") && error.contains("project.yaml"),
+        error.starts_with("invalid project (1 error(s)):") && error.contains("project.yaml"),
         "{error}"
     );
     assert!(matches!(
@@ -291,7 +313,7 @@ async fn an_invalid_project_at_start_is_failed_until_a_good_reload() {
         0,
         "nothing to reconcile, nothing sent"
     );
-    handle.reload(billing());
+    handle.reload(billing()).unwrap();
     handle.wait_synced().await.unwrap();
     assert_eq!(handle.status().revision, 1);
     handle.shutdown().await;
@@ -351,14 +373,122 @@ async fn reloads_in_a_row_coalesce_into_one_reconcile() {
     handle.wait_synced().await.unwrap();
     let lists = connector.store.calls_of("ListSchedules");
     for _ in 0..5 {
-        handle.reload(billing());
+        handle.reload(billing()).unwrap();
     }
-    handle.resync();
+    handle.resync().unwrap();
     let mut status = handle.subscribe();
-    status.wait_for(|s| s.revision == 6).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    let reloaded = status
+        .wait_for(|s| s.revision == 2 && s.ever_synced && s.totals.attempts_finished() == 2)
+        .await
+        .unwrap()
+        .clone();
+    assert_eq!(reloaded.totals.reloads.get("applied"), Some(&5));
+    // Nothing else is due: the next 10 minutes bring no reconcile.
+    tokio::time::sleep(Duration::from_secs(600)).await;
     assert_eq!(connector.store.calls_of("ListSchedules"), lists + 1);
+    assert_eq!(handle.status().revision, 2);
     handle.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_latest_reload_replaces_one_still_waiting() {
+    let store = Arc::new(SlowStore {
+        inner: MemoryStore::new(),
+        delay: Some(Duration::from_secs(2)),
+    });
+    let first = folder("shop", &[("a", 1)]);
+    let handle =
+        Reconciler::new(store.clone(), no_jitter()).spawn(loaded(&first), CancellationToken::new());
+    // While the first reconcile is under way, two reloads come: the second
+    // replaces the first, which is never reconciled.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (older, latest) = (
+        folder("shop", &[("a", 1), ("b", 2)]),
+        folder("shop", &[("a", 1), ("c", 3)]),
+    );
+    handle.reload(loaded(&older)).unwrap();
+    handle.reload(loaded(&latest)).unwrap();
+    let mut status = handle.subscribe();
+    let done = status
+        .wait_for(|s| s.revision == 2 && s.totals.attempts_finished() == 2)
+        .await
+        .unwrap()
+        .clone();
+    assert!(matches!(done.state, State::Synced { .. }), "{done:?}");
+    let ids: Vec<&str> = done.schedules.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["shop.a", "shop.c"]);
+    assert!(store.inner.get("shop.c").is_some());
+    assert!(
+        store.inner.get("shop.b").is_none(),
+        "the older reload was dropped"
+    );
+    assert_eq!(done.totals.reloads.get("applied"), Some(&2));
+    handle.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_reload_never_drops_a_good_one_still_waiting() {
+    let store = Arc::new(SlowStore {
+        inner: MemoryStore::new(),
+        delay: Some(Duration::from_secs(2)),
+    });
+    let first = folder("shop", &[("a", 1)]);
+    let handle =
+        Reconciler::new(store.clone(), no_jitter()).spawn(loaded(&first), CancellationToken::new());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let good = folder("shop", &[("a", 1), ("b", 2)]);
+    handle.reload_from(good.path().to_owned()).await.unwrap();
+    let broken = tempfile::tempdir().unwrap();
+    std::fs::write(broken.path().join("project.yaml"), "name: shop\n").unwrap();
+    let refused = handle.reload_from(broken.path().to_owned()).await;
+    assert!(
+        matches!(refused, Err(ReloadError::Invalid(_))),
+        "{refused:?}"
+    );
+    let mut status = handle.subscribe();
+    let done = status
+        .wait_for(|s| {
+            s.revision == 2 && s.reload_error.is_some() && s.totals.attempts_finished() == 2
+        })
+        .await
+        .unwrap()
+        .clone();
+    assert!(
+        store.inner.get("shop.b").is_some(),
+        "the good reload was reconciled"
+    );
+    let error = done.reload_error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("project.yaml"),
+        "the refusal came last: {done:?}"
+    );
+    handle.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn reload_and_resync_say_when_the_reconciler_has_stopped() {
+    let connector = FlakyConnector::new(vec![]);
+    let handle =
+        Reconciler::new(connector.clone(), no_jitter()).spawn(billing(), CancellationToken::new());
+    handle.wait_synced().await.unwrap();
+    assert_eq!(handle.resync(), Ok(()));
+    handle.shutdown().await;
+    assert_eq!(handle.resync(), Err(Stopped));
+    assert_eq!(handle.reload(billing()), Err(Stopped));
+    let refused = handle.reload_from(example()).await;
+    assert!(
+        matches!(refused, Err(ReloadError::Stopped(Stopped))),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn reload_says_so_when_the_task_died() {
+    let handle = Reconciler::new(Arc::new(PanickingStore), no_jitter())
+        .spawn(billing(), CancellationToken::new());
+    handle.join().await;
+    assert_eq!(handle.resync(), Err(Stopped));
+    assert_eq!(handle.reload(billing()), Err(Stopped));
 }
 
 #[tokio::test(start_paused = true)]
@@ -373,7 +503,7 @@ async fn an_invalid_reload_keeps_the_last_good_project_and_deletes_nothing() {
     let refused = handle.reload_from(broken.path().to_owned()).await;
     let error = refused.unwrap_err();
     assert!(
-        matches!(&error, ProjectError::Invalid(invalid) if invalid.error_count() > 0),
+        matches!(&error, ReloadError::Invalid(invalid) if invalid.error_count() > 0),
         "{error}"
     );
     let error = error.to_string();
@@ -519,7 +649,7 @@ async fn readiness_drops_the_moment_shutdown_is_asked_while_an_rpc_is_in_flight(
     handle.wait_synced().await.unwrap();
     assert!(handle.is_ready());
     // A resync whose listing is in flight from now on for 2 s.
-    handle.resync();
+    handle.resync().unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let asked = Instant::now();
     shutdown.cancel();
@@ -617,4 +747,211 @@ async fn liveness_fails_when_the_task_dies() {
     assert!(handle.wait_synced().await.is_err());
     assert!(!handle.is_live());
     assert!(!handle.is_ready());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_library_never_cancels_the_hosts_token() {
+    let host = CancellationToken::new();
+    let handle =
+        Reconciler::new(FlakyConnector::new(vec![]), no_jitter()).spawn(billing(), host.clone());
+    handle.wait_synced().await.unwrap();
+    handle.shutdown().await;
+    assert_eq!(handle.state(), State::ShuttingDown);
+    assert!(!host.is_cancelled(), "the host's token is the host's");
+
+    // The host's token still stops the reconciler.
+    let handle =
+        Reconciler::new(FlakyConnector::new(vec![]), no_jitter()).spawn(billing(), host.clone());
+    handle.wait_synced().await.unwrap();
+    host.cancel();
+    handle.join().await;
+    assert_eq!(handle.state(), State::ShuttingDown);
+}
+
+#[tokio::test(start_paused = true)]
+async fn readiness_is_false_the_instant_the_host_cancels_with_no_wait_for_the_loop() {
+    let host = CancellationToken::new();
+    let handle =
+        Reconciler::new(FlakyConnector::new(vec![]), no_jitter()).spawn(billing(), host.clone());
+    handle.wait_synced().await.unwrap();
+    assert!(handle.is_ready());
+    host.cancel();
+    // No await in between: the run loop has not run, and still it says not
+    // ready, and no one waiting for a sync waits on.
+    assert!(matches!(handle.status().state, State::Synced { .. }));
+    assert!(!handle.is_ready());
+    assert_eq!(handle.wait_synced().await, Err(Stopped));
+    handle.join().await;
+    assert_eq!(handle.state(), State::ShuttingDown);
+}
+
+/// Connects never: a peer that takes the TCP connection and never answers.
+#[derive(Clone, Default)]
+struct SilentConnector {
+    tries: Arc<Mutex<u32>>,
+}
+
+impl Connector for SilentConnector {
+    type Store = Arc<MemoryStore>;
+
+    async fn connect(&self) -> Result<Arc<MemoryStore>, AttemptError> {
+        *self.tries.lock().unwrap() += 1;
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_drops_a_connect_in_flight_at_once() {
+    let connector = SilentConnector::default();
+    let shutdown = CancellationToken::new();
+    let handle = Reconciler::new(connector.clone(), no_jitter()).spawn(billing(), shutdown.clone());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        *connector.tries.lock().unwrap(),
+        1,
+        "a connect is under way"
+    );
+    assert_eq!(handle.state(), State::Pending);
+    let asked = Instant::now();
+    shutdown.cancel();
+    handle.join().await;
+    assert_eq!(
+        asked.elapsed(),
+        Duration::ZERO,
+        "not the 10 s shutdown timeout: a connect has nothing to finish"
+    );
+    assert_eq!(handle.state(), State::ShuttingDown);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_before_the_first_load_ends_it_without_loading() {
+    let connector = FlakyConnector::new(vec![]);
+    let shutdown = CancellationToken::new();
+    let handle =
+        Reconciler::new(connector.clone(), no_jitter()).spawn_from(example(), shutdown.clone());
+    shutdown.cancel();
+    handle.join().await;
+    let status = handle.status();
+    assert_eq!(status.state, State::ShuttingDown);
+    assert_eq!(status.project, None, "never loaded");
+    assert!(connector.tried_at.lock().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn durations_as_long_as_duration_max_mean_never_and_panic_nowhere() {
+    let never = Duration::MAX;
+    let options = Options {
+        retry: RetryPolicy {
+            initial: never,
+            max: never,
+            budget: never,
+            slow_retry: never,
+            jitter: Jitter::Full { seed: Some(1) },
+        },
+        resync: Some(never),
+        attempt_timeout: never,
+        shutdown_timeout: never,
+        ..Options::default()
+    };
+    // Synced, with a resync that never comes.
+    let connector = FlakyConnector::new(vec![]);
+    let handle = Reconciler::new(connector.clone(), options.clone())
+        .spawn(billing(), CancellationToken::new());
+    handle.wait_synced().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(365 * 86_400)).await;
+    assert_eq!(connector.store.calls_of("ListSchedules"), 1);
+    handle.shutdown().await;
+
+    // Retrying and Failed, with backoffs that never end.
+    for error in [unavailable(), AttemptError::fatal("PermissionDenied")] {
+        let connector = FlakyConnector::new(vec![error]);
+        let handle = Reconciler::new(connector.clone(), options.clone())
+            .spawn(billing(), CancellationToken::new());
+        let state = wait_for(&handle, "a failure", |s| s.attempt() == 1).await;
+        assert!(state.next_retry_at().is_some(), "{state:?}");
+        tokio::time::sleep(Duration::from_secs(365 * 86_400)).await;
+        assert_eq!(connector.tried_at.lock().unwrap().len(), 1);
+        handle.shutdown().await;
+        assert_eq!(handle.state(), State::ShuttingDown);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_race_is_followed_up_soon_without_a_periodic_resync() {
+    let connector = FlakyConnector::new(vec![]);
+    let store = connector.store.clone();
+    let (v1, v2) = (folder("race", &[("a", 1)]), folder("race", &[("a", 2)]));
+    let handle = Reconciler::new(connector.clone(), no_jitter())
+        .spawn(loaded(&v1), CancellationToken::new());
+    handle.wait_synced().await.unwrap();
+    // Another writer wins every race for `race.a` during the next reconcile.
+    store.fail_next(
+        "UpdateSchedule",
+        tonic::Code::FailedPrecondition,
+        schedule_sync::apply::RACE_ATTEMPTS as usize,
+    );
+    handle.reload(loaded(&v2)).unwrap();
+    let mut status = handle.subscribe();
+    let lost = status
+        .wait_for(|s| s.revision == 2 && s.totals.attempts_finished() == 2)
+        .await
+        .unwrap()
+        .clone();
+    let lost_at = Instant::now();
+    assert!(matches!(lost.state, State::Synced { .. }), "{lost:?}");
+    assert_eq!(lost.schedules[0].status, ScheduleState::Error);
+    assert!(
+        lost.schedules[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("another writer")),
+        "{lost:?}"
+    );
+    // The follow-up comes after FOLLOW_UP, with no resync configured, and
+    // lands the update.
+    let healed = status
+        .wait_for(|s| s.schedules[0].status == ScheduleState::InSync)
+        .await
+        .unwrap()
+        .clone();
+    assert_eq!(lost_at.elapsed(), FOLLOW_UP);
+    assert_eq!(healed.totals.attempts_finished(), 3);
+    let hour = store
+        .get("race.a")
+        .unwrap()
+        .spec
+        .unwrap()
+        .structured_calendar[0]
+        .hour[0]
+        .start;
+    assert_eq!(hour, 2);
+    // And then nothing more is due.
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(handle.status().totals.attempts_finished(), 3);
+    handle.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn metric_timestamps_come_from_the_wall_clock_when_they_are_set() {
+    // Eight failures: 121 s of tokio's (paused) clock pass before the sync,
+    // and next to no wall-clock time.
+    let connector = FlakyConnector::new(vec![unavailable(); 8]);
+    let start = Instant::now();
+    let handle =
+        Reconciler::new(connector.clone(), no_jitter()).spawn(billing(), CancellationToken::new());
+    handle.wait_synced().await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(121));
+    let status = handle.status();
+    let now = std::time::SystemTime::now();
+    for (what, at) in [
+        ("last_success", status.last_success.unwrap()),
+        ("state_entered_at", status.state_entered_at),
+    ] {
+        let off = now.duration_since(at).unwrap_or_else(|e| e.duration());
+        assert!(
+            off < Duration::from_secs(60),
+            "{what} is {off:?} away from the wall clock"
+        );
+    }
+    handle.shutdown().await;
 }

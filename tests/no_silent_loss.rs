@@ -261,15 +261,28 @@ async fn temporal_killed_mid_apply_ends_it_within_30_s_and_a_restart_converges()
         .collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let dir = support::project_dir("acme", &refs);
+    // The audit log (one line per write, on standard error) shows how far
+    // the apply has come.
+    let log = tempfile::NamedTempFile::new().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_schedule-sync"))
         .args(["apply", dir.path().to_str().unwrap(), "--concurrency", "2"])
-        .args(["--address", &server.address()])
+        .args(["--address", &server.address(), "--log-format", "json"])
         .env_remove("TEMPORAL_ADDRESS")
+        .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log.reopen().unwrap())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Killed once 20 creates are done: in the middle, with 280 to go.
+    support::eventually(60, "20 creates done", || async {
+        let written = std::fs::read_to_string(log.path()).unwrap_or_default();
+        written
+            .lines()
+            .filter(|l| l.contains("schedule_sync::audit") && l.contains("\"create\""))
+            .count()
+            >= 20
+    })
+    .await;
     server.kill();
     let killed = Instant::now();
     let status = loop {

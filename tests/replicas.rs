@@ -9,6 +9,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,11 +56,15 @@ fn serve(dir: &Path, server: &DevServer) -> Serve {
 /// What each schedule looked like at each look: its hour, or none.
 type Seen = Arc<Mutex<BTreeMap<&'static str, Vec<Option<i32>>>>>;
 
+/// How many times the observer has described every schedule.
+type Passes = Arc<AtomicUsize>;
+
 /// Describes every schedule every 250 ms until dropped, recording each
-/// change of its firing hour (or of its existence).
-fn observe(store: TemporalStore) -> (Seen, tokio::task::JoinHandle<()>) {
+/// change of its firing hour (or of its existence), and counting its passes.
+fn observe(store: TemporalStore) -> (Seen, Passes, tokio::task::JoinHandle<()>) {
     let seen: Seen = Arc::default();
-    let record = seen.clone();
+    let passes: Passes = Arc::default();
+    let (record, count) = (seen.clone(), passes.clone());
     let task = tokio::spawn(async move {
         loop {
             for id in IDS {
@@ -76,10 +81,43 @@ fn observe(store: TemporalStore) -> (Seen, tokio::task::JoinHandle<()>) {
                     history.push(hour);
                 }
             }
+            count.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     });
-    (seen, task)
+    (seen, passes, task)
+}
+
+/// Waits until the observer has made `more` passes from now.
+async fn observed_again(passes: &Passes, more: usize) {
+    let from = passes.load(Ordering::SeqCst);
+    support::eventually(30, "the observer's passes", || async {
+        passes.load(Ordering::SeqCst) >= from + more
+    })
+    .await;
+}
+
+/// The successful reconciles a replica has made.
+fn reconciles(replica: &Serve) -> u64 {
+    let series = "schedule_sync_reconcile_total{project=\"roll\",outcome=\"success\"} ";
+    replica
+        .metrics()
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits until each of `replicas` has reconciled `more` times from now
+/// (each reconciles every second), and the observer has looked after that.
+async fn reconciled_again(replicas: &[&Serve], more: u64, passes: &Passes) {
+    for replica in replicas {
+        let from = reconciles(replica);
+        support::eventually(30, "more reconciles", || async {
+            reconciles(replica) >= from + more
+        })
+        .await;
+    }
+    observed_again(passes, 2).await;
 }
 
 /// How often `id` changed since the observer first saw it.
@@ -131,12 +169,12 @@ async fn a_rolling_deploy_and_a_rollback_change_each_schedule_at_most_once() {
         all_in_sync(replica, 6).await;
     }
     let client = support::client(&server).await;
-    let (seen, observer) = observe(TemporalStore::new(
+    let (seen, passes, observer) = observe(TemporalStore::new(
         client,
         server.namespace().to_owned(),
         true,
     ));
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    observed_again(&passes, 1).await;
 
     // The rolling deploy: both versions reconcile every second, side by side.
     let new = [
@@ -146,7 +184,9 @@ async fn a_rolling_deploy_and_a_rollback_change_each_schedule_at_most_once() {
     for replica in &new {
         all_in_sync(replica, 7).await;
     }
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Side by side for a few reconciles of each.
+    let all: Vec<&Serve> = old.iter().chain(&new).collect();
+    reconciled_again(&all, 4, &passes).await;
     for id in ["w1", "w2", "w3", "w4", "w6", "w7", "w8"] {
         assert_eq!(changes(&seen, id), 1, "{id}: {}", history(&seen));
     }
@@ -173,7 +213,7 @@ async fn a_rolling_deploy_and_a_rollback_change_each_schedule_at_most_once() {
         assert_eq!(replica.get("/readyz").0, 200);
         let metrics = replica.metrics();
         assert!(
-            metrics.contains("schedule_sync_schedules{status=\"superseded\"} 5"),
+            metrics.contains("schedule_sync_schedules{project=\"roll\",status=\"superseded\"} 5"),
             "{metrics}"
         );
     }
@@ -191,7 +231,7 @@ async fn a_rolling_deploy_and_a_rollback_change_each_schedule_at_most_once() {
     // A rollback: the old version, started again, is now the newest writer.
     let rollback = serve(old_dir.path(), &server);
     all_in_sync(&rollback, 6).await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    reconciled_again(&[&rollback, &new[0], &new[1]], 3, &passes).await;
     for id in ["w1", "w2", "w3", "w4", "w6", "w7", "w8"] {
         assert_eq!(changes(&seen, id), 2, "{id}: {}", history(&seen));
     }
@@ -219,7 +259,7 @@ async fn a_rolling_deploy_and_a_rollback_change_each_schedule_at_most_once() {
         text.contains("--revision") && text.contains("--force"),
         "{text}"
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    observed_again(&passes, 2).await;
     assert_eq!(changes(&seen, "w1"), 2, "{}", history(&seen));
     observer.abort();
 }

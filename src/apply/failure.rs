@@ -49,9 +49,17 @@ pub(super) enum Failure {
     /// The schedule kept appearing and vanishing while it was written.
     #[error("{0} kept appearing and vanishing while it was written; another writer is at work")]
     Churning(String),
-    /// Another writer kept changing the schedule between our read and write.
-    #[error("another writer changed {0} at the same time")]
-    LostRace(String),
+    /// Another writer kept changing the schedule between our read and
+    /// write, [`RACE_ATTEMPTS`](super::RACE_ATTEMPTS) times in a row.
+    #[error("another writer changed {schedule_id} at the same time{}", last.as_ref().map(|e| format!(" ({e})")).unwrap_or_default())]
+    LostRace {
+        /// The schedule.
+        schedule_id: String,
+        /// The refusal of the last try, when the server refused it (a
+        /// stale conflict token); none when it answered OK and the update
+        /// never showed because another one landed first.
+        last: Option<StoreError>,
+    },
 }
 
 impl Failure {
@@ -64,9 +72,16 @@ impl Failure {
             | Failure::CreateNotHeld(_)
             | Failure::UpdateNotShown { .. }
             | Failure::Churning(_) => true,
-            // Before, a lost race was a refused conflict token: not retried
-            // at once, but the next reconcile re-reads.
-            Failure::LostRace(_) => false,
+            // Another writer is at work: not retried at once, which would
+            // fail the whole attempt, but followed up (below).
+            Failure::LostRace { .. } => false,
         }
+    }
+
+    /// Whether the failure heals by itself soon, so that the runtime
+    /// reconciles again shortly even without a periodic resync: a lost
+    /// race (the other writer is done in a moment).
+    pub(super) fn heals_soon(&self) -> bool {
+        matches!(self, Failure::LostRace { .. })
     }
 }

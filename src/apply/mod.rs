@@ -125,6 +125,13 @@ pub struct StepOutcome {
     /// Whether the error may heal by retrying.
     #[serde(skip)]
     pub retryable: bool,
+    /// Whether the step failed for a reason that heals by itself soon
+    /// (another writer won a race for the schedule), so that reconciling
+    /// again shortly may succeed with nothing changed by anyone. The
+    /// runtime then reconciles again after
+    /// [`FOLLOW_UP`](crate::runtime::FOLLOW_UP), periodic resync or not.
+    #[serde(skip)]
+    pub follow_up: bool,
 }
 
 impl StepOutcome {
@@ -334,6 +341,7 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
                 effect: Effect::NotStarted,
                 error: Some(Failure::Unreachable { last }.to_string()),
                 retryable: true,
+                follow_up: false,
             };
         }
         if let Some(newer) = self.newer_writer().await {
@@ -342,16 +350,18 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
                 effect: Effect::Superseded,
                 error: Some(format!("left to a newer writer: {newer}")),
                 retryable: false,
+                follow_up: false,
             };
         }
-        let (effect, error, retryable) = match self.execute(&step).await {
-            Ok(effect) => (effect, None, false),
+        let (effect, error, retryable, follow_up) = match self.execute(&step).await {
+            Ok(effect) => (effect, None, false, false),
             Err(failure) => {
                 let failure = self.outage.explain(failure);
                 (
                     Effect::Failed,
                     Some(failure.to_string()),
                     failure.is_retryable(),
+                    failure.heals_soon(),
                 )
             }
         };
@@ -360,6 +370,7 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
             effect,
             error,
             retryable,
+            follow_up,
         }
     }
 

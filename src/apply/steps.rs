@@ -157,16 +157,29 @@ impl<S: ScheduleStore> Apply<'_, S> {
                         Some(now) if now.conflict_token == current.conflict_token => {
                             return self.recreate(want, &pause, &now, ids).await.map(recreated);
                         }
-                        _ => last = Some(Failure::Store(error)),
+                        _ => {
+                            last = Some(Failure::LostRace {
+                                schedule_id: want.schedule_id.clone(),
+                                last: Some(error),
+                            });
+                        }
                     }
                 }
                 // A lost race, or deleted since the describe: read again.
                 Err(error) if error.is_conflict() || error.code == tonic::Code::NotFound => {
-                    last = Some(Failure::Store(error));
+                    last = Some(Failure::LostRace {
+                        schedule_id: want.schedule_id.clone(),
+                        last: Some(error),
+                    });
                 }
                 Err(error) => return Err(error.into()),
                 Ok(()) => match self.read_back(want, &current.conflict_token).await? {
-                    ReadBack::Lost => last = Some(Failure::LostRace(want.schedule_id.clone())),
+                    ReadBack::Lost => {
+                        last = Some(Failure::LostRace {
+                            schedule_id: want.schedule_id.clone(),
+                            last: None,
+                        });
+                    }
                     ReadBack::Applied(held)
                         if held.observed.owner.as_deref() == Some(self.project) =>
                     {
@@ -180,7 +193,10 @@ impl<S: ScheduleStore> Apply<'_, S> {
                 },
             }
         }
-        Err(last.unwrap_or_else(|| Failure::LostRace(want.schedule_id.clone())))
+        Err(last.unwrap_or_else(|| Failure::LostRace {
+            schedule_id: want.schedule_id.clone(),
+            last: None,
+        }))
     }
 
     /// Adopts a schedule by deleting it and creating it again with our

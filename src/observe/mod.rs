@@ -2,6 +2,10 @@
 //! derives them from the reconciler's published status, through the
 //! `metrics` facade. The library installs no recorder: the host (or `serve`)
 //! does.
+//!
+//! Every series carries a `project` label ([`PROJECT_LABEL`]) naming the
+//! project of its reconciler, so that several reconcilers in one process
+//! (one per project) keep separate series.
 
 use std::time::SystemTime;
 
@@ -38,7 +42,23 @@ pub const HELD_DELETIONS: &str = "schedule_sync_held_deletions";
 /// Config reloads by `outcome`: `applied`, `invalid`.
 pub const CONFIG_RELOAD_TOTAL: &str = "schedule_sync_config_reload_total";
 
+/// The label on every series that names the reconciler's project.
+pub const PROJECT_LABEL: &str = "project";
+
+tokio::task_local! {
+    /// The project whose reconcile runs in this task, for the RPCs that
+    /// the store counts (the store itself serves any project).
+    static PROJECT: String;
+}
+
+/// Runs `work` with its RPCs counted under `project`'s label.
+pub(crate) async fn for_project<F: std::future::Future>(project: String, work: F) -> F::Output {
+    PROJECT.scope(project, work).await
+}
+
 /// Gives each metric its help text and unit on the installed recorder.
+/// The runtime calls it when it spawns a reconciler; a host that installs
+/// its recorder later may call it again.
 pub fn describe() {
     describe_gauge!(
         STATE,
@@ -71,70 +91,105 @@ pub fn describe() {
     );
 }
 
-/// Records how many deletions the last reconcile held back.
-pub fn held_deletions(count: usize) {
-    gauge!(HELD_DELETIONS).set(count as f64);
-}
-
 /// Mirrors every status the reconciler publishes into the metrics, until
 /// the reconciler's task ends. The runtime spawns one per reconciler: the
 /// loop itself records no metric, and everything here is read from the
 /// [`Status`], so the metrics say what the probes say.
+///
+/// Every series is labelled with the status's project, or `label` while no
+/// project is loaded yet (the runtime passes the project folder's name).
+/// When the project's name changes (the first load, or a reload that
+/// renames it), the gauges under the old name drop to 0, so that alerts on
+/// them resolve.
 ///
 /// Counters are set to the status's running totals. The duration histogram
 /// takes the last attempt's duration each time the number of finished
 /// attempts grows; two attempts that finish before the observer runs once
 /// (which takes two attempts well under a millisecond apart) record one
 /// duration.
-pub async fn follow(mut status: watch::Receiver<Status>) {
+pub async fn follow(mut status: watch::Receiver<Status>, label: String) {
     let mut attempts_seen = 0;
+    let mut labelled: Option<String> = None;
     loop {
         let current = status.borrow_and_update().clone();
-        record(&current, &mut attempts_seen);
+        let project = current.project.clone().unwrap_or_else(|| label.clone());
+        if let Some(old) = labelled.take().filter(|old| *old != project) {
+            clear(&old);
+        }
+        record(&project, &current, &mut attempts_seen);
+        labelled = Some(project);
         if status.changed().await.is_err() {
             return;
         }
     }
 }
 
-/// Sets every metric from `status`.
-fn record(status: &Status, attempts_seen: &mut u64) {
+/// Sets every metric of `project` from `status`.
+fn record(project: &str, status: &Status, attempts_seen: &mut u64) {
+    let project = project.to_owned();
     let state = &status.state;
     for name in State::NAMES {
-        gauge!(STATE, "state" => name).set(if name == state.name() { 1.0 } else { 0.0 });
+        gauge!(STATE, PROJECT_LABEL => project.clone(), "state" => name)
+            .set(if name == state.name() { 1.0 } else { 0.0 });
     }
-    gauge!(STATE_ENTERED).set(unix_seconds(status.state_entered_at));
-    gauge!(RETRY_ATTEMPT).set(f64::from(state.attempt()));
+    gauge!(STATE_ENTERED, PROJECT_LABEL => project.clone())
+        .set(unix_seconds(status.state_entered_at));
+    gauge!(RETRY_ATTEMPT, PROJECT_LABEL => project.clone()).set(f64::from(state.attempt()));
     for (name, count) in status.counts() {
-        gauge!(SCHEDULES, "status" => name).set(count as f64);
+        gauge!(SCHEDULES, PROJECT_LABEL => project.clone(), "status" => name).set(count as f64);
     }
-    gauge!(HELD_DELETIONS).set(status.held_deletions.len() as f64);
+    gauge!(HELD_DELETIONS, PROJECT_LABEL => project.clone())
+        .set(status.held_deletions.len() as f64);
     if let Some(at) = status.last_success {
-        gauge!(LAST_SUCCESS).set(unix_seconds(at));
+        gauge!(LAST_SUCCESS, PROJECT_LABEL => project.clone()).set(unix_seconds(at));
     }
     let totals = &status.totals;
     for (outcome, count) in &totals.attempts {
-        counter!(RECONCILE_TOTAL, "outcome" => *outcome).absolute(*count);
-    }
-    for ((operation, outcome), count) in &totals.operations {
-        counter!(OPERATIONS_TOTAL, "operation" => *operation, "outcome" => *outcome)
+        counter!(RECONCILE_TOTAL, PROJECT_LABEL => project.clone(), "outcome" => *outcome)
             .absolute(*count);
     }
+    for ((operation, outcome), count) in &totals.operations {
+        counter!(
+            OPERATIONS_TOTAL,
+            PROJECT_LABEL => project.clone(),
+            "operation" => *operation,
+            "outcome" => *outcome
+        )
+        .absolute(*count);
+    }
     for (outcome, count) in &totals.reloads {
-        counter!(CONFIG_RELOAD_TOTAL, "outcome" => *outcome).absolute(*count);
+        counter!(CONFIG_RELOAD_TOTAL, PROJECT_LABEL => project.clone(), "outcome" => *outcome)
+            .absolute(*count);
     }
     let finished = totals.attempts_finished();
     if finished > *attempts_seen {
         if let Some(took) = totals.last_attempt {
-            histogram!(RECONCILE_DURATION).record(took.as_secs_f64());
+            histogram!(RECONCILE_DURATION, PROJECT_LABEL => project).record(took.as_secs_f64());
         }
         *attempts_seen = finished;
     }
 }
 
-/// Records one RPC (the store calls this as each RPC ends).
+/// Drops the gauges of a project name no longer in use to 0.
+fn clear(project: &str) {
+    let project = project.to_owned();
+    for name in State::NAMES {
+        gauge!(STATE, PROJECT_LABEL => project.clone(), "state" => name).set(0.0);
+    }
+    gauge!(RETRY_ATTEMPT, PROJECT_LABEL => project.clone()).set(0.0);
+    for state in crate::runtime::ScheduleState::ALL {
+        gauge!(SCHEDULES, PROJECT_LABEL => project.clone(), "status" => state.name()).set(0.0);
+    }
+    gauge!(HELD_DELETIONS, PROJECT_LABEL => project).set(0.0);
+}
+
+/// Records one RPC (the store calls this as each RPC ends), under the
+/// project whose reconcile made it (empty outside a reconciler, as in the
+/// command line's `apply`).
 pub fn rpc(rpc: &'static str, code: tonic::Code) {
-    counter!(RPC_TOTAL, "rpc" => rpc, "code" => format!("{code:?}")).increment(1);
+    let project = PROJECT.try_with(Clone::clone).unwrap_or_default();
+    counter!(RPC_TOTAL, PROJECT_LABEL => project, "rpc" => rpc, "code" => format!("{code:?}"))
+        .increment(1);
 }
 
 fn unix_seconds(at: SystemTime) -> f64 {

@@ -40,10 +40,12 @@ pub struct Loaded {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// A project that failed to load: every problem found, errors and warnings,
-/// sorted by file, line and column.
+/// A project that cannot be used: every problem found, errors and warnings,
+/// sorted by file, line and column. The one error for it, whether
+/// [`load`] finds it or a reload of a running reconciler does; its message
+/// names each error with its place (see [`InvalidProject::summary`]).
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("the project is invalid: {} error(s)", self.error_count())]
+#[error("{}", self.summary())]
 pub struct InvalidProject {
     /// Every problem found.
     pub diagnostics: Vec<Diagnostic>,
@@ -55,24 +57,33 @@ impl InvalidProject {
         self.diagnostics.iter().filter(|d| d.is_error()).count()
     }
 
-    /// The errors, one `file:line:column: message` per line, for logs and
-    /// status pages.
+    /// The message: `invalid project (N error(s)):`, then each error as
+    /// `file:line:column: message`, one per line, for logs and status pages.
     pub fn summary(&self) -> String {
-        let lines: Vec<String> = self
-            .diagnostics
-            .iter()
-            .filter(|d| d.is_error())
-            .map(|d| {
-                format!(
-                    "{}:{}:{}: {}",
-                    d.file.display(),
-                    d.line,
-                    d.column,
-                    d.message
-                )
-            })
-            .collect();
-        format!("invalid project: {}", lines.join("\n"))
+        let mut summary = format!("invalid project ({} error(s)):", self.error_count());
+        for d in self.diagnostics.iter().filter(|d| d.is_error()) {
+            summary.push_str(&format!(
+                "\n{}:{}:{}: {}",
+                d.file.display(),
+                d.line,
+                d.column,
+                d.message
+            ));
+        }
+        summary
+    }
+
+    /// The project in `dir` could not be loaded at all: the loader failed
+    /// (a bug) with `why`.
+    pub(crate) fn load_failed(dir: &Path, why: &str) -> Self {
+        let diagnostic = Diagnostic::error(
+            Path::new(PROJECT_FILE),
+            Position { line: 0, column: 0 },
+            format!("loading the project in {} failed: {why}", dir.display()),
+        );
+        InvalidProject {
+            diagnostics: vec![diagnostic],
+        }
     }
 }
 

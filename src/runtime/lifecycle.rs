@@ -141,7 +141,7 @@ fn failed(
     let slow = |reason, attempt| State::Failed {
         reason,
         attempt,
-        next_retry_at: at + policy.slow_retry,
+        next_retry_at: later(at, policy.slow_retry),
         last_error: error.clone(),
     };
     match (state, kind) {
@@ -191,10 +191,23 @@ fn retrying(
 ) -> State {
     State::Retrying {
         attempt,
-        next_retry_at: at + policy.backoff(attempt).mul_f64(jitter.clamp(0.0, 1.0)),
+        next_retry_at: later(at, jittered(policy.backoff(attempt), jitter)),
         last_error,
         failing_since,
     }
+}
+
+/// `delay` scaled by `jitter` (clamped to `[0, 1]`), without overflow.
+fn jittered(delay: Duration, jitter: f64) -> Duration {
+    Duration::try_from_secs_f64(delay.as_secs_f64() * jitter.clamp(0.0, 1.0)).unwrap_or(delay)
+}
+
+/// `delay` after `at`; a delay too long to represent (a [`Duration::MAX`]
+/// option, meaning "never") gives a time some 136 years after `at`.
+fn later(at: SystemTime, delay: Duration) -> SystemTime {
+    at.checked_add(delay)
+        .or_else(|| at.checked_add(Duration::from_secs(u64::from(u32::MAX))))
+        .unwrap_or(at)
 }
 
 impl State {
@@ -388,6 +401,32 @@ mod tests {
             step(State::ShuttingDown, fail(1, ErrorKind::Fatal)),
             State::ShuttingDown
         );
+    }
+
+    #[test]
+    fn the_longest_durations_never_overflow() {
+        let never = RetryPolicy {
+            initial: Duration::MAX,
+            max: Duration::MAX,
+            budget: Duration::MAX,
+            slow_retry: Duration::MAX,
+            ..policy()
+        };
+        let retrying = transition(State::Pending, fail(0, ErrorKind::Retryable), &never);
+        assert!(retrying.next_retry_at().unwrap() > t(100 * 365 * 86_400));
+        let failed = transition(State::Pending, fail(0, ErrorKind::Fatal), &never);
+        assert!(failed.next_retry_at().unwrap() > t(100 * 365 * 86_400));
+        let half = transition(
+            State::Pending,
+            Event::Failed {
+                at: t(0),
+                kind: ErrorKind::Retryable,
+                error: "boom".into(),
+                jitter: 0.5,
+            },
+            &never,
+        );
+        assert!(half.next_retry_at().unwrap() > t(100 * 365 * 86_400));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! at once with a [`ReconcilerHandle`], and one background task reconciles
 //! at startup, on reload and on an optional periodic resync, retrying with
 //! backoff while Temporal is away. The task alone owns the watch channel that
-//! publishes its [`Status`]; probes, metrics and shutdown read it.
+//! publishes its [`Status`]; probes, metrics and shutdown read it. A host may
+//! run several reconcilers side by side, one per project: their metrics
+//! carry the project's name as a label.
 //!
 //! ```
 //! # async fn demo() {
@@ -22,6 +24,8 @@
 //! assert_eq!(store.writes(), 5);
 //! handle.shutdown().await;
 //! assert!(!handle.is_ready());
+//! // The reconciler worked on a child of the host's token.
+//! assert!(!shutdown.is_cancelled());
 //! # }
 //! # tokio::runtime::Runtime::new().unwrap().block_on(demo());
 //! ```
@@ -36,11 +40,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use connector::{AttemptError, Connector, TemporalConnector};
+pub use run::FOLLOW_UP;
 pub use status::{HeldDeletion, ScheduleState, ScheduleStatus, Status};
 
 use crate::apply::ReconcileOptions;
@@ -48,7 +53,8 @@ use crate::project::{InvalidProject, Project};
 use crate::runtime::lifecycle::State;
 use crate::runtime::retry::RetryPolicy;
 
-/// How the reconciler behaves; every field has a default.
+/// How the reconciler behaves; every field has a default. Durations may be
+/// as long as [`Duration::MAX`], which means "never".
 #[derive(Clone, Debug)]
 pub struct Options {
     /// Backoff, budget and slow retry.
@@ -104,93 +110,143 @@ impl<C: Connector> Reconciler<C> {
     }
 
     /// Starts the background task on the current tokio runtime and returns
-    /// at once, to reconcile `project`. The task stops when `shutdown` is
-    /// cancelled.
+    /// at once, to reconcile `project`.
+    ///
+    /// The task works on a child of `shutdown`: cancelling `shutdown` (the
+    /// host's token) stops it, and the library never cancels the host's
+    /// token itself ([`ReconcilerHandle::shutdown`] cancels only the child).
+    /// Readiness is false from the instant `shutdown` is cancelled.
     ///
     /// # Panics
     ///
     /// When called outside a tokio runtime.
     pub fn spawn(self, project: Project, shutdown: CancellationToken) -> ReconcilerHandle {
-        self.start(run::Source::Loaded(project), shutdown)
+        let label = project.name.clone();
+        self.start(run::Source::Loaded(Arc::new(project)), label, &shutdown)
     }
 
     /// Like [`Reconciler::spawn`], but the project in `dir` is loaded inside
     /// the background task, so that even a large project costs the host's
     /// startup nothing. An invalid project leaves the state `Failed` with
-    /// its errors until a reload brings a valid one.
+    /// its errors until a reload brings a valid one. Until the project is
+    /// loaded, its metrics carry the folder's name as their `project` label.
     ///
     /// # Panics
     ///
     /// When called outside a tokio runtime.
     pub fn spawn_from(self, dir: PathBuf, shutdown: CancellationToken) -> ReconcilerHandle {
-        self.start(run::Source::Dir(dir), shutdown)
+        let label = dir.file_name().map_or_else(
+            || dir.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        self.start(run::Source::Dir(dir), label, &shutdown)
     }
 
-    fn start(mut self, source: run::Source, shutdown: CancellationToken) -> ReconcilerHandle {
+    fn start(
+        mut self,
+        source: run::Source,
+        label: String,
+        host: &CancellationToken,
+    ) -> ReconcilerHandle {
+        // Ours to cancel; the host's token stays the host's.
+        let shutdown = host.child_token();
         crate::observe::describe();
         self.options.reconcile.plan.writer =
             crate::fence::WriterKey::of(self.options.revision, std::time::SystemTime::now());
-        let (status_tx, status_rx) = watch::channel(Status::starting(std::time::SystemTime::now()));
-        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
-        tokio::spawn(crate::observe::follow(status_rx.clone()));
+        let first = match &source {
+            run::Source::Loaded(project) => Some(project.clone()),
+            run::Source::Dir(_) => None,
+        };
+        let (status_tx, status_rx) =
+            watch::channel(Status::starting(std::time::SystemTime::now(), first));
+        let mailbox = Arc::new(Mailbox::default());
+        tokio::spawn(crate::observe::follow(status_rx.clone(), label));
         let task = tokio::spawn(run::run(
             self.connector,
             self.options,
             source,
             status_tx,
-            commands_rx,
+            mailbox.clone(),
             shutdown.clone(),
         ));
         ReconcilerHandle {
             status: status_rx,
-            commands: commands_tx,
+            mailbox,
             shutdown,
             task: Arc::new(Mutex::new(Some(task))),
         }
     }
 }
 
-/// What the handle asks of the run loop.
-#[derive(Debug)]
-enum Command {
-    /// Use this project from now on, or report why it was refused.
-    Reload(Result<Project, ProjectError>),
+/// What the host asked of the run loop that the loop has not taken yet.
+/// Holds at most one project: the latest reload replaces a pending one.
+#[derive(Debug, Default)]
+struct Requests {
+    /// The latest project to reconcile.
+    project: Option<Project>,
+    /// Why the latest reload was refused, when it came after `project`.
+    refused: Option<InvalidProject>,
+    /// Reloads accepted and refused since the loop last looked.
+    applied: u64,
+    /// See `applied`.
+    invalid: u64,
     /// Reconcile now.
-    Resync,
+    resync: bool,
+    /// The run loop has ended: nobody takes requests any more.
+    closed: bool,
+}
+
+/// Where the handle leaves [`Requests`] and wakes the run loop.
+#[derive(Debug, Default)]
+struct Mailbox {
+    requests: Mutex<Requests>,
+    posted: Notify,
+}
+
+impl Mailbox {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Requests> {
+        self.requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// The host's side of a running reconciler. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct ReconcilerHandle {
     status: watch::Receiver<Status>,
-    commands: mpsc::UnboundedSender<Command>,
+    mailbox: Arc<Mailbox>,
+    /// The child of the host's token that the task works on.
     shutdown: CancellationToken,
     task: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
-/// Why a project was refused: the last good one stays.
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum ProjectError {
-    /// The project has errors.
-    #[error("{}", .0.summary())]
-    Invalid(#[from] InvalidProject),
-    /// Loading it failed before it could be checked (the loader panicked).
-    #[error("loading the project failed: {0}")]
-    LoadFailed(String),
-}
-
-/// The reconciler stopped (shut down, or its task died) before it synced.
+/// The reconciler has stopped (shut down, or its task died): it takes no
+/// more requests, and it will not sync.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("the reconciler stopped before it synced")]
+#[error("the reconciler has stopped")]
 pub struct Stopped;
 
+/// Why [`ReconcilerHandle::reload_from`] did not take a project.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReloadError {
+    /// The project cannot be used; the last good one stays. Its message
+    /// names every error with its file, line and column.
+    #[error(transparent)]
+    Invalid(#[from] InvalidProject),
+    /// The reconciler has stopped.
+    #[error(transparent)]
+    Stopped(#[from] Stopped),
+}
+
 impl ReconcilerHandle {
-    /// The current lifecycle state.
+    /// The current lifecycle state, as the run loop last published it.
     pub fn state(&self) -> State {
         self.status.borrow().state.clone()
     }
 
-    /// The current status.
+    /// The current status, as the run loop last published it.
     pub fn status(&self) -> Status {
         self.status.borrow().clone()
     }
@@ -204,28 +260,35 @@ impl ReconcilerHandle {
     ///
     /// # Errors
     ///
-    /// [`Stopped`] when the reconciler shuts down or dies first.
+    /// [`Stopped`] when shutdown is asked, or the reconciler dies, first.
     ///
     /// # Cancel safety
     ///
     /// Cancel safe: dropping the future only stops the wait.
     pub async fn wait_synced(&self) -> Result<(), Stopped> {
         let mut status = self.status.clone();
-        let reached = status
-            .wait_for(|s| s.ever_synced || s.state == State::ShuttingDown)
-            .await
-            .map_err(|_| Stopped)?;
-        if reached.ever_synced && reached.state != State::ShuttingDown {
-            Ok(())
-        } else {
-            Err(Stopped)
+        let synced = async {
+            status
+                .wait_for(|s| s.ever_synced || s.state == State::ShuttingDown)
+                .await
+                .map(|reached| reached.ever_synced && reached.state != State::ShuttingDown)
+        };
+        tokio::select! {
+            biased;
+            () = self.shutdown.cancelled() => Err(Stopped),
+            reached = synced => match reached {
+                Ok(true) => Ok(()),
+                _ => Err(Stopped),
+            },
         }
     }
 
     /// Readiness: false until the first successful reconcile, true from
-    /// then on, false again from shutdown on.
+    /// then on, and false again from the instant shutdown is asked (the
+    /// host's token or [`ReconcilerHandle::shutdown`]), without waiting for
+    /// the run loop to notice.
     pub fn is_ready(&self) -> bool {
-        self.status.borrow().is_ready() && self.is_live()
+        !self.shutdown.is_cancelled() && self.status.borrow().is_ready() && self.is_live()
     }
 
     /// Liveness: false when the background task has died (for instance by
@@ -236,37 +299,94 @@ impl ReconcilerHandle {
     }
 
     /// Reconciles `project` from now on. A reconcile under way finishes
-    /// first; several reloads in a row coalesce into one reconcile.
-    pub fn reload(&self, project: Project) {
-        let _ = self.commands.send(Command::Reload(Ok(project)));
-    }
-
-    /// Loads the project in `dir` and reloads with it. An invalid project is
-    /// refused: the last good one stays, nothing is deleted because of it,
-    /// and the error shows in the status (and so in `/healthz` and the
-    /// `schedule_sync_config_reload_total{outcome="invalid"}` metric).
+    /// first. Reloads are not queued: one that comes while another waits
+    /// replaces it, so only the latest is reconciled.
     ///
     /// # Errors
     ///
-    /// Why the project was refused.
-    pub async fn reload_from(&self, dir: PathBuf) -> Result<(), ProjectError> {
-        let result = match tokio::task::spawn_blocking(move || crate::project::load(&dir)).await {
-            Ok(loaded) => loaded.map(|l| l.project).map_err(ProjectError::from),
-            Err(panicked) => Err(ProjectError::LoadFailed(panicked.to_string())),
+    /// [`Stopped`] when the reconciler has stopped (or shutdown is asked).
+    pub fn reload(&self, project: Project) -> Result<(), Stopped> {
+        self.post(|requests| {
+            requests.project = Some(project);
+            requests.refused = None;
+            requests.applied += 1;
+        })
+    }
+
+    /// Loads the project in `dir` and reloads with it, as
+    /// [`ReconcilerHandle::reload`] does.
+    ///
+    /// An invalid project is refused: the last good one stays (as does a
+    /// valid one still waiting to be reconciled), nothing is deleted because
+    /// of it, and the error shows in the status (`reload_error`, and so in
+    /// `/healthz`) and in the `schedule_sync_config_reload_total{outcome=
+    /// "invalid"}` metric. The library also logs it once, at WARN, with the
+    /// message "the reload was refused; the last good project stays": a host
+    /// that reports the returned error itself may filter that line out
+    /// (target `schedule_sync::runtime::run`).
+    ///
+    /// # Errors
+    ///
+    /// [`ReloadError::Invalid`] with every error of the project;
+    /// [`ReloadError::Stopped`] when the reconciler has stopped.
+    pub async fn reload_from(&self, dir: PathBuf) -> Result<(), ReloadError> {
+        if self.is_stopped() {
+            return Err(Stopped.into());
+        }
+        let loaded = {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || crate::project::load(&dir)).await
         };
-        let answer = result.as_ref().map(drop).map_err(Clone::clone);
-        let _ = self.commands.send(Command::Reload(result));
-        answer
+        let loaded = match loaded {
+            Ok(loaded) => loaded.map(|l| l.project),
+            Err(panicked) => Err(InvalidProject::load_failed(&dir, &panicked.to_string())),
+        };
+        match loaded {
+            Ok(project) => Ok(self.reload(project)?),
+            Err(invalid) => {
+                let refused = invalid.clone();
+                self.post(|requests| {
+                    requests.refused = Some(refused);
+                    requests.invalid += 1;
+                })?;
+                Err(invalid.into())
+            }
+        }
     }
 
     /// Reconciles now (coalesced with any other trigger).
-    pub fn resync(&self) {
-        let _ = self.commands.send(Command::Resync);
+    ///
+    /// # Errors
+    ///
+    /// [`Stopped`] when the reconciler has stopped (or shutdown is asked).
+    pub fn resync(&self) -> Result<(), Stopped> {
+        self.post(|requests| requests.resync = true)
+    }
+
+    /// Leaves a request for the run loop and wakes it.
+    fn post(&self, request: impl FnOnce(&mut Requests)) -> Result<(), Stopped> {
+        if self.shutdown.is_cancelled() {
+            return Err(Stopped);
+        }
+        {
+            let mut requests = self.mailbox.lock();
+            if requests.closed {
+                return Err(Stopped);
+            }
+            request(&mut requests);
+        }
+        self.mailbox.posted.notify_one();
+        Ok(())
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.shutdown.is_cancelled() || self.mailbox.lock().closed
     }
 
     /// Asks the task to stop and waits for it: no new RPC starts, work in
     /// flight gets [`Options::shutdown_timeout`] and is then abandoned.
-    /// Calling it again, or from a clone, waits for the same end.
+    /// Calling it again, or from a clone, waits for the same end. It
+    /// cancels the reconciler's own token only, never the host's.
     pub async fn shutdown(&self) {
         self.shutdown.cancel();
         self.join().await;

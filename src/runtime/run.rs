@@ -2,24 +2,34 @@
 //! the status sender, waits for a trigger, runs one attempt at a time, feeds
 //! the outcome to [`transition`] and publishes the result.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::connector::{AttemptError, Connector, Guarded};
 use super::status::{Record, ScheduleView};
-use super::{Command, Options, ProjectError, Status};
+use super::{Mailbox, Options, Status};
 use crate::apply::{Report, reconcile};
-use crate::project::Project;
+use crate::project::{InvalidProject, Project};
 use crate::runtime::lifecycle::{ErrorKind, Event, State, transition};
 use crate::runtime::retry::JitterSource;
 
 /// How soon a reconciler that gave way to a newer writer reconciles again.
 pub(crate) const SUPERSEDED_RECHECK: Duration = Duration::from_secs(30);
 
-/// Maps tokio's clock (paused in tests) onto wall-clock times for the status.
+/// How soon a reconciler reconciles again after a step failed for a reason
+/// that heals by itself (another writer won a race for the schedule), with
+/// or without a periodic resync.
+pub const FOLLOW_UP: Duration = Duration::from_secs(5);
+
+/// Tokio's clock (paused in tests), read as wall-clock times counted from
+/// the start: the times the state machine reasons with (the retry budget,
+/// the backoffs), which a step of the system clock or a suspend must not
+/// move. The timestamps that metrics show (`state_entered_at`,
+/// `last_success`) are read from the wall clock when they are set instead.
 struct Clock {
     wall: SystemTime,
     instant: Instant,
@@ -34,13 +44,15 @@ impl Clock {
     }
 
     fn now(&self) -> SystemTime {
-        self.wall + self.instant.elapsed()
+        let elapsed = self.instant.elapsed();
+        self.wall.checked_add(elapsed).unwrap_or(self.wall)
     }
+}
 
-    fn instant_at(&self, at: SystemTime) -> Instant {
-        let offset = at.duration_since(self.wall).unwrap_or(Duration::ZERO);
-        self.instant + offset
-    }
+/// The instant `after` from now, or `None` when that is too far to
+/// represent (a [`Duration::MAX`] option): then no timer is set.
+fn from_now(after: Duration) -> Option<Instant> {
+    Instant::now().checked_add(after)
 }
 
 /// The loop's own state; the published status is computed from `state`
@@ -63,26 +75,30 @@ struct Loop<C: Connector> {
 /// Where the first project comes from.
 pub(super) enum Source {
     /// Loaded by the host.
-    Loaded(Project),
+    Loaded(Arc<Project>),
     /// To load from this folder, inside the task.
     Dir(std::path::PathBuf),
 }
 
 impl Source {
-    async fn load(self) -> Result<Project, ProjectError> {
+    async fn load(self) -> Result<Arc<Project>, InvalidProject> {
         match self {
             Source::Loaded(project) => Ok(project),
             Source::Dir(dir) => {
                 let started = Instant::now();
-                let loaded = tokio::task::spawn_blocking(move || load_leaving_a_core(&dir))
-                    .await
-                    .map_err(|panicked| ProjectError::LoadFailed(panicked.to_string()))?;
+                let loaded = {
+                    let dir = dir.clone();
+                    tokio::task::spawn_blocking(move || load_leaving_a_core(&dir)).await
+                };
+                let loaded = loaded.unwrap_or_else(|panicked| {
+                    Err(InvalidProject::load_failed(&dir, &panicked.to_string()))
+                });
                 let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
                 match loaded {
                     Ok(loaded) => {
                         let workflows = loaded.project.workflows.len();
                         tracing::info!(elapsed_ms, workflows, "project loaded");
-                        Ok(loaded.project)
+                        Ok(Arc::new(loaded.project))
                     }
                     Err(invalid) => {
                         for diagnostic in &invalid.diagnostics {
@@ -92,7 +108,7 @@ impl Source {
                             elapsed_ms,
                             "the project is invalid; nothing is sent to Temporal"
                         );
-                        Err(invalid.into())
+                        Err(invalid)
                     }
                 }
             }
@@ -116,15 +132,25 @@ fn load_leaving_a_core(
     }
 }
 
+/// Closes the mailbox when the run loop ends, by return or by panic, so
+/// that the handle's requests say the reconciler has stopped.
+struct CloseOnDrop(Arc<Mailbox>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.lock().closed = true;
+    }
+}
+
 pub(super) async fn run<C: Connector>(
     connector: C,
     options: Options,
     source: Source,
     sender: watch::Sender<Status>,
-    mut commands: mpsc::UnboundedReceiver<Command>,
+    mailbox: Arc<Mailbox>,
     shutdown: CancellationToken,
 ) {
-    let clock = Clock::new();
+    let _close = CloseOnDrop(mailbox.clone());
     let record = Record {
         writer: options.reconcile.plan.writer,
         ..Record::default()
@@ -134,49 +160,51 @@ pub(super) async fn run<C: Connector>(
         connector,
         options,
         state: State::Pending,
-        state_entered_at: clock.now(),
+        state_entered_at: SystemTime::now(),
         record,
         view: ScheduleView::default(),
         sender,
-        clock,
+        clock: Clock::new(),
         store: None,
         due: None,
     };
-    this.publish();
-    match source.load().await {
-        Ok(project) => this.accept(project),
-        Err(error) => this.step(Event::Failed {
+    // Loading a large project takes a while: shutdown does not wait for it.
+    let loaded = tokio::select! {
+        biased;
+        () = shutdown.cancelled() => None,
+        loaded = source.load() => Some(loaded),
+    };
+    match loaded {
+        None => {
+            this.stop();
+            return;
+        }
+        Some(Ok(project)) => this.accept(project),
+        Some(Err(invalid)) => this.step(Event::Failed {
             at: this.clock.now(),
             kind: ErrorKind::Fatal,
-            error: error.to_string(),
+            error: invalid.to_string(),
             jitter: 1.0,
         }),
     }
-    let mut commands_open = true;
     loop {
         let due = this.due;
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
-            command = commands.recv(), if commands_open => {
-                match command {
-                    Some(command) => this.command(command),
-                    None => commands_open = false,
-                }
+            () = mailbox.posted.notified() => {
+                this.take(&mailbox);
                 continue;
             }
             () = sleep_until(due) => {}
         }
-        // Triggers that queued up meanwhile coalesce into this attempt.
-        while let Ok(command) = commands.try_recv() {
-            this.command(command);
-        }
+        // Triggers that came meanwhile coalesce into this attempt.
+        this.take(&mailbox);
         if !this.attempt(&shutdown).await {
             break;
         }
     }
-    this.step(Event::ShutdownRequested);
-    tracing::info!("the reconciler stopped");
+    this.stop();
 }
 
 async fn sleep_until(due: Option<Instant>) {
@@ -196,14 +224,17 @@ impl<C: Connector> Loop<C> {
         let started = Instant::now();
         let timeout = self.options.attempt_timeout;
         let outcome = {
-            let attempt = tokio::time::timeout(
-                timeout,
-                attempt(
-                    &self.connector,
-                    &mut self.store,
-                    &project,
-                    &self.options,
-                    shutdown,
+            let attempt = crate::observe::for_project(
+                project.name.clone(),
+                tokio::time::timeout(
+                    timeout,
+                    attempt(
+                        &self.connector,
+                        &mut self.store,
+                        &project,
+                        &self.options,
+                        shutdown,
+                    ),
                 ),
             );
             tokio::pin!(attempt);
@@ -211,10 +242,11 @@ impl<C: Connector> Loop<C> {
                 biased;
                 result = &mut attempt => Some((result, false)),
                 () = shutdown.cancelled() => {
-                    // Not ready from this moment on, while the work in
-                    // flight (no new RPC starts) gets its grace period.
+                    // Not ready from this moment on (the handle already says
+                    // so), while the work in flight (no new RPC starts, a
+                    // connect is dropped) gets its grace period.
                     self.state = transition(self.state.clone(), Event::ShutdownRequested, &self.options.retry);
-                    self.state_entered_at = self.clock.now();
+                    self.state_entered_at = SystemTime::now();
                     self.sender.send_replace(Status::of(
                         &self.state,
                         self.state_entered_at,
@@ -304,7 +336,7 @@ impl<C: Connector> Loop<C> {
             .collect();
         let failed = report.outcomes.iter().filter(|o| !o.succeeded()).count();
         let steps = report.outcomes.len();
-        self.record.report = Some(std::sync::Arc::new(report));
+        self.record.report = Some(Arc::new(report));
         if let Some(first) = retryable.first() {
             self.count_attempt("retryable_error", took);
             return self.failure(
@@ -317,7 +349,7 @@ impl<C: Connector> Loop<C> {
         }
         self.count_attempt("success", took);
         self.record.ever_synced = true;
-        self.record.last_success = Some(at);
+        self.record.last_success = Some(SystemTime::now());
         tracing::info!(steps, failed, "reconciled");
         Event::Succeeded { at }
     }
@@ -336,27 +368,46 @@ impl<C: Connector> Loop<C> {
         }
     }
 
-    fn command(&mut self, command: Command) {
-        match command {
-            Command::Reload(Ok(project)) => {
-                *self.record.totals.reloads.entry("applied").or_default() += 1;
-                self.accept(project);
-            }
-            Command::Reload(Err(error)) => {
-                *self.record.totals.reloads.entry("invalid").or_default() += 1;
-                tracing::warn!(%error, "the reload was refused; the last good project stays");
-                self.record.reload_error = Some(error.to_string());
-                self.publish();
-            }
-            Command::Resync => self.due = Some(Instant::now()),
+    /// Takes what the host asked since the last look: the latest project
+    /// (one at most: a newer reload replaced any older one), a refused
+    /// reload that came after it, and a resync.
+    fn take(&mut self, mailbox: &Mailbox) {
+        let (project, refused, applied, invalid, resync) = {
+            let mut requests = mailbox.lock();
+            (
+                requests.project.take(),
+                requests.refused.take(),
+                std::mem::take(&mut requests.applied),
+                std::mem::take(&mut requests.invalid),
+                std::mem::take(&mut requests.resync),
+            )
+        };
+        if applied > 0 {
+            *self.record.totals.reloads.entry("applied").or_default() += applied;
+        }
+        if invalid > 0 {
+            *self.record.totals.reloads.entry("invalid").or_default() += invalid;
+        }
+        if let Some(project) = project {
+            self.accept(Arc::new(project));
+        }
+        if let Some(error) = refused {
+            tracing::warn!(%error, "the reload was refused; the last good project stays");
+            self.record.reload_error = Some(error.to_string());
+        }
+        if resync {
+            self.due = Some(Instant::now());
+        }
+        if applied + invalid > 0 {
+            self.publish();
         }
     }
 
     /// Takes `project` as the one to reconcile, at once.
-    fn accept(&mut self, project: Project) {
+    fn accept(&mut self, project: Arc<Project>) {
         self.record.revision += 1;
         self.record.reload_error = None;
-        self.record.project = Some(std::sync::Arc::new(project));
+        self.record.project = Some(project);
         // The last report was of another project.
         self.record.report = None;
         self.due = Some(Instant::now());
@@ -365,35 +416,54 @@ impl<C: Connector> Loop<C> {
 
     /// Moves the state machine and schedules the next attempt.
     fn step(&mut self, event: Event) {
+        let at = match &event {
+            Event::Succeeded { at } | Event::Failed { at, .. } => *at,
+            Event::ShutdownRequested => self.clock.now(),
+        };
         let next = transition(self.state.clone(), event, &self.options.retry);
         self.due = match &next {
             State::Retrying { next_retry_at, .. } | State::Failed { next_retry_at, .. } => {
-                Some(self.clock.instant_at(*next_retry_at))
+                // The timer runs on tokio's clock; the state shows wall time.
+                from_now(next_retry_at.duration_since(at).unwrap_or_default())
             }
-            State::Synced { .. } => {
-                // A writer that gave way looks again soon, with or without
-                // a resync: the newer writer may have written just what it
-                // wants too (replicas started together), and then it reports
-                // in sync instead of superseded.
-                let superseded = self
-                    .record
-                    .report
-                    .as_ref()
-                    .is_some_and(|r| r.plan.superseded_by().is_some());
-                let every = match (self.options.resync, superseded) {
-                    (Some(every), true) => Some(every.min(SUPERSEDED_RECHECK)),
-                    (None, true) => Some(SUPERSEDED_RECHECK),
-                    (every, false) => every,
-                };
-                every.map(|every| Instant::now() + every)
-            }
+            State::Synced { .. } => self.after_success().and_then(from_now),
             State::Pending | State::ShuttingDown => None,
         };
         if next.name() != self.state.name() {
-            self.state_entered_at = self.clock.now();
+            self.state_entered_at = SystemTime::now();
         }
         self.state = next;
         self.publish();
+    }
+
+    /// How long after a success the next reconcile comes, if one does: the
+    /// periodic resync, or sooner when the last reconcile left work that a
+    /// second look may finish.
+    fn after_success(&self) -> Option<Duration> {
+        let report = self.record.report.as_deref();
+        // A writer that gave way looks again soon, with or without a
+        // resync: the newer writer may have written just what it wants too
+        // (replicas started together), and then it reports in sync instead
+        // of superseded.
+        let superseded = report.is_some_and(|r| r.plan.superseded_by().is_some());
+        // A step that lost a race to another writer is tried again once
+        // that writer is done.
+        let lost_race = report.is_some_and(|r| r.outcomes.iter().any(|o| o.follow_up));
+        let soon = match (lost_race, superseded) {
+            (true, _) => Some(FOLLOW_UP),
+            (false, true) => Some(SUPERSEDED_RECHECK),
+            (false, false) => None,
+        };
+        match (self.options.resync, soon) {
+            (Some(every), Some(soon)) => Some(every.min(soon)),
+            (every, soon) => every.or(soon),
+        }
+    }
+
+    /// Enters `ShuttingDown` for good.
+    fn stop(&mut self) {
+        self.step(Event::ShutdownRequested);
+        tracing::info!("the reconciler stopped");
     }
 
     /// Publishes the status: the only place it is computed and sent.
@@ -408,7 +478,8 @@ impl<C: Connector> Loop<C> {
 }
 
 /// Connects if need be, then reconciles through a store that starts no RPC
-/// once shutdown has begun.
+/// once shutdown has begun. A connect under way when shutdown comes is
+/// dropped at once: it has written nothing that could be left half done.
 async fn attempt<C: Connector>(
     connector: &C,
     store: &mut Option<C::Store>,
@@ -418,7 +489,16 @@ async fn attempt<C: Connector>(
 ) -> Result<Report, AttemptError> {
     let inner = match store {
         Some(connected) => connected,
-        None => store.insert(connector.connect().await?),
+        None => {
+            let connected = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => {
+                    return Err(AttemptError::retryable("the connect was dropped: shutting down"));
+                }
+                connected = connector.connect() => connected?,
+            };
+            store.insert(connected)
+        }
     };
     let guarded = Guarded { inner, shutdown };
     Ok(reconcile(&guarded, project, options.reconcile).await?)

@@ -132,14 +132,15 @@ fn same<T>(a: &Option<Arc<T>>, b: &Option<Arc<T>>) -> bool {
 }
 
 impl Status {
-    /// The status of a reconciler that has just started.
-    pub(crate) fn starting(at: SystemTime) -> Status {
-        Status::of(
-            &State::Pending,
-            at,
-            &Record::default(),
-            &mut ScheduleView::default(),
-        )
+    /// The status of a reconciler that has just started, with `project`
+    /// when the host handed one over (its schedules are then pending).
+    pub(crate) fn starting(at: SystemTime, project: Option<Arc<Project>>) -> Status {
+        let record = Record {
+            revision: u64::from(project.is_some()),
+            project,
+            ..Record::default()
+        };
+        Status::of(&State::Pending, at, &record, &mut ScheduleView::default())
     }
 
     /// The status of a reconciler in `state` (entered at `entered`) with

@@ -92,11 +92,11 @@ enum Command {
     },
     /// The reference server: reconciles in the background, retries while
     /// Temporal is away, and serves /livez, /readyz, /healthz, /schedules and
-    /// /metrics. SIGHUP reloads the project; SIGTERM or SIGINT stop it (exit 0).
+    /// /metrics. SIGHUP reloads the projects; SIGTERM or SIGINT stop it (exit 0).
     Serve {
-        /// The project folder.
-        #[arg(default_value = ".")]
-        dir: PathBuf,
+        /// The project folders: one reconciler each, all in one server.
+        #[arg(default_value = ".", num_args = 1..)]
+        dirs: Vec<PathBuf>,
         /// Where to listen for HTTP.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
@@ -211,7 +211,7 @@ pub fn run() -> ExitCode {
     match cli.command {
         Command::Validate { dir, format } => validate(&dir, format),
         Command::Serve {
-            dir,
+            dirs,
             listen,
             resync,
             attempt_timeout,
@@ -234,7 +234,7 @@ pub fn run() -> ExitCode {
             options.reconcile.concurrency = connection.concurrency;
             options.revision = connection.revision;
             crate::serve::serve(crate::serve::ServeArgs {
-                dir,
+                dirs,
                 listen,
                 overrides: connection.temporal.overrides(),
                 options,

@@ -418,8 +418,7 @@ async fn adopt_plan(
     dir: &Path,
 ) -> anyhow::Result<(serde_json::Value, String)> {
     use schedule_sync::apply::{ReconcileOptions, Report, preview};
-    let loaded = project::load(dir)
-        .map_err(|invalid| anyhow::anyhow!("the project is invalid: {}", invalid.summary()))?;
+    let loaded = project::load(dir).map_err(|invalid| anyhow::anyhow!("{invalid}"))?;
     let mut options = ReconcileOptions::default();
     options.plan.adopt = true;
     let preview = preview(store, &loaded.project, options).await?;

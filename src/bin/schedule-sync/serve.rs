@@ -1,7 +1,8 @@
 //! `schedule-sync serve`: the reference server. It installs what the library
-//! never does (the Prometheus recorder, the signal handlers), starts the
-//! reconciler in the background, serves the probes and `/metrics`, and shuts
-//! down cleanly on SIGTERM or SIGINT; SIGHUP reloads the project.
+//! never does (the Prometheus recorder, the signal handlers), starts one
+//! reconciler per project folder in the background, serves the probes of
+//! all of them and `/metrics`, and shuts down cleanly on SIGTERM or SIGINT;
+//! SIGHUP reloads every project.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,8 +22,8 @@ use crate::output::{self, Stream, errln};
 
 /// What `serve` was asked to do.
 pub struct ServeArgs {
-    /// The project folder.
-    pub dir: PathBuf,
+    /// The project folders, one reconciler each.
+    pub dirs: Vec<PathBuf>,
     /// Where to listen.
     pub listen: String,
     /// Where Temporal is.
@@ -81,30 +82,50 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let grace = args.options.shutdown_timeout;
-    let (app, handle) = if args.no_reconciler {
+    let mut seen = std::collections::BTreeSet::new();
+    for dir in &args.dirs {
+        let real = dir.canonicalize().unwrap_or_else(|_| dir.clone());
+        if !seen.insert(real) {
+            anyhow::bail!("{} is named twice", dir.display());
+        }
+    }
+    let (app, handles) = if args.no_reconciler {
         let app = Router::new().route("/healthz", get(|| async { "{\"state\":\"off\"}" }));
-        (app, None)
+        (app, Vec::new())
     } else {
-        let connector = TemporalConnector::from_loaded(settings, DEFAULT_CONNECT_TIMEOUT);
-        // The project loads inside the reconciler's task: the probes answer
+        // Each project loads inside its reconciler's task: the probes answer
         // at once, however large it is.
-        let handle = Reconciler::new(connector, args.options)
-            .spawn_from(args.dir.clone(), shutdown.child_token());
-        (schedule_sync::probes::router(handle.clone()), Some(handle))
+        let handles: Vec<ReconcilerHandle> = args
+            .dirs
+            .iter()
+            .map(|dir| {
+                let connector =
+                    TemporalConnector::from_loaded(settings.clone(), DEFAULT_CONNECT_TIMEOUT);
+                Reconciler::new(connector, args.options.clone())
+                    .spawn_from(dir.clone(), shutdown.clone())
+            })
+            .collect();
+        (schedule_sync::probes::router_for(handles.clone()), handles)
     };
     tokio::spawn(upkeep(metrics.clone(), shutdown.clone()));
     let app = app.route("/metrics", get(move || render(metrics.clone())));
 
     // Nobody reading standard output (a closed pipe) must not stop the server.
+    let folders: Vec<String> = args.dirs.iter().map(|d| d.display().to_string()).collect();
     let mut urls = format!(
         "schedule-sync is serving {} on http://{address}\n",
-        args.dir.display()
+        folders.join(", ")
     );
     for path in ["livez", "readyz", "healthz", "schedules", "metrics"] {
         urls.push_str(&format!("  http://{address}/{path}\n"));
     }
     output::write(Stream::Out, urls.as_bytes());
-    tokio::spawn(signals(shutdown.clone(), handle.clone(), args.dir.clone()));
+    let reloads = handles
+        .iter()
+        .cloned()
+        .zip(args.dirs.iter().cloned())
+        .collect();
+    tokio::spawn(signals(shutdown.clone(), reloads));
 
     let server = tokio::spawn(serve_http(
         listener,
@@ -117,11 +138,7 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // The reconciler and the open HTTP connections drain side by side, within
     // one grace period, so that the whole shutdown fits in it.
     let deadline = tokio::time::Instant::now() + grace;
-    let reconciler = async {
-        if let Some(handle) = handle {
-            handle.shutdown().await;
-        }
-    };
+    let reconciler = futures_util::future::join_all(handles.iter().map(ReconcilerHandle::join));
     let (_, http) = tokio::join!(reconciler, tokio::time::timeout_at(deadline, server));
     match http {
         Ok(result) => result?,
@@ -230,8 +247,8 @@ async fn upkeep(metrics: PrometheusHandle, shutdown: CancellationToken) {
     }
 }
 
-/// SIGTERM and SIGINT shut down; SIGHUP reloads the project from `dir`.
-async fn signals(shutdown: CancellationToken, handle: Option<ReconcilerHandle>, dir: PathBuf) {
+/// SIGTERM and SIGINT shut down; SIGHUP reloads each project from its folder.
+async fn signals(shutdown: CancellationToken, reloads: Vec<(ReconcilerHandle, PathBuf)>) {
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -245,10 +262,12 @@ async fn signals(shutdown: CancellationToken, handle: Option<ReconcilerHandle>, 
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
-                let Some(handle) = &handle else { continue };
-                match handle.reload_from(dir.clone()).await {
-                    Ok(()) => tracing::info!("SIGHUP: the project was reloaded"),
-                    Err(error) => tracing::error!(%error, "SIGHUP: the project is invalid; the last good one stays"),
+                for (handle, dir) in &reloads {
+                    let folder = dir.display();
+                    match handle.reload_from(dir.clone()).await {
+                        Ok(()) => tracing::info!(%folder, "SIGHUP: the project was reloaded"),
+                        Err(error) => tracing::error!(%folder, %error, "SIGHUP: the project was refused; the last good one stays"),
+                    }
                 }
             }
         }
