@@ -66,6 +66,12 @@ pub struct Options {
     /// the highest revision wins, and any revision outranks none; without
     /// one, the writer started last wins. See [`crate::fence`].
     pub revision: Option<u64>,
+    /// The environment of the project to reconcile (one that its
+    /// `project.yaml` declares), whose overrides apply when the project is
+    /// loaded from a folder ([`Reconciler::spawn_from`],
+    /// [`ReconcilerHandle::reload_from`]). The connection is the host's
+    /// choice: see [`crate::connection::Settings::for_environment`].
+    pub environment: Option<String>,
 }
 
 impl Default for Options {
@@ -77,6 +83,7 @@ impl Default for Options {
             shutdown_timeout: Duration::from_secs(10),
             reconcile: ReconcileOptions::default(),
             revision: None,
+            environment: None,
         }
     }
 }
@@ -132,6 +139,7 @@ impl<C: Connector> Reconciler<C> {
             crate::fence::WriterKey::of(self.options.revision, std::time::SystemTime::now());
         let (status_tx, status_rx) = watch::channel(Status::starting(std::time::SystemTime::now()));
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let environment = self.options.environment.clone();
         tokio::spawn(crate::observe::follow(status_rx.clone()));
         let task = tokio::spawn(run::run(
             self.connector,
@@ -146,6 +154,7 @@ impl<C: Connector> Reconciler<C> {
             commands: commands_tx,
             shutdown,
             task: Arc::new(Mutex::new(Some(task))),
+            environment,
         }
     }
 }
@@ -166,6 +175,8 @@ pub struct ReconcilerHandle {
     commands: mpsc::UnboundedSender<Command>,
     shutdown: CancellationToken,
     task: Arc<Mutex<Option<JoinHandle<()>>>>,
+    /// The environment whose overrides a reload from a folder applies.
+    environment: Option<String>,
 }
 
 /// Why a project was refused: the last good one stays.
@@ -250,10 +261,14 @@ impl ReconcilerHandle {
     ///
     /// Why the project was refused.
     pub async fn reload_from(&self, dir: PathBuf) -> Result<(), ProjectError> {
-        let result = match tokio::task::spawn_blocking(move || crate::project::load(&dir)).await {
-            Ok(loaded) => loaded.map(|l| l.project).map_err(ProjectError::from),
-            Err(panicked) => Err(ProjectError::LoadFailed(panicked.to_string())),
-        };
+        let options = crate::project::LoadOptions::environment(self.environment.as_deref());
+        let result =
+            match tokio::task::spawn_blocking(move || crate::project::load_with(&dir, &options))
+                .await
+            {
+                Ok(loaded) => loaded.map(|l| l.project).map_err(ProjectError::from),
+                Err(panicked) => Err(ProjectError::LoadFailed(panicked.to_string())),
+            };
         let answer = result.as_ref().map(drop).map_err(Clone::clone);
         let _ = self.commands.send(Command::Reload(result));
         answer

@@ -69,14 +69,16 @@ pub(super) enum Source {
 }
 
 impl Source {
-    async fn load(self) -> Result<Project, ProjectError> {
+    async fn load(self, environment: Option<String>) -> Result<Project, ProjectError> {
         match self {
             Source::Loaded(project) => Ok(project),
             Source::Dir(dir) => {
                 let started = Instant::now();
-                let loaded = tokio::task::spawn_blocking(move || load_leaving_a_core(&dir))
-                    .await
-                    .map_err(|panicked| ProjectError::LoadFailed(panicked.to_string()))?;
+                let options = crate::project::LoadOptions::environment(environment.as_deref());
+                let loaded =
+                    tokio::task::spawn_blocking(move || load_leaving_a_core(&dir, &options))
+                        .await
+                        .map_err(|panicked| ProjectError::LoadFailed(panicked.to_string()))?;
                 let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
                 match loaded {
                     Ok(loaded) => {
@@ -105,14 +107,15 @@ impl Source {
 /// runs) keeps a core to itself.
 fn load_leaving_a_core(
     dir: &std::path::Path,
+    options: &crate::project::LoadOptions,
 ) -> Result<crate::project::Loaded, crate::project::InvalidProject> {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     match rayon::ThreadPoolBuilder::new()
         .num_threads(cores.saturating_sub(1).max(1))
         .build()
     {
-        Ok(pool) => pool.install(|| crate::project::load(dir)),
-        Err(_) => crate::project::load(dir),
+        Ok(pool) => pool.install(|| crate::project::load_with(dir, options)),
+        Err(_) => crate::project::load_with(dir, options),
     }
 }
 
@@ -143,7 +146,7 @@ pub(super) async fn run<C: Connector>(
         due: None,
     };
     this.publish();
-    match source.load().await {
+    match source.load(this.options.environment.clone()).await {
         Ok(project) => this.accept(project),
         Err(error) => this.step(Event::Failed {
             at: this.clock.now(),

@@ -46,6 +46,11 @@ impl TemporalArgs {
 struct ConnectionArgs {
     #[command(flatten)]
     temporal: TemporalArgs,
+    /// The environment of project.yaml to act on: its overrides apply, and
+    /// its namespace, address and profile are the connection's defaults.
+    /// Required when project.yaml declares environments.
+    #[arg(long = "env", env = "SCHEDULE_SYNC_ENV", value_name = "ENVIRONMENT")]
+    environment: Option<String>,
     /// Take over schedules that sit on this project's ids without a marker.
     #[arg(long)]
     adopt: bool,
@@ -69,7 +74,10 @@ struct ConnectionArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Checks the project without touching the network. Exit 0 when valid, 1 when not.
+    /// Checks the project without touching the network, as written and in
+    /// every environment, with lints (DST gaps and overlaps, an end in the
+    /// past, many schedules firing at one instant). Exit 0 when valid, 1
+    /// when not.
     Validate {
         /// The project folder.
         #[arg(default_value = ".")]
@@ -77,15 +85,18 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Treat warnings as errors (exit 1 when there is any).
+        #[arg(long)]
+        deny_warnings: bool,
     },
     /// Shows what apply would do. Exit 0 nothing to do, 2 changes pending, 1 error.
     Plan {
         /// The project folder.
         #[arg(default_value = ".")]
         dir: PathBuf,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
+        /// Output format; markdown is made for a pull-request comment.
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
         #[command(flatten)]
         connection: ConnectionArgs,
     },
@@ -181,6 +192,14 @@ pub(crate) enum Format {
     Json,
 }
 
+/// The output of `plan`: for people, for machines, or for a pull request.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PlanFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum LogFormat {
     Text,
@@ -208,7 +227,11 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
-        Command::Validate { dir, format } => validate(&dir, format),
+        Command::Validate {
+            dir,
+            format,
+            deny_warnings,
+        } => validate(&dir, format, deny_warnings),
         Command::Serve {
             dir,
             listen,
@@ -232,6 +255,7 @@ pub fn run() -> ExitCode {
             options.reconcile.plan.force = connection.force;
             options.reconcile.concurrency = connection.concurrency;
             options.revision = connection.revision;
+            options.environment = connection.environment.clone();
             crate::serve::serve(crate::serve::ServeArgs {
                 dir,
                 listen,
@@ -250,7 +274,13 @@ pub fn run() -> ExitCode {
             dir,
             format,
             connection,
-        } => remote(&dir, format, &connection, true),
+        } => {
+            let format = match format {
+                Format::Text => PlanFormat::Text,
+                Format::Json => PlanFormat::Json,
+            };
+            remote(&dir, format, &connection, true)
+        }
         Command::Import(args) => crate::import::run(&args),
         Command::Schema { file } => {
             // The committed files themselves, so the two can never differ.
@@ -288,8 +318,14 @@ fn print_bytes(bytes: &[u8]) -> ExitCode {
 }
 
 /// `plan` (`write` false) and `apply` (`write` true).
-fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: bool) -> ExitCode {
-    let loaded = match project::load(dir) {
+fn remote(
+    dir: &std::path::Path,
+    format: PlanFormat,
+    args: &ConnectionArgs,
+    write: bool,
+) -> ExitCode {
+    let options = project::LoadOptions::environment(args.environment.as_deref());
+    let loaded = match project::load_with(dir, &options) {
         Ok(loaded) => loaded,
         Err(invalid) => {
             // A broken project never reaches Temporal.
@@ -300,6 +336,38 @@ fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: b
             return ExitCode::FAILURE;
         }
     };
+    if let Err(message) = project::select(&loaded.environments, args.environment.as_deref()) {
+        eprintln!("error: {message}; nothing was sent to Temporal");
+        return ExitCode::FAILURE;
+    }
+    let settings = match connection_settings(&loaded, &args.temporal) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Which environment a plan or apply acts on, before anything else.
+    let place = format!(
+        "{} `{}` in namespace {} at {}",
+        if write { "applying" } else { "planning" },
+        loaded.project.name,
+        settings.namespace,
+        settings.host_port()
+    );
+    let place = match &loaded.environment {
+        Some(environment) => format!("environment {}: {place}", environment.name),
+        None => place,
+    };
+    if format != PlanFormat::Markdown {
+        eprintln!("{place}");
+    }
+    let heading = schedule_sync::plan::markdown::Heading::new(
+        &loaded.project.name,
+        loaded.environment.as_ref().map(|e| e.name.as_str()),
+        &settings.namespace,
+        &settings.host_port(),
+    );
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -307,10 +375,16 @@ fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: b
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run_remote(&loaded.project, args, write)) {
+    match runtime.block_on(run_remote(&loaded.project, settings, args, write)) {
         Ok((report, changes, rpcs)) => {
             let text = match format {
-                Format::Json => {
+                PlanFormat::Markdown => schedule_sync::plan::markdown::render(
+                    &heading,
+                    &report.plan,
+                    &changes,
+                    &next_fires(&loaded.project, &report),
+                ),
+                PlanFormat::Json => {
                     let mut json = serde_json::to_value(&report).unwrap_or_default();
                     // For `plan`, converged means nothing is left to do,
                     // as it means for `apply` once its steps are carried out.
@@ -329,9 +403,12 @@ fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: b
                         serde_json::to_value(next_fires(&loaded.project, &report))
                             .unwrap_or_default();
                     json["rpc_counts"] = serde_json::to_value(&rpcs).unwrap_or_default();
+                    json["environment"] =
+                        serde_json::to_value(&loaded.environment).unwrap_or_default();
+                    json["namespace"] = heading.namespace.clone().into();
                     serde_json::to_string_pretty(&json).unwrap_or_default()
                 }
-                Format::Text => {
+                PlanFormat::Text => {
                     let fence = superseded_note(&report, args, write);
                     let calls: Vec<String> = rpcs
                         .iter()
@@ -367,8 +444,22 @@ fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: b
     }
 }
 
+/// The connection of the selected environment, or Temporal's own settings
+/// when the project has none; the flags on top either way.
+fn connection_settings(
+    loaded: &project::Loaded,
+    flags: &TemporalArgs,
+) -> Result<schedule_sync::connection::Settings, schedule_sync::connection::ConnectionError> {
+    use schedule_sync::connection::Settings;
+    match &loaded.environment {
+        Some(environment) => Settings::for_environment(environment, &flags.overrides()),
+        None => Settings::load(&flags.overrides()),
+    }
+}
+
 async fn run_remote(
     project: &schedule_sync::project::Project,
+    settings: schedule_sync::connection::Settings,
     args: &ConnectionArgs,
     write: bool,
 ) -> anyhow::Result<(
@@ -377,10 +468,9 @@ async fn run_remote(
     schedule_sync::store::RpcCounts,
 )> {
     use schedule_sync::apply::{ReconcileOptions, Report, preview, reconcile_with_progress};
-    use schedule_sync::connection::{DEFAULT_CONNECT_TIMEOUT, Settings};
+    use schedule_sync::connection::DEFAULT_CONNECT_TIMEOUT;
     use schedule_sync::runtime::{Connector, TemporalConnector};
 
-    let settings = Settings::load(&args.temporal.overrides())?;
     // The same connect as `serve`: timeout, attribute check and its warning.
     let store = TemporalConnector::new(settings, DEFAULT_CONNECT_TIMEOUT)
         .connect()
@@ -612,40 +702,35 @@ fn shown(value: &str) -> &str {
 struct ValidateReport<'a> {
     valid: bool,
     project: Option<&'a str>,
+    environments: &'a [String],
     workflows: usize,
     schedules: usize,
     errors: usize,
     warnings: usize,
+    deny_warnings: bool,
     diagnostics: &'a [Diagnostic],
 }
 
-fn validate(dir: &std::path::Path, format: Format) -> ExitCode {
-    let result = project::load(dir);
-    let (report, code) = match &result {
-        Ok(loaded) => (
-            ValidateReport {
-                valid: true,
-                project: Some(&loaded.project.name),
-                workflows: loaded.project.workflows.len(),
-                schedules: loaded.project.scheduled().count(),
-                errors: 0,
-                warnings: loaded.warnings.len(),
-                diagnostics: &loaded.warnings,
-            },
-            ExitCode::SUCCESS,
-        ),
-        Err(invalid) => (
-            ValidateReport {
-                valid: false,
-                project: None,
-                workflows: 0,
-                schedules: 0,
-                errors: invalid.error_count(),
-                warnings: invalid.diagnostics.len() - invalid.error_count(),
-                diagnostics: &invalid.diagnostics,
-            },
-            ExitCode::FAILURE,
-        ),
+fn validate(dir: &std::path::Path, format: Format, deny_warnings: bool) -> ExitCode {
+    let validation = project::validate(dir, Some(chrono::Utc::now()));
+    let errors = validation
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .count();
+    let warnings = validation.diagnostics.len() - errors;
+    let valid = errors == 0 && !(deny_warnings && warnings > 0);
+    let project = validation.loaded.as_ref().map(|l| &l.project);
+    let report = ValidateReport {
+        valid,
+        project: project.map(|p| p.name.as_str()),
+        environments: &validation.environments,
+        workflows: project.map_or(0, |p| p.workflows.len()),
+        schedules: project.map_or(0, |p| p.scheduled().count()),
+        errors,
+        warnings,
+        deny_warnings,
+        diagnostics: &validation.diagnostics,
     };
     let mut out = std::io::stdout().lock();
     let written = match format {
@@ -657,26 +742,41 @@ fn validate(dir: &std::path::Path, format: Format) -> ExitCode {
     if written.is_err() {
         return ExitCode::FAILURE;
     }
-    code
+    if valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn write_text(out: &mut impl Write, report: &ValidateReport<'_>) -> std::io::Result<()> {
     for diagnostic in report.diagnostics {
         writeln!(out, "{diagnostic}\n")?;
     }
+    let environments = if report.environments.is_empty() {
+        String::new()
+    } else {
+        format!(" (as written and in {})", report.environments.join(", "))
+    };
     if report.valid {
         writeln!(
             out,
-            "project `{}` is valid: {} workflow(s), {} schedule(s), {} warning(s)",
+            "project `{}` is valid{environments}: {} workflow(s), {} schedule(s), {} warning(s)",
             report.project.unwrap_or_default(),
             report.workflows,
             report.schedules,
             report.warnings
         )
+    } else if report.errors == 0 {
+        writeln!(
+            out,
+            "the project is refused: {} warning(s), and --deny-warnings makes them errors",
+            report.warnings
+        )
     } else {
         writeln!(
             out,
-            "the project is invalid: {} error(s), {} warning(s)",
+            "the project is invalid{environments}: {} error(s), {} warning(s)",
             report.errors, report.warnings
         )
     }

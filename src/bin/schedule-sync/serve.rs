@@ -62,7 +62,26 @@ pub fn serve(args: ServeArgs) -> ExitCode {
 async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Settings that cannot be read do not stop the server: the reconciler
     // reports them as a fatal error in /healthz and the metrics.
-    let settings = Settings::load(&args.overrides);
+    let settings = match schedule_sync::project::environments(&args.dir) {
+        // An unreadable project.yaml is the reconciler's to report.
+        Err(_) => Settings::load(&args.overrides),
+        Ok(environments) => {
+            let name = args.options.environment.as_deref();
+            match schedule_sync::project::select(&environments, name)
+                .map_err(|message| anyhow::anyhow!(message))?
+            {
+                Some(environment) => {
+                    tracing::info!(
+                        environment = %environment.name,
+                        namespace = %environment.namespace,
+                        "serving one environment of the project"
+                    );
+                    Settings::for_environment(environment, &args.overrides)
+                }
+                None => Settings::load(&args.overrides),
+            }
+        }
+    };
     if let Err(error) = &settings {
         tracing::error!(%error, "the Temporal connection settings are unusable");
     }
