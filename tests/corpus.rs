@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use schedule_sync::project::{self, Diagnostic, Timing, Validation};
+use schedule_sync::project::{self, Diagnostic, Validation};
 
 /// The time the lints are run as of.
 const NOW: &str = "2026-12-01T00:00:00Z";
@@ -203,7 +203,8 @@ fn the_example_project_is_valid_and_complete() {
         Some(serde_json::json!({"region": "eu", "formats": ["pdf", "csv"]}))
     );
     let sweep = project.workflows[1].schedule.as_ref().unwrap();
-    assert!(matches!(sweep.timing, Timing::Every { .. }));
+    assert_eq!(sweep.timing.every.len(), 1);
+    assert!(sweep.timing.cron.is_empty() && sweep.timing.calendars.is_empty());
     assert_eq!(project.workflows[1].task_queue, "billing-workers");
     assert!(!project.workflows[0].schedule.as_ref().unwrap().enabled);
 }

@@ -331,6 +331,7 @@ mod tests {
                 },
             ],
             fence: crate::plan::FenceStep::None,
+            record: std::collections::BTreeSet::new(),
         };
         let mut changes = BTreeMap::new();
         changes.insert(

@@ -20,7 +20,7 @@ use chrono::{DateTime, Datelike, NaiveDate, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use super::diagnostic::Diagnostic;
-use super::model::{Project, Schedule, Timing};
+use super::model::{Project, Schedule};
 use super::node::Position;
 use crate::cron::{Calendar, CronSpec, Range, Timing as CronTiming};
 use crate::spec::fire_times::{next_calendar, next_fire_times};
@@ -75,9 +75,10 @@ pub(super) fn schedule(
     let Ok(zone) = schedule.timezone.parse::<Tz>() else {
         return out;
     };
-    let Timing::Cron(entries) = &schedule.timing else {
+    let entries = &schedule.timing.cron;
+    if entries.is_empty() {
         return out;
-    };
+    }
     let dates = dst_dates(zone, now);
     if dates.is_empty() {
         return out;

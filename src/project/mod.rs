@@ -9,6 +9,8 @@ mod lint;
 mod model;
 pub mod names;
 pub mod node;
+mod schedule_ids;
+mod timing;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,12 +18,17 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 
-pub use check::{DEFAULT_WORKFLOWS_GLOB, MIN_CATCHUP_WINDOW, SCHEDULE_KEYS};
+pub use check::{
+    CALENDAR_KEYS, DEFAULT_WORKFLOWS_GLOB, INTERVAL_KEYS, MAX_REMAINING_ACTIONS,
+    MIN_CATCHUP_WINDOW, SCHEDULE_KEYS,
+};
 pub use diagnostic::{Diagnostic, Related, Severity};
 pub use environment::{ENVIRONMENT_KEYS, ENVIRONMENT_VARIABLE, Environment};
 pub use files::{MAX_FILE_BYTES, MAX_WORKFLOW_FILES};
 pub use lint::{CROWD_THRESHOLD, CROWD_WINDOW};
-pub use model::{CronEntry, OverlapPolicy, Project, Schedule, Timing, Workflow};
+pub use model::{
+    CalendarEntry, CronEntry, Interval, OverlapPolicy, Project, Schedule, Timing, Workflow,
+};
 
 use check::{Defaults, FileCheck};
 use environment::Patches;
@@ -189,6 +196,7 @@ pub fn load_with(dir: &Path, options: &LoadOptions) -> Result<Loaded, InvalidPro
         .collect();
 
     diagnostics.extend(duplicates(dir, &outcomes));
+    diagnostics.extend(schedule_ids::collisions(dir, &declared.name, &outcomes));
     if let Some(selected) = selected {
         let ids: Vec<&str> = outcomes
             .iter()
@@ -403,6 +411,8 @@ pub struct FileOutcome {
     pub workflow: Option<Workflow>,
     /// The `id` the file declares, valid or not, and the position of its key.
     pub declared_id: Option<(String, Position)>,
+    /// The `schedule.id` the file declares, and the position of its value.
+    pub declared_schedule_id: Option<(String, Position)>,
     /// Every problem in the file.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -419,6 +429,7 @@ fn load_workflow(
             file,
             workflow: None,
             declared_id: None,
+            declared_schedule_id: None,
             diagnostics: vec![*diagnostic],
         },
     }
@@ -458,6 +469,7 @@ fn check_workflow(
         file,
         workflow: None,
         declared_id: None,
+        declared_schedule_id: None,
         diagnostics: Vec::new(),
     };
     let mut root = match files::parse::<node::WorkflowRoot>(&outcome.file, source) {
@@ -484,6 +496,7 @@ fn check_workflow(
     if let Some(patch) = patch {
         root.merge(patch);
     }
+    outcome.declared_schedule_id = schedule_ids::declared_schedule_id(&root);
     let mut check = FileCheck::new(&outcome.file, source);
     if let Some(patches) = patches {
         check = check.with_origin(patches.file, patches.source);
