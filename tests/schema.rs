@@ -87,7 +87,7 @@ const BEYOND: &[(&str, &str)] = &[
     ("duplicate-ids", "uniqueness across files"),
     ("end-before-start", "order of two timestamps"),
     ("env-override-bad-value", "values checked once merged into another file"),
-    ("env-override-makes-both", "values checked once merged into another file"),
+    ("env-override-bad-cron", "values checked once merged into another file"),
     ("env-same-namespace", "comparison of two environments"),
     ("env-unknown-workflow", "ids declared in other files"),
     ("every-list-duplicate", "intervals compared by meaning"),
