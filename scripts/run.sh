@@ -5,12 +5,23 @@
 # repository) on a free loopback port with a throwaway database, and stops it
 # on exit. Ctrl-C (or SIGTERM) stops both.
 #
-#   scripts/run.sh [PROJECT_DIR] [serve flags...]     e.g. --listen 127.0.0.1:9090
+#   scripts/run.sh [PROJECT_DIR [ENVIRONMENT]] [serve flags...]   e.g. --listen 127.0.0.1:9090
+#
+# ENVIRONMENT is one that the project's project.yaml declares (the example's
+# are staging and production; staging by default), or SCHEDULE_SYNC_ENV. The
+# local dev server gets every namespace that project.yaml names.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 project="${1:-examples/billing}"
 shift || true
+if [[ $# -gt 0 && "$1" != -* ]]; then
+  export SCHEDULE_SYNC_ENV="$1"
+  shift
+fi
+if [[ -z "${SCHEDULE_SYNC_ENV:-}" && "$project" == examples/billing ]]; then
+  export SCHEDULE_SYNC_ENV=staging
+fi
 
 cargo build --locked --release --quiet --features cli
 binary="$root/target/release/schedule-sync"
@@ -20,9 +31,14 @@ if [[ -z "${TEMPORAL_ADDRESS:-}" ]]; then
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null ||
     echo $(( 20000 + RANDOM % 20000 )))
   data=$(mktemp -d)
+  # The namespaces of the project's environments (`namespace:` lines).
+  namespaces=()
+  while read -r namespace; do
+    namespaces+=(--namespace "$namespace")
+  done < <(sed -n 's/^[[:space:]]\{1,\}namespace:[[:space:]]*\([^[:space:]#]*\).*/\1/p' "$project/project.yaml" 2>/dev/null | tr -d "\"'")
   "$cli" server start-dev --headless --ip 127.0.0.1 --port "$port" \
     --db-filename "$data/temporal.db" --log-level error \
-    --search-attribute ScheduleSyncFingerprint=Keyword >"$data/server.log" 2>&1 &
+    --search-attribute ScheduleSyncFingerprint=Keyword "${namespaces[@]}" >"$data/server.log" 2>&1 &
   server=$!
   trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$data"' EXIT
   export TEMPORAL_ADDRESS="127.0.0.1:$port"
@@ -42,6 +58,9 @@ else
   echo "Temporal at $TEMPORAL_ADDRESS"
 fi
 
+if [[ -n "${SCHEDULE_SYNC_ENV:-}" ]]; then
+  echo "environment $SCHEDULE_SYNC_ENV of $project"
+fi
 # Not exec: the trap above must stop the dev server after serve exits.
 "$binary" serve "$project" "$@" &
 serve=$!

@@ -40,6 +40,15 @@ step "Prometheus alert rules"
 "$promtool" check rules deploy/prometheus/schedule-sync.rules.yml
 (cd deploy/prometheus && "$promtool" test rules schedule-sync.rules.test.yml)
 
+step "actionlint (the GitHub Actions workflow in deploy/github)"
+actionlint_version="1.7.7"
+actionlint="$cache/actionlint/v$actionlint_version/actionlint"
+if [[ ! -x "$actionlint" ]]; then
+  GOBIN="$cache/actionlint/v$actionlint_version" GOFLAGS=-mod=mod \
+    go install "github.com/rhysd/actionlint/cmd/actionlint@v$actionlint_version"
+fi
+"$actionlint" deploy/github/schedule-sync.yml
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -72,9 +72,40 @@ impl Settings {
     ///
     /// [`ConnectionError::Config`] when the config file or variables are invalid.
     pub fn load(overrides: &Overrides) -> Result<Self, ConnectionError> {
-        let mut profile =
-            load_client_config_profile(LoadClientConfigProfileOptions::default(), None)
-                .map_err(|e| ConnectionError::Config(config_file_error(&e)))?;
+        Self::load_profile(None, overrides)
+    }
+
+    /// The settings of a project's environment: its `temporal.toml`
+    /// profile (or Temporal's usual one) with Temporal's variables, then
+    /// the environment's own address and namespace, then `overrides` (the
+    /// command line) on top.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectionError::Config`] when the config file, the profile or the
+    /// variables are invalid.
+    pub fn for_environment(
+        environment: &crate::project::Environment,
+        overrides: &Overrides,
+    ) -> Result<Self, ConnectionError> {
+        let merged = Overrides {
+            address: overrides
+                .address
+                .clone()
+                .or_else(|| environment.address.clone()),
+            namespace: overrides
+                .namespace
+                .clone()
+                .or_else(|| Some(environment.namespace.clone())),
+        };
+        Self::load_profile(environment.profile.as_deref(), &merged)
+    }
+
+    fn load_profile(name: Option<&str>, overrides: &Overrides) -> Result<Self, ConnectionError> {
+        let mut options = LoadClientConfigProfileOptions::default();
+        options.config_file_profile = name.map(str::to_owned);
+        let mut profile = load_client_config_profile(options, None)
+            .map_err(|e| ConnectionError::Config(config_file_error(&e)))?;
         if let Some(address) = &overrides.address {
             profile.address = Some(address.clone());
         }

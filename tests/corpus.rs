@@ -4,10 +4,25 @@
 //! `file:line:column: part of the message`, and must produce exactly those
 //! errors. Each good project must load; its `expected.txt` lists facts such as
 //! `workflows: 3` and `warning: file:line:column: part of the message`.
+//!
+//! Projects are checked as `validate` checks them: as written and in every
+//! environment, with the lints as of [`NOW`], a fixed time, so that DST
+//! changes and ended schedules fall on known dates.
 
 use std::path::{Path, PathBuf};
 
-use schedule_sync::project::{self, Diagnostic};
+use chrono::{DateTime, Utc};
+use schedule_sync::project::{self, Diagnostic, Validation};
+
+/// The time the lints are run as of.
+const NOW: &str = "2026-12-01T00:00:00Z";
+
+fn validate(case: &Path) -> Validation {
+    let now = DateTime::parse_from_rfc3339(NOW)
+        .expect("a timestamp")
+        .with_timezone(&Utc);
+    project::validate(case, Some(now))
+}
 
 fn cases(kind: &str) -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -90,11 +105,13 @@ fn the_corpus_is_large_enough() {
 #[test]
 fn every_bad_project_reports_exactly_its_errors() {
     for case in cases("bad") {
-        let invalid = match project::load(&case) {
-            Ok(_) => panic!("{} loaded, but it is invalid", case.display()),
-            Err(invalid) => invalid,
-        };
-        let errors: Vec<&Diagnostic> = invalid
+        let validation = validate(&case);
+        assert!(
+            !validation.is_valid(),
+            "{} loaded, but it is invalid",
+            case.display()
+        );
+        let errors: Vec<&Diagnostic> = validation
             .diagnostics
             .iter()
             .filter(|d| d.is_error())
@@ -115,8 +132,14 @@ fn every_bad_project_reports_exactly_its_errors() {
 #[test]
 fn every_good_project_loads_with_the_expected_facts() {
     for case in cases("good") {
-        let loaded = project::load(&case)
-            .unwrap_or_else(|e| panic!("{}: {:#?}", case.display(), e.diagnostics));
+        let validation = validate(&case);
+        assert!(
+            validation.is_valid(),
+            "{}: {:#?}",
+            case.display(),
+            validation.diagnostics
+        );
+        let loaded = validation.loaded.expect("a valid project loads");
         let lines = expected(&case);
         let mut warnings = Vec::new();
         for line in &lines {
@@ -149,7 +172,7 @@ fn every_good_project_loads_with_the_expected_facts() {
                 other => panic!("{}: unknown expectation {other}", case.display()),
             }
         }
-        let found: Vec<&Diagnostic> = loaded.warnings.iter().collect();
+        let found: Vec<&Diagnostic> = validation.diagnostics.iter().collect();
         assert_same(&case, &found, &warnings);
     }
 }

@@ -29,6 +29,9 @@ const CAUGHT: &[(&str, &str, &[&str])] = &[
     ("cron-empty-list", "workflows/a.yaml", &["/schedule/cron"]),
     ("cron-number", "workflows/a.yaml", &["/schedule/cron"]),
     ("enabled-yes", "workflows/a.yaml", &["/schedule/enabled"]),
+    ("env-misspelt-key", "project.yaml", &["/environments/staging"]),
+    ("env-missing-namespace", "project.yaml", &["/environments/staging"]),
+    ("env-override-id", "project.yaml", &["/environments/staging/overrides/a"]),
     ("errors-in-several-files", "workflows/b.yaml", &["/schedule/every"]),
     ("every-without-unit", "workflows/a.yaml", &["/schedule/every"]),
     ("jitter-fraction", "workflows/a.yaml", &["/schedule/jitter"]),
@@ -73,6 +76,7 @@ const BEYOND: &[(&str, &str)] = &[
     ("catchup-too-short", "a duration's lower bound (10s)"),
     ("cron-bad-month-name", "cron syntax"),
     ("cron-bad-zone-prefix", "IANA zone names"),
+    ("cron-never-fires", "days that no month has"),
     ("cron-conflicting-zones", "agreement of CRON_TZ and timezone"),
     ("cron-every-phase-too-long", "cron syntax"),
     ("cron-four-fields", "cron syntax"),
@@ -82,6 +86,10 @@ const BEYOND: &[(&str, &str)] = &[
     ("cron-unknown-macro", "cron syntax"),
     ("duplicate-ids", "uniqueness across files"),
     ("end-before-start", "order of two timestamps"),
+    ("env-override-bad-value", "values checked once merged into another file"),
+    ("env-override-bad-cron", "values checked once merged into another file"),
+    ("env-same-namespace", "comparison of two environments"),
+    ("env-unknown-workflow", "ids declared in other files"),
     ("every-list-duplicate", "intervals compared by meaning"),
     ("every-list-offset-too-long", "comparison of two durations"),
     ("every-list-zero", "a duration's lower bound (1s)"),
@@ -549,7 +557,7 @@ fn the_key_lists_and_policies_are_the_loaders() {
     let project = schema(PROJECT_SCHEMA);
     assert_eq!(
         keys(&project["properties"]),
-        sorted(&["name", "task_queue", "workflows"])
+        sorted(&["name", "task_queue", "workflows", "environments"])
     );
     assert_eq!(project["additionalProperties"], false);
     assert_eq!(

@@ -36,7 +36,65 @@ fn the_example_validates_with_exit_code_zero() {
     assert_eq!(output.status.code(), Some(0));
     let text = String::from_utf8(output.stdout).unwrap();
     assert!(
-        text.contains("project `billing` is valid: 5 workflow(s), 4 schedule(s)"),
+        text.contains(
+            "project `billing` is valid (as written and in staging, production): \
+             5 workflow(s), 4 schedule(s)"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn deny_warnings_makes_a_lint_fail_the_check() {
+    // 02:30 in Berlin: skipped by the clocks each spring.
+    let dir = project(&[
+        PROJECT,
+        (
+            "workflows/a.yaml",
+            b"id: a\nschedule:\n  cron: \"30 2 * * *\"\n  timezone: Europe/Berlin\n",
+        ),
+    ]);
+    let lenient = validate(dir.path(), false);
+    assert_eq!(lenient.status.code(), Some(0));
+    let text = String::from_utf8(lenient.stdout).unwrap();
+    assert!(
+        text.contains("warning: `30 2 * * *` in Europe/Berlin fires fewer times"),
+        "{text}"
+    );
+    assert!(text.contains("--> workflows/a.yaml:3:9"), "{text}");
+
+    let strict = Command::new(env!("CARGO_BIN_EXE_schedule-sync"))
+        .arg("validate")
+        .arg(dir.path())
+        .args(["--deny-warnings", "--format", "json"])
+        .output()
+        .expect("the binary runs");
+    assert_eq!(strict.status.code(), Some(1));
+    let report = json(&strict);
+    assert_eq!(report["valid"], false, "{report:#}");
+    assert_eq!(report["errors"], 0, "{report:#}");
+    assert_eq!(report["warnings"], 1, "{report:#}");
+}
+
+#[test]
+fn an_error_in_an_override_points_at_the_override() {
+    let dir = project(&[
+        (
+            "project.yaml",
+            b"name: demo\ntask_queue: q\nenvironments:\n  staging:\n    namespace: demo-staging\n    overrides:\n      a:\n        schedule: { jitter: soon }\n",
+        ),
+        ("workflows/a.yaml", b"id: a\nschedule:\n  cron: \"0 9 * * *\"\n"),
+    ]);
+    let output = validate(dir.path(), false);
+    assert_eq!(output.status.code(), Some(1));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.contains("error: in environment `staging`: `jitter` is not a duration"),
+        "{text}"
+    );
+    assert!(text.contains("--> project.yaml:8:29"), "{text}");
+    assert!(
+        text.contains("8 |         schedule: { jitter: soon }"),
         "{text}"
     );
 }

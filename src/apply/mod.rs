@@ -162,7 +162,9 @@ impl Report {
             && self.plan.untouched.iter().all(|u| {
                 matches!(
                     u,
-                    Untouched::Unchanged { .. } | Untouched::PausedByOperator { .. }
+                    Untouched::Unchanged { .. }
+                        | Untouched::PausedByOperator { .. }
+                        | Untouched::Ended { .. }
                 )
             })
     }
@@ -330,7 +332,15 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
         let mut observation = self.retrying(|| self.store.list(self.project)).await?;
         self.fill_fingerprints(&mut observation).await;
         self.observe_own_ids(&mut observation).await?;
-        Ok(plan(self.project, self.ordered, &observation, options.plan))
+        let mut options = options.plan;
+        // Schedules whose end has passed are not created again.
+        options.now_seconds = options.now_seconds.or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .and_then(|d| i64::try_from(d.as_secs()).ok())
+        });
+        Ok(plan(self.project, self.ordered, &observation, options))
     }
 
     /// Carries out one step; never fails, the outcome says how it went.

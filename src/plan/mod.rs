@@ -4,7 +4,9 @@
 //!
 //! Rules, in the order they apply to one schedule id:
 //!
-//! 1. desired, not observed: **create**;
+//! 1. desired, not observed: **create**, unless its `end_at` has passed
+//!    (the server deletes a schedule some time after its end; it is not
+//!    created again): **ended**;
 //! 2. observed without our marker (or another project's): **conflict**,
 //!    reported and never touched, unless adoption was asked for (then
 //!    **update**);
@@ -33,6 +35,7 @@
 //! the fence records (so that one whose file is gone is still deleted).
 
 pub mod changes;
+pub mod markdown;
 mod own_ids;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -54,6 +57,10 @@ pub struct PlanOptions {
     pub writer: WriterKey,
     /// Write even when a newer writer holds the fence.
     pub force: bool,
+    /// The time of the plan, in seconds since the epoch, to tell a
+    /// schedule whose `end_at` has passed; `None` creates every missing
+    /// schedule.
+    pub now_seconds: Option<i64>,
 }
 
 /// One step of a plan.
@@ -158,6 +165,12 @@ pub enum Untouched {
         schedule_id: String,
         /// The operation left undone.
         operation: &'static str,
+    },
+    /// It is not on the server and its `end_at` has passed: it would never
+    /// fire, so it is not created again.
+    Ended {
+        /// The schedule id.
+        schedule_id: String,
     },
     /// Its deletion is held.
     HeldDeletion {
@@ -296,7 +309,11 @@ pub fn plan(
     for want in desired {
         let id = want.schedule_id.clone();
         let Some(seen) = observed.get(want.schedule_id.as_str()) else {
-            plan.steps.push(Step::Create { schedule_id: id });
+            if ended(want, options.now_seconds) {
+                plan.untouched.push(Untouched::Ended { schedule_id: id });
+            } else {
+                plan.steps.push(Step::Create { schedule_id: id });
+            }
             continue;
         };
         let ours = seen.owner.as_deref() == Some(project);
@@ -413,8 +430,19 @@ fn untouched_id(untouched: &Untouched) -> &str {
         | Untouched::PausedByOperator { schedule_id }
         | Untouched::Conflict { schedule_id, .. }
         | Untouched::Superseded { schedule_id, .. }
+        | Untouched::Ended { schedule_id }
         | Untouched::HeldDeletion { schedule_id, .. } => schedule_id,
     }
+}
+
+/// Whether `want` has an end that lies before `now_seconds`.
+fn ended(want: &DesiredSchedule, now_seconds: Option<i64>) -> bool {
+    let end = want
+        .schedule
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.end_time.as_ref());
+    matches!((end, now_seconds), (Some(end), Some(now)) if end.seconds < now)
 }
 
 #[cfg(test)]
@@ -799,6 +827,44 @@ mod tests {
             notes: fence::notes(key),
             spec: None,
         }
+    }
+
+    #[test]
+    fn a_missing_schedule_whose_end_has_passed_is_not_created_again() {
+        let project = crate::project::test_project(
+            "foo",
+            &[
+                "id: done\nschedule:\n  cron: \"@daily\"\n  end_at: 2001-01-01T00:00:00Z\n",
+                "id: live\nschedule:\n  cron: \"@daily\"\n  end_at: 2099-01-01T00:00:00Z\n",
+            ],
+        );
+        let want = crate::spec::desired(&project);
+        let options = PlanOptions {
+            now_seconds: Some(1_800_000_000),
+            ..PlanOptions::default()
+        };
+        let plan = plan("foo", &want, &Observation::default(), options);
+        assert_eq!(
+            plan.steps,
+            vec![Step::Create {
+                schedule_id: "foo.live".to_owned()
+            }]
+        );
+        assert_eq!(
+            plan.untouched,
+            vec![Untouched::Ended {
+                schedule_id: "foo.done".to_owned()
+            }]
+        );
+        // Without a time, every missing schedule is created.
+        let timeless = plan_default_creates(&want);
+        assert_eq!(timeless, 2);
+    }
+
+    fn plan_default_creates(want: &[DesiredSchedule]) -> usize {
+        plan("foo", want, &Observation::default(), PlanOptions::default())
+            .steps
+            .len()
     }
 
     fn with_writer(writer: WriterKey, force: bool) -> PlanOptions {

@@ -18,7 +18,7 @@ mod timing;
 pub use timing::{CALENDAR_KEYS, INTERVAL_KEYS, MAX_REMAINING_ACTIONS};
 
 /// The keys of `project.yaml`.
-pub const PROJECT_KEYS: [&str; 3] = ["name", "task_queue", "workflows"];
+pub const PROJECT_KEYS: [&str; 4] = ["name", "task_queue", "workflows", "environments"];
 /// The keys of a `schedule:` block.
 pub const SCHEDULE_KEYS: [&str; 16] = [
     "cron",
@@ -46,6 +46,9 @@ pub const MIN_CATCHUP_WINDOW: Duration = Duration::from_secs(10);
 pub struct FileCheck<'a> {
     file: &'a Path,
     source: &'a str,
+    /// Other files whose values were merged into this one (an environment's
+    /// override in `project.yaml`): position origin `n` is `origins[n - 1]`.
+    origins: Vec<(&'a Path, &'a str)>,
     /// Everything found so far.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -56,21 +59,44 @@ impl<'a> FileCheck<'a> {
         FileCheck {
             file,
             source,
+            origins: Vec::new(),
             diagnostics: Vec::new(),
         }
     }
 
+    /// Names the file of the positions marked with origin `n` (the `n`th
+    /// call), so that a problem with a merged-in value is reported in the
+    /// file, at the line and column, where that value was written.
+    pub fn with_origin(mut self, file: &'a Path, source: &'a str) -> Self {
+        self.origins.push((file, source));
+        self
+    }
+
     /// Records an error and returns it for more detail.
-    fn error(&mut self, at: Position, message: impl Into<String>) -> &mut Diagnostic {
+    pub(super) fn error(&mut self, at: Position, message: impl Into<String>) -> &mut Diagnostic {
         self.push(Diagnostic::error(self.file, at, message))
     }
 
-    fn warning(&mut self, at: Position, message: impl Into<String>) -> &mut Diagnostic {
+    pub(super) fn warning(&mut self, at: Position, message: impl Into<String>) -> &mut Diagnostic {
         self.push(Diagnostic::warning(self.file, at, message))
     }
 
-    fn push(&mut self, diagnostic: Diagnostic) -> &mut Diagnostic {
-        self.diagnostics.push(diagnostic.with_snippet(self.source));
+    pub(super) fn push(&mut self, mut diagnostic: Diagnostic) -> &mut Diagnostic {
+        let at = Position {
+            line: diagnostic.line,
+            column: diagnostic.column,
+        };
+        let (file, source) = match at.origin() {
+            0 => (self.file, self.source),
+            n => self
+                .origins
+                .get(n as usize - 1)
+                .copied()
+                .unwrap_or((self.file, self.source)),
+        };
+        file.clone_into(&mut diagnostic.file);
+        diagnostic.line = at.local().line;
+        self.diagnostics.push(diagnostic.with_snippet(source));
         self.diagnostics.last_mut().expect("just pushed")
     }
 
@@ -79,7 +105,7 @@ impl<'a> FileCheck<'a> {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }
 
-    fn wrong_type(&mut self, node: &Node, key: &str, expected: &str) {
+    pub(super) fn wrong_type(&mut self, node: &Node, key: &str, expected: &str) {
         let found = node.describe();
         // A key is quoted as code; a whole file ("the workflow file") is not.
         let subject = if key.contains([' ', '.']) {
@@ -92,7 +118,7 @@ impl<'a> FileCheck<'a> {
     }
 
     /// A string value, or an error that says what was found instead.
-    fn string<'n>(&mut self, node: &'n Node, key: &str) -> Option<&'n str> {
+    pub(super) fn string<'n>(&mut self, node: &'n Node, key: &str) -> Option<&'n str> {
         match &node.value {
             Value::Str(text) => Some(text),
             _ => {
@@ -147,7 +173,7 @@ impl<'a> FileCheck<'a> {
     /// Reports the keys of `entries` that are not in `known`, suggesting the
     /// nearest known key. `strict` makes them errors, otherwise only likely
     /// misspellings are warned about.
-    fn unknown_keys(
+    pub(super) fn unknown_keys(
         &mut self,
         entries: &[(Node, Node)],
         known: &[&str],
@@ -180,7 +206,7 @@ impl<'a> FileCheck<'a> {
         }
     }
 
-    fn check_name(
+    pub(super) fn check_name(
         &mut self,
         node: &Node,
         key: &str,
@@ -200,7 +226,7 @@ impl<'a> FileCheck<'a> {
         }
     }
 
-    fn temporal_name(&mut self, node: &Node, key: &str) -> Option<String> {
+    pub(super) fn temporal_name(&mut self, node: &Node, key: &str) -> Option<String> {
         let text = self.string(node, key)?;
         match names::temporal_name_problem(text) {
             None => Some(text.to_owned()),
@@ -217,7 +243,7 @@ impl<'a> FileCheck<'a> {
 }
 
 /// The nearest of `known` to `name`, if it is close enough to be a misspelling.
-fn nearest<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
+pub(super) fn nearest<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
     let lowered = name.to_ascii_lowercase().replace('-', "_");
     known
         .iter()
@@ -227,7 +253,7 @@ fn nearest<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
         .map(|(_, k)| k)
 }
 
-fn get<'n>(entries: &'n [(Node, Node)], key: &str) -> Option<&'n Node> {
+pub(super) fn get<'n>(entries: &'n [(Node, Node)], key: &str) -> Option<&'n Node> {
     entries
         .iter()
         .find(|(k, _)| k.as_str() == Some(key))
@@ -344,10 +370,13 @@ fn globs(check: &mut FileCheck<'_>, node: &Node) -> Vec<(String, Position)> {
     out
 }
 
-/// Defaults that a workflow file inherits from its project.
+/// Defaults that a workflow file inherits from its project, and how far
+/// to check it.
 pub struct Defaults<'p> {
     /// The project's task queue.
     pub task_queue: &'p str,
+    /// Run the lints of `validate` as of this time (see [`super::lint`]).
+    pub lint_at: Option<DateTime<Utc>>,
 }
 
 /// Checks the root node of a workflow file.
@@ -380,7 +409,7 @@ pub fn workflow_file(
     let task_queue = get(entries, "task_queue").and_then(|n| check.temporal_name(n, "task_queue"));
     let schedule = match get(entries, "schedule") {
         None => None,
-        Some(node) => Some(schedule(check, node)?),
+        Some(node) => Some(schedule(check, node, defaults.lint_at)?),
     };
     if check.failed() {
         return None;
@@ -395,7 +424,11 @@ pub fn workflow_file(
     })
 }
 
-fn schedule(check: &mut FileCheck<'_>, node: &Node) -> Option<Schedule> {
+fn schedule(
+    check: &mut FileCheck<'_>,
+    node: &Node,
+    lint_at: Option<DateTime<Utc>>,
+) -> Option<Schedule> {
     let Some(entries) = node.as_map() else {
         check.wrong_type(
             node,
@@ -472,7 +505,7 @@ fn schedule(check: &mut FileCheck<'_>, node: &Node) -> Option<Schedule> {
     let timezone = timezone
         .or_else(|| timing.cron.iter().find_map(|e| e.spec.timezone.clone()))
         .unwrap_or_else(|| "UTC".to_owned());
-    Some(Schedule {
+    let schedule = Schedule {
         timing,
         timezone,
         enabled: enabled?,
@@ -486,7 +519,19 @@ fn schedule(check: &mut FileCheck<'_>, node: &Node) -> Option<Schedule> {
         exclude: exclude?,
         remaining_actions,
         id: schedule_id,
-    })
+    };
+    if let Some(now) = lint_at {
+        let cron_at: Vec<Position> =
+            get(entries, "cron").map_or_else(Vec::new, |n| match &n.value {
+                Value::Seq(items) => items.iter().map(|i| i.at).collect(),
+                _ => vec![n.at],
+            });
+        let end_at = get(entries, "end_at").map(|n| n.at);
+        for warning in super::lint::schedule(check.file, &schedule, &cron_at, end_at, now) {
+            check.push(warning);
+        }
+    }
+    Some(schedule)
 }
 
 /// Checks an IANA zone name.
@@ -544,6 +589,16 @@ fn cron_entries(
             continue;
         };
         match cron::parse(text) {
+            Ok(spec) if super::lint::never_fires(&spec) => {
+                let d = check.error(
+                    item.at,
+                    format!("the cron string {} never fires", quote(text)),
+                );
+                d.expected = Some(
+                    "a cron whose fields name at least one day (day 30 of February never comes)"
+                        .to_owned(),
+                );
+            }
             Ok(spec) => {
                 if let Some(zone_name) = &spec.timezone {
                     if zone(check, item.at, zone_name, "CRON_TZ").is_none() {
@@ -554,7 +609,7 @@ fn cron_entries(
                     {
                         let message = format!(
                             "the cron time zone `{zone_name}` conflicts with `{first}` at line {}",
-                            first_at.line
+                            first_at.local().line
                         );
                         check.error(item.at, message).expected =
                             Some("one time zone for the whole schedule".to_owned());

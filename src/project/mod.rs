@@ -3,7 +3,9 @@
 
 mod check;
 pub mod diagnostic;
+mod environment;
 mod files;
+mod lint;
 mod model;
 pub mod names;
 pub mod node;
@@ -13,6 +15,7 @@ mod timing;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 
 pub use check::{
@@ -20,13 +23,16 @@ pub use check::{
     MIN_CATCHUP_WINDOW, SCHEDULE_KEYS,
 };
 pub use diagnostic::{Diagnostic, Related, Severity};
+pub use environment::{ENVIRONMENT_KEYS, ENVIRONMENT_VARIABLE, Environment};
 pub use files::{MAX_FILE_BYTES, MAX_WORKFLOW_FILES};
+pub use lint::{CROWD_THRESHOLD, CROWD_WINDOW};
 pub use model::{
     CalendarEntry, CronEntry, Interval, OverlapPolicy, Project, Schedule, Timing, Workflow,
 };
 
 use check::{Defaults, FileCheck};
-use node::Position;
+use environment::Patches;
+use node::{Node, Position};
 
 /// The name of the project file in a project folder.
 pub const PROJECT_FILE: &str = "project.yaml";
@@ -38,6 +44,33 @@ pub struct Loaded {
     pub project: Project,
     /// Problems that do not make the project invalid.
     pub warnings: Vec<Diagnostic>,
+    /// The environment the project was loaded for, when one was selected.
+    pub environment: Option<Environment>,
+    /// Every environment that `project.yaml` declares.
+    pub environments: Vec<Environment>,
+}
+
+/// How to load a project.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct LoadOptions {
+    /// The environment whose overrides apply; `None` loads the files as
+    /// written.
+    pub environment: Option<String>,
+    /// Run the lints of `validate` as of this time: DST gaps and overlaps,
+    /// an `end_at` in the past, schedules crowding one instant. `None` (the
+    /// default) skips them; they cost time and depend on the clock.
+    pub lint_at: Option<DateTime<Utc>>,
+}
+
+impl LoadOptions {
+    /// Options that select `environment`.
+    pub fn environment(environment: Option<&str>) -> Self {
+        LoadOptions {
+            environment: environment.map(str::to_owned),
+            lint_at: None,
+        }
+    }
 }
 
 /// A project that cannot be used: every problem found, errors and warnings,
@@ -106,6 +139,17 @@ impl InvalidProject {
 /// assert_eq!(loaded.project.workflows[0].task_queue, "q");
 /// ```
 pub fn load(dir: &Path) -> Result<Loaded, InvalidProject> {
+    load_with(dir, &LoadOptions::default())
+}
+
+/// Loads and validates the project in `dir` for the environment that
+/// `options` selects, with its overrides merged into the workflow files.
+///
+/// # Errors
+///
+/// [`InvalidProject`] with every problem of every file, the overrides
+/// included, and when `project.yaml` does not declare the environment.
+pub fn load_with(dir: &Path, options: &LoadOptions) -> Result<Loaded, InvalidProject> {
     let project_path = Path::new(PROJECT_FILE);
     let invalid = |mut diagnostics: Vec<Diagnostic>| {
         sort(&mut diagnostics);
@@ -130,24 +174,52 @@ pub fn load(dir: &Path) -> Result<Loaded, InvalidProject> {
     let root = files::parse::<node::Node>(project_path, &source).map_err(|d| invalid(vec![*d]))?;
     let mut check = FileCheck::new(project_path, &source);
     let declared = check::project_file(&mut check, &root);
+    let environments = root
+        .as_map()
+        .map(|entries| environment::declared(&mut check, entries))
+        .unwrap_or_default();
+    let selected = match &options.environment {
+        None => None,
+        Some(name) => match environments.iter().find(|e| e.environment.name == *name) {
+            Some(selected) => Some(selected),
+            None => {
+                unknown_environment(&mut check, &root, name, &environments);
+                None
+            }
+        },
+    };
     let mut diagnostics = check.diagnostics;
     let Some(declared) = declared.filter(|_| !diagnostics.iter().any(Diagnostic::is_error)) else {
         return Err(invalid(diagnostics));
     };
+    let patches = selected.map(|s| Patches::of(s, project_path, &source));
 
     let found = files::find(dir, project_path, &declared.workflows);
     diagnostics.extend(found.diagnostics);
     let defaults = Defaults {
         task_queue: &declared.task_queue,
+        lint_at: options.lint_at,
     };
     let outcomes: Vec<FileOutcome> = found
         .files
         .into_par_iter()
-        .map(|file| load_workflow(dir, file, &defaults))
+        .map(|file| load_workflow(dir, file, &defaults, patches.as_ref()))
         .collect();
 
     diagnostics.extend(duplicates(dir, &outcomes));
     diagnostics.extend(schedule_ids::collisions(dir, &declared.name, &outcomes));
+    if let Some(selected) = selected {
+        let ids: Vec<&str> = outcomes
+            .iter()
+            .filter_map(|o| o.declared_id.as_ref().map(|(id, _)| id.as_str()))
+            .collect();
+        diagnostics.extend(environment::unknown_ids(
+            selected,
+            project_path,
+            &source,
+            &ids,
+        ));
+    }
     let mut workflows = Vec::with_capacity(outcomes.len());
     for outcome in outcomes {
         diagnostics.extend(outcome.diagnostics);
@@ -157,15 +229,187 @@ pub fn load(dir: &Path) -> Result<Loaded, InvalidProject> {
         return Err(invalid(diagnostics));
     }
     workflows.sort_by(|a, b| a.id.cmp(&b.id));
+    let project = Project {
+        name: declared.name,
+        task_queue: declared.task_queue,
+        workflows,
+    };
+    if let Some(now) = options.lint_at {
+        diagnostics.extend(lint::crowded(&project, now));
+    }
     sort(&mut diagnostics);
     Ok(Loaded {
-        project: Project {
-            name: declared.name,
-            task_queue: declared.task_queue,
-            workflows,
-        },
+        project,
         warnings: diagnostics,
+        environment: selected.map(|s| s.environment.clone()),
+        environments: environments.into_iter().map(|e| e.environment).collect(),
     })
+}
+
+fn unknown_environment(
+    check: &mut FileCheck<'_>,
+    root: &Node,
+    name: &str,
+    declared: &[environment::Declared],
+) {
+    let at = root
+        .as_map()
+        .and_then(|entries| {
+            entries
+                .iter()
+                .find(|(k, _)| k.as_str() == Some("environments"))
+        })
+        .map_or(root.at, |(k, _)| k.at);
+    let names: Vec<&str> = declared
+        .iter()
+        .map(|d| d.environment.name.as_str())
+        .collect();
+    let d = check.error(
+        at,
+        format!("{PROJECT_FILE} declares no environment `{name}`"),
+    );
+    d.expected = Some(if names.is_empty() {
+        format!("an `environments:` section in {PROJECT_FILE} that declares `{name}`")
+    } else {
+        format!("one of {}", names.join(", "))
+    });
+}
+
+/// The environments that the `project.yaml` in `dir` declares, read from
+/// that file alone (the workflow files are not read): what a host needs to
+/// connect before the project loads.
+///
+/// # Errors
+///
+/// [`InvalidProject`] when `project.yaml` cannot be read or its
+/// `environments:` section is invalid.
+pub fn environments(dir: &Path) -> Result<Vec<Environment>, InvalidProject> {
+    let project_path = Path::new(PROJECT_FILE);
+    let invalid = |diagnostics| InvalidProject { diagnostics };
+    let source = files::read(dir, project_path).map_err(|d| invalid(vec![*d]))?;
+    let root = files::parse::<Node>(project_path, &source).map_err(|d| invalid(vec![*d]))?;
+    let mut check = FileCheck::new(project_path, &source);
+    let declared = root
+        .as_map()
+        .map(|entries| environment::declared(&mut check, entries))
+        .unwrap_or_default();
+    let errors: Vec<Diagnostic> = check
+        .diagnostics
+        .into_iter()
+        .filter(Diagnostic::is_error)
+        .collect();
+    if !errors.is_empty() {
+        return Err(invalid(errors));
+    }
+    Ok(declared.into_iter().map(|d| d.environment).collect())
+}
+
+/// The one environment that a command acts on: `name` when given (from a
+/// flag, [`ENVIRONMENT_VARIABLE`] or `Options`); without a name, none: the
+/// project as its files are written, with Temporal's own connection
+/// settings.
+///
+/// # Errors
+///
+/// A message for a person when `project.yaml` declares no environment
+/// `name`.
+pub fn select<'e>(
+    environments: &'e [Environment],
+    name: Option<&str>,
+) -> Result<Option<&'e Environment>, String> {
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    let names: Vec<&str> = environments.iter().map(|e| e.name.as_str()).collect();
+    environments
+        .iter()
+        .find(|e| e.name == name)
+        .map(Some)
+        .ok_or_else(|| {
+            if names.is_empty() {
+                format!("{PROJECT_FILE} declares no environments, so none named `{name}`")
+            } else {
+                format!(
+                    "{PROJECT_FILE} declares no environment `{name}`; it declares {}",
+                    names.join(", ")
+                )
+            }
+        })
+}
+
+/// What `validate` finds: the project as its files are written and in each
+/// environment that `project.yaml` declares.
+#[derive(Clone, Debug)]
+pub struct Validation {
+    /// The project as written, when it is valid.
+    pub loaded: Option<Loaded>,
+    /// The names of the environments checked.
+    pub environments: Vec<String>,
+    /// Every problem found, once each; a problem found only in one
+    /// environment says so at the start of its message.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Validation {
+    /// Whether no error was found.
+    pub fn is_valid(&self) -> bool {
+        !self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Checks the project in `dir` as written and in every environment, with
+/// the lints as of `lint_at` when given.
+pub fn validate(dir: &Path, lint_at: Option<DateTime<Utc>>) -> Validation {
+    let base = load_with(
+        dir,
+        &LoadOptions {
+            environment: None,
+            lint_at,
+        },
+    );
+    let (loaded, mut diagnostics) = match base {
+        Ok(loaded) => {
+            let warnings = loaded.warnings.clone();
+            (Some(loaded), warnings)
+        }
+        Err(invalid) => (None, invalid.diagnostics),
+    };
+    // Read from project.yaml alone: the environments are checked even when
+    // a workflow file is invalid as written.
+    let environments: Vec<String> = environments(dir)
+        .map(|all| all.into_iter().map(|e| e.name).collect())
+        .unwrap_or_default();
+    let seen = |d: &Diagnostic, all: &[Diagnostic]| {
+        all.iter().any(|o| {
+            (&o.file, o.line, o.column, &o.message) == (&d.file, d.line, d.column, &d.message)
+        })
+    };
+    let base_count = diagnostics.len();
+    for name in &environments {
+        let options = LoadOptions {
+            environment: Some(name.clone()),
+            lint_at,
+        };
+        let found = match load_with(dir, &options) {
+            Ok(loaded) => loaded.warnings,
+            Err(invalid) => invalid.diagnostics,
+        };
+        for mut d in found {
+            if seen(&d, &diagnostics[..base_count]) {
+                continue;
+            }
+            d.message = format!("in environment `{name}`: {}", d.message);
+            if !seen(&d, &diagnostics) {
+                diagnostics.push(d);
+            }
+        }
+    }
+    sort(&mut diagnostics);
+    Validation {
+        loaded,
+        environments,
+        diagnostics,
+    }
 }
 
 /// What one workflow file gave: the workflow when it is valid, the id it
@@ -184,9 +428,14 @@ pub struct FileOutcome {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-fn load_workflow(dir: &Path, file: PathBuf, defaults: &Defaults<'_>) -> FileOutcome {
+fn load_workflow(
+    dir: &Path,
+    file: PathBuf,
+    defaults: &Defaults<'_>,
+    patches: Option<&Patches<'_>>,
+) -> FileOutcome {
     match files::read(dir, &file) {
-        Ok(source) => check_workflow_source(file, &source, defaults.task_queue),
+        Ok(source) => check_workflow(file, &source, defaults, patches),
         Err(diagnostic) => FileOutcome {
             file,
             workflow: None,
@@ -212,6 +461,21 @@ fn load_workflow(dir: &Path, file: PathBuf, defaults: &Defaults<'_>) -> FileOutc
 /// assert_eq!(outcome.diagnostics[0].line, 3);
 /// ```
 pub fn check_workflow_source(file: PathBuf, source: &str, task_queue: &str) -> FileOutcome {
+    let defaults = Defaults {
+        task_queue,
+        lint_at: None,
+    };
+    check_workflow(file, source, &defaults, None)
+}
+
+/// Checks one workflow file's text with an environment's overrides merged
+/// in.
+fn check_workflow(
+    file: PathBuf,
+    source: &str,
+    defaults: &Defaults<'_>,
+    patches: Option<&Patches<'_>>,
+) -> FileOutcome {
     let mut outcome = FileOutcome {
         file,
         workflow: None,
@@ -219,7 +483,7 @@ pub fn check_workflow_source(file: PathBuf, source: &str, task_queue: &str) -> F
         declared_schedule_id: None,
         diagnostics: Vec::new(),
     };
-    let root = match files::parse::<node::WorkflowRoot>(&outcome.file, source) {
+    let mut root = match files::parse::<node::WorkflowRoot>(&outcome.file, source) {
         Ok(root) => root,
         Err(diagnostic) => {
             outcome.diagnostics.push(*diagnostic);
@@ -232,10 +496,23 @@ pub fn check_workflow_source(file: PathBuf, source: &str, task_queue: &str) -> F
                 .then(|| value.as_str().map(|id| (id.to_owned(), key.at)))?
         })
     });
+    let patch = patches
+        .zip(outcome.declared_id.as_ref())
+        .and_then(|(patches, (id, _))| {
+            patches
+                .by_id
+                .get(id.as_str())
+                .filter(|_| root.as_map().is_some())
+        });
+    if let Some(patch) = patch {
+        root.merge(patch);
+    }
     outcome.declared_schedule_id = schedule_ids::declared_schedule_id(&root);
-    let defaults = Defaults { task_queue };
     let mut check = FileCheck::new(&outcome.file, source);
-    outcome.workflow = check::workflow_file(&mut check, &root, outcome.file.clone(), &defaults);
+    if let Some(patches) = patches {
+        check = check.with_origin(patches.file, patches.source);
+    }
+    outcome.workflow = check::workflow_file(&mut check, &root, outcome.file.clone(), defaults);
     outcome.diagnostics = check.diagnostics;
     outcome
 }

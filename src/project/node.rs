@@ -23,6 +23,39 @@ pub struct Position {
     pub column: u32,
 }
 
+impl Position {
+    /// How many bits of `line` count lines; the bits above name the file
+    /// the position belongs to when that is not the file being checked.
+    const ORIGIN_SHIFT: u32 = 24;
+
+    /// The same place, marked as lying in the other file numbered `origin`
+    /// (1 and up) of a check. A value merged in from an environment's
+    /// override keeps its own position this way, so that a problem with it
+    /// is reported where it was written.
+    pub fn in_origin(self, origin: u32) -> Position {
+        Position {
+            line: (self.line & Self::LINE_MASK) | (origin << Self::ORIGIN_SHIFT),
+            column: self.column,
+        }
+    }
+
+    /// The file a position lies in: 0 for the file being checked, otherwise
+    /// the number given to [`Position::in_origin`].
+    pub fn origin(self) -> u32 {
+        self.line >> Self::ORIGIN_SHIFT
+    }
+
+    /// The position within its own file, without the origin.
+    pub fn local(self) -> Position {
+        Position {
+            line: self.line & Self::LINE_MASK,
+            column: self.column,
+        }
+    }
+
+    const LINE_MASK: u32 = (1 << Self::ORIGIN_SHIFT) - 1;
+}
+
 /// One YAML node and its position.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Node {
@@ -65,6 +98,47 @@ impl Node {
         match &self.value {
             Value::Map(entries) => Some(entries),
             _ => None,
+        }
+    }
+
+    /// The node with every position in it marked as lying in file `origin`
+    /// (see [`Position::in_origin`]).
+    pub fn in_origin(&self, origin: u32) -> Node {
+        let value = match &self.value {
+            Value::Seq(items) => Value::Seq(items.iter().map(|n| n.in_origin(origin)).collect()),
+            Value::Map(entries) => Value::Map(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.in_origin(origin), v.in_origin(origin)))
+                    .collect(),
+            ),
+            scalar => scalar.clone(),
+        };
+        Node {
+            value,
+            at: self.at.in_origin(origin),
+        }
+    }
+
+    /// Merges `patch` into this node, the one rule of environment overrides:
+    /// two mappings merge key by key, recursively; a key whose value in the
+    /// patch is null is removed; any other value of the patch replaces this
+    /// one (lists included). This is JSON Merge Patch (RFC 7386) over YAML.
+    pub fn merge(&mut self, patch: &Node) {
+        let (Value::Map(entries), Value::Map(changes)) = (&mut self.value, &patch.value) else {
+            *self = patch.clone();
+            return;
+        };
+        for (key, change) in changes {
+            let at = entries.iter().position(|(k, _)| k.value == key.value);
+            match (at, &change.value) {
+                (Some(i), Value::Null) => {
+                    entries.remove(i);
+                }
+                (None, Value::Null) => {}
+                (Some(i), _) => entries[i].1.merge(change),
+                (None, _) => entries.push((key.clone(), change.clone())),
+            }
         }
     }
 
@@ -312,6 +386,38 @@ mod tests {
         assert_eq!(entries[1].0.as_str(), Some("steps"));
         assert_eq!(entries[1].1.value, Value::Null);
         assert!(entries[2].1.as_map().is_some());
+    }
+
+    #[test]
+    fn an_override_merges_mappings_and_replaces_everything_else() {
+        let mut base = parse(
+            "id: a\nschedule:\n  cron: [\"@daily\", \"@hourly\"]\n  jitter: 1m\n  input: {a: 1, b: 2}\n",
+        );
+        let patch = parse(
+            "schedule:\n  cron: [\"@weekly\"]\n  jitter: ~\n  enabled: false\n  input: {b: 3}\n",
+        )
+        .in_origin(1);
+        base.merge(&patch);
+        assert_eq!(
+            base.to_json().unwrap(),
+            serde_json::json!({"id": "a", "schedule": {
+                "cron": ["@weekly"], "input": {"a": 1, "b": 3}, "enabled": false}})
+        );
+        let schedule = &base.as_map().unwrap()[1].1;
+        let (enabled_key, enabled) = &schedule.as_map().unwrap()[2];
+        assert_eq!(enabled_key.at.origin(), 1);
+        assert_eq!(
+            enabled.at.local(),
+            Position {
+                line: 4,
+                column: 12
+            }
+        );
+        // A key already in the file keeps the file's position.
+        assert_eq!(
+            schedule.as_map().unwrap()[0].0.at,
+            Position { line: 3, column: 3 }
+        );
     }
 
     #[test]

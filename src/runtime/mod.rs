@@ -72,6 +72,12 @@ pub struct Options {
     /// the highest revision wins, and any revision outranks none; without
     /// one, the writer started last wins. See [`crate::fence`].
     pub revision: Option<u64>,
+    /// The environment of the project to reconcile (one that its
+    /// `project.yaml` declares), whose overrides apply when the project is
+    /// loaded from a folder ([`Reconciler::spawn_from`],
+    /// [`ReconcilerHandle::reload_from`]). The connection is the host's
+    /// choice: see [`crate::connection::Settings::for_environment`].
+    pub environment: Option<String>,
 }
 
 impl Default for Options {
@@ -83,6 +89,7 @@ impl Default for Options {
             shutdown_timeout: Duration::from_secs(10),
             reconcile: ReconcileOptions::default(),
             revision: None,
+            environment: None,
         }
     }
 }
@@ -161,6 +168,7 @@ impl<C: Connector> Reconciler<C> {
             watch::channel(Status::starting(std::time::SystemTime::now(), first));
         let mailbox = Arc::new(Mailbox::default());
         tokio::spawn(crate::observe::follow(status_rx.clone(), label));
+        let environment = self.options.environment.clone();
         let task = tokio::spawn(run::run(
             self.connector,
             self.options,
@@ -174,6 +182,7 @@ impl<C: Connector> Reconciler<C> {
             mailbox,
             shutdown,
             task: Arc::new(Mutex::new(Some(task))),
+            environment,
         }
     }
 }
@@ -219,6 +228,8 @@ pub struct ReconcilerHandle {
     /// The child of the host's token that the task works on.
     shutdown: CancellationToken,
     task: Arc<Mutex<Option<JoinHandle<()>>>>,
+    /// The environment whose overrides a reload from a folder applies.
+    environment: Option<String>,
 }
 
 /// The reconciler has stopped (shut down, or its task died): it takes no
@@ -335,7 +346,8 @@ impl ReconcilerHandle {
         }
         let loaded = {
             let dir = dir.clone();
-            tokio::task::spawn_blocking(move || crate::project::load(&dir)).await
+            let options = crate::project::LoadOptions::environment(self.environment.as_deref());
+            tokio::task::spawn_blocking(move || crate::project::load_with(&dir, &options)).await
         };
         let loaded = match loaded {
             Ok(loaded) => loaded.map(|l| l.project),

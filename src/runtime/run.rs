@@ -81,14 +81,15 @@ pub(super) enum Source {
 }
 
 impl Source {
-    async fn load(self) -> Result<Arc<Project>, InvalidProject> {
+    async fn load(self, environment: Option<String>) -> Result<Arc<Project>, InvalidProject> {
         match self {
             Source::Loaded(project) => Ok(project),
             Source::Dir(dir) => {
                 let started = Instant::now();
                 let loaded = {
                     let dir = dir.clone();
-                    tokio::task::spawn_blocking(move || load_leaving_a_core(&dir)).await
+                    let options = crate::project::LoadOptions::environment(environment.as_deref());
+                    tokio::task::spawn_blocking(move || load_leaving_a_core(&dir, &options)).await
                 };
                 let loaded = loaded.unwrap_or_else(|panicked| {
                     Err(InvalidProject::load_failed(&dir, &panicked.to_string()))
@@ -121,14 +122,15 @@ impl Source {
 /// runs) keeps a core to itself.
 fn load_leaving_a_core(
     dir: &std::path::Path,
+    options: &crate::project::LoadOptions,
 ) -> Result<crate::project::Loaded, crate::project::InvalidProject> {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     match rayon::ThreadPoolBuilder::new()
         .num_threads(cores.saturating_sub(1).max(1))
         .build()
     {
-        Ok(pool) => pool.install(|| crate::project::load(dir)),
-        Err(_) => crate::project::load(dir),
+        Ok(pool) => pool.install(|| crate::project::load_with(dir, options)),
+        Err(_) => crate::project::load_with(dir, options),
     }
 }
 
@@ -172,7 +174,7 @@ pub(super) async fn run<C: Connector>(
     let loaded = tokio::select! {
         biased;
         () = shutdown.cancelled() => None,
-        loaded = source.load() => Some(loaded),
+        loaded = source.load(this.options.environment.clone()) => Some(loaded),
     };
     match loaded {
         None => {

@@ -208,7 +208,9 @@ fn schedule_statuses(
     }
     for untouched in report.iter().flat_map(|r| &r.plan.untouched) {
         let (id, status) = match untouched {
-            Untouched::Unchanged { schedule_id } => (schedule_id, ScheduleState::InSync),
+            Untouched::Unchanged { schedule_id } | Untouched::Ended { schedule_id } => {
+                (schedule_id, ScheduleState::InSync)
+            }
             Untouched::PausedByOperator { schedule_id } => {
                 (schedule_id, ScheduleState::PausedByOperator)
             }

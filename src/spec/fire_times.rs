@@ -77,7 +77,11 @@ fn days_in_month(y: i32, mo: u32) -> u32 {
 /// before the repeated one, so `30 1 * * *` in Europe/Berlin fires at 01:30
 /// and again at 02:30 summer time on the night the clocks go back, and
 /// `plan` says so because the server will do it.
-fn next_calendar(calendar: &Calendar, zone: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub(crate) fn next_calendar(
+    calendar: &Calendar,
+    zone: Tz,
+    after: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     let start = after.with_timezone(&zone);
     let (mut y, mut mo, mut d) = (start.year(), start.month(), start.day());
     let (mut h, mut m, mut s) = (start.hour(), start.minute(), start.second());

@@ -47,6 +47,11 @@ impl TemporalArgs {
 struct ConnectionArgs {
     #[command(flatten)]
     temporal: TemporalArgs,
+    /// The environment of project.yaml to act on: its overrides apply, and
+    /// its namespace, address and profile are the connection's defaults.
+    /// Required when project.yaml declares environments.
+    #[arg(long = "env", env = "SCHEDULE_SYNC_ENV", value_name = "ENVIRONMENT")]
+    environment: Option<String>,
     /// Take over schedules that sit on this project's ids without a marker.
     #[arg(long)]
     adopt: bool,
@@ -70,7 +75,10 @@ struct ConnectionArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Checks the project without touching the network. Exit 0 when valid, 1 when not.
+    /// Checks the project without touching the network, as written and in
+    /// every environment, with lints (DST gaps and overlaps, an end in the
+    /// past, many schedules firing at one instant). Exit 0 when valid, 1
+    /// when not.
     Validate {
         /// The project folder.
         #[arg(default_value = ".")]
@@ -78,15 +86,18 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Treat warnings as errors (exit 1 when there is any).
+        #[arg(long)]
+        deny_warnings: bool,
     },
     /// Shows what apply would do. Exit 0 nothing to do, 2 changes pending, 1 error.
     Plan {
         /// The project folder.
         #[arg(default_value = ".")]
         dir: PathBuf,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
+        /// Output format; markdown is made for a pull-request comment.
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
         #[command(flatten)]
         connection: ConnectionArgs,
     },
@@ -182,6 +193,14 @@ pub(crate) enum Format {
     Json,
 }
 
+/// The output of `plan`: for people, for machines, or for a pull request.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PlanFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum LogFormat {
     Text,
@@ -209,7 +228,11 @@ pub fn run() -> ExitCode {
     };
     init_logging(cli.log_format);
     match cli.command {
-        Command::Validate { dir, format } => validate(&dir, format),
+        Command::Validate {
+            dir,
+            format,
+            deny_warnings,
+        } => validate(&dir, format, deny_warnings),
         Command::Serve {
             dirs,
             listen,
@@ -233,6 +256,7 @@ pub fn run() -> ExitCode {
             options.reconcile.plan.force = connection.force;
             options.reconcile.concurrency = connection.concurrency;
             options.revision = connection.revision;
+            options.environment = connection.environment.clone();
             crate::serve::serve(crate::serve::ServeArgs {
                 dirs,
                 listen,
@@ -251,7 +275,13 @@ pub fn run() -> ExitCode {
             dir,
             format,
             connection,
-        } => remote(&dir, format, &connection, true),
+        } => {
+            let format = match format {
+                Format::Text => PlanFormat::Text,
+                Format::Json => PlanFormat::Json,
+            };
+            remote(&dir, format, &connection, true)
+        }
         Command::Import(args) => crate::import::run(&args),
         Command::Schema { file } => {
             // The committed files themselves, so the two can never differ.
@@ -304,8 +334,14 @@ fn print_bytes(bytes: &[u8]) -> ExitCode {
 }
 
 /// `plan` (`write` false) and `apply` (`write` true).
-fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: bool) -> ExitCode {
-    let loaded = match project::load(dir) {
+fn remote(
+    dir: &std::path::Path,
+    format: PlanFormat,
+    args: &ConnectionArgs,
+    write: bool,
+) -> ExitCode {
+    let options = project::LoadOptions::environment(args.environment.as_deref());
+    let loaded = match project::load_with(dir, &options) {
         Ok(loaded) => loaded,
         Err(invalid) => {
             // A broken project never reaches Temporal.
@@ -316,6 +352,38 @@ fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: b
             return ExitCode::FAILURE;
         }
     };
+    if let Err(message) = project::select(&loaded.environments, args.environment.as_deref()) {
+        errln!("error: {message}; nothing was sent to Temporal");
+        return ExitCode::FAILURE;
+    }
+    let settings = match connection_settings(&loaded, &args.temporal) {
+        Ok(settings) => settings,
+        Err(error) => {
+            errln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Which environment a plan or apply acts on, before anything else.
+    let place = format!(
+        "{} `{}` in namespace {} at {}",
+        if write { "applying" } else { "planning" },
+        loaded.project.name,
+        settings.namespace,
+        settings.host_port()
+    );
+    let place = match &loaded.environment {
+        Some(environment) => format!("environment {}: {place}", environment.name),
+        None => place,
+    };
+    if format != PlanFormat::Markdown {
+        errln!("{place}");
+    }
+    let heading = schedule_sync::plan::markdown::Heading::new(
+        &loaded.project.name,
+        loaded.environment.as_ref().map(|e| e.name.as_str()),
+        &settings.namespace,
+        &settings.host_port(),
+    );
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -323,7 +391,7 @@ fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: b
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run_remote(&loaded.project, args, write)) {
+    match runtime.block_on(run_remote(&loaded.project, settings, args, write)) {
         Ok(Remote {
             report,
             changes,
@@ -331,7 +399,13 @@ fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: b
             fence_left,
         }) => {
             let text = match format {
-                Format::Json => {
+                PlanFormat::Markdown => schedule_sync::plan::markdown::render(
+                    &heading,
+                    &report.plan,
+                    &changes,
+                    &next_fires(&loaded.project, &report),
+                ),
+                PlanFormat::Json => {
                     let mut json = serde_json::to_value(&report).unwrap_or_default();
                     // For `plan`, converged means nothing is left to do,
                     // as it means for `apply` once its steps are carried out.
@@ -350,12 +424,15 @@ fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: b
                         serde_json::to_value(next_fires(&loaded.project, &report))
                             .unwrap_or_default();
                     json["rpc_counts"] = serde_json::to_value(&rpcs).unwrap_or_default();
+                    json["environment"] =
+                        serde_json::to_value(&loaded.environment).unwrap_or_default();
+                    json["namespace"] = heading.namespace.clone().into();
                     if let Some(fence) = &fence_left {
                         json["writer_fence_left"] = fence.as_str().into();
                     }
                     serde_json::to_string_pretty(&json).unwrap_or_default()
                 }
-                Format::Text => {
+                PlanFormat::Text => {
                     let fence = superseded_note(&report, args, write);
                     let calls: Vec<String> = rpcs
                         .iter()
@@ -395,6 +472,19 @@ fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: b
     }
 }
 
+/// The connection of the selected environment, or Temporal's own settings
+/// when the project has none; the flags on top either way.
+fn connection_settings(
+    loaded: &project::Loaded,
+    flags: &TemporalArgs,
+) -> Result<schedule_sync::connection::Settings, schedule_sync::connection::ConnectionError> {
+    use schedule_sync::connection::Settings;
+    match &loaded.environment {
+        Some(environment) => Settings::for_environment(environment, &flags.overrides()),
+        None => Settings::load(&flags.overrides()),
+    }
+}
+
 /// What `plan` or `apply` found and did.
 struct Remote {
     report: schedule_sync::apply::Report,
@@ -406,14 +496,14 @@ struct Remote {
 
 async fn run_remote(
     project: &schedule_sync::project::Project,
+    settings: schedule_sync::connection::Settings,
     args: &ConnectionArgs,
     write: bool,
 ) -> anyhow::Result<Remote> {
     use schedule_sync::apply::{ReconcileOptions, Report, preview, reconcile_with_progress};
-    use schedule_sync::connection::{DEFAULT_CONNECT_TIMEOUT, Settings};
+    use schedule_sync::connection::DEFAULT_CONNECT_TIMEOUT;
     use schedule_sync::runtime::{Connector, TemporalConnector};
 
-    let settings = Settings::load(&args.temporal.overrides())?;
     // The same connect as `serve`: timeout, attribute check and its warning.
     let store = TemporalConnector::new(settings, DEFAULT_CONNECT_TIMEOUT)
         .connect()
@@ -697,40 +787,35 @@ fn shown(value: &str) -> &str {
 struct ValidateReport<'a> {
     valid: bool,
     project: Option<&'a str>,
+    environments: &'a [String],
     workflows: usize,
     schedules: usize,
     errors: usize,
     warnings: usize,
+    deny_warnings: bool,
     diagnostics: &'a [Diagnostic],
 }
 
-fn validate(dir: &std::path::Path, format: Format) -> ExitCode {
-    let result = project::load(dir);
-    let (report, code) = match &result {
-        Ok(loaded) => (
-            ValidateReport {
-                valid: true,
-                project: Some(&loaded.project.name),
-                workflows: loaded.project.workflows.len(),
-                schedules: loaded.project.scheduled().count(),
-                errors: 0,
-                warnings: loaded.warnings.len(),
-                diagnostics: &loaded.warnings,
-            },
-            ExitCode::SUCCESS,
-        ),
-        Err(invalid) => (
-            ValidateReport {
-                valid: false,
-                project: None,
-                workflows: 0,
-                schedules: 0,
-                errors: invalid.error_count(),
-                warnings: invalid.diagnostics.len() - invalid.error_count(),
-                diagnostics: &invalid.diagnostics,
-            },
-            ExitCode::FAILURE,
-        ),
+fn validate(dir: &std::path::Path, format: Format, deny_warnings: bool) -> ExitCode {
+    let validation = project::validate(dir, Some(chrono::Utc::now()));
+    let errors = validation
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .count();
+    let warnings = validation.diagnostics.len() - errors;
+    let valid = errors == 0 && !(deny_warnings && warnings > 0);
+    let project = validation.loaded.as_ref().map(|l| &l.project);
+    let report = ValidateReport {
+        valid,
+        project: project.map(|p| p.name.as_str()),
+        environments: &validation.environments,
+        workflows: project.map_or(0, |p| p.workflows.len()),
+        schedules: project.map_or(0, |p| p.scheduled().count()),
+        errors,
+        warnings,
+        deny_warnings,
+        diagnostics: &validation.diagnostics,
     };
     match format {
         Format::Json => outln!(
@@ -739,7 +824,11 @@ fn validate(dir: &std::path::Path, format: Format) -> ExitCode {
         ),
         Format::Text => output::write(Stream::Out, validate_text(&report).as_bytes()),
     }
-    code
+    if valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn validate_text(report: &ValidateReport<'_>) -> String {
@@ -748,19 +837,30 @@ fn validate_text(report: &ValidateReport<'_>) -> String {
     for diagnostic in report.diagnostics {
         let _ = writeln!(out, "{diagnostic}\n");
     }
+    let environments = if report.environments.is_empty() {
+        String::new()
+    } else {
+        format!(" (as written and in {})", report.environments.join(", "))
+    };
     if report.valid {
         let _ = writeln!(
             out,
-            "project `{}` is valid: {} workflow(s), {} schedule(s), {} warning(s)",
+            "project `{}` is valid{environments}: {} workflow(s), {} schedule(s), {} warning(s)",
             report.project.unwrap_or_default(),
             report.workflows,
             report.schedules,
             report.warnings
         );
+    } else if report.errors == 0 {
+        let _ = writeln!(
+            out,
+            "the project is refused: {} warning(s), and --deny-warnings makes them errors",
+            report.warnings
+        );
     } else {
         let _ = writeln!(
             out,
-            "the project is invalid: {} error(s), {} warning(s)",
+            "the project is invalid{environments}: {} error(s), {} warning(s)",
             report.errors, report.warnings
         );
     }

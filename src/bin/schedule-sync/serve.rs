@@ -63,12 +63,6 @@ pub fn serve(args: ServeArgs) -> ExitCode {
 }
 
 async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    // Settings that cannot be read do not stop the server: the reconciler
-    // reports them as a fatal error in /healthz and the metrics.
-    let settings = Settings::load(&args.overrides);
-    if let Err(error) = &settings {
-        tracing::error!(%error, "the Temporal connection settings are unusable");
-    }
     let metrics = PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Full(schedule_sync::observe::RECONCILE_DURATION.to_owned()),
@@ -99,12 +93,12 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .dirs
             .iter()
             .map(|dir| {
-                let connector =
-                    TemporalConnector::from_loaded(settings.clone(), DEFAULT_CONNECT_TIMEOUT);
-                Reconciler::new(connector, args.options.clone())
-                    .spawn_from(dir.clone(), shutdown.clone())
+                let settings = connection_settings(dir, &args)?;
+                let connector = TemporalConnector::from_loaded(settings, DEFAULT_CONNECT_TIMEOUT);
+                Ok(Reconciler::new(connector, args.options.clone())
+                    .spawn_from(dir.clone(), shutdown.clone()))
             })
-            .collect();
+            .collect::<anyhow::Result<_>>()?;
         (schedule_sync::probes::router_for(handles.clone()), handles)
     };
     tokio::spawn(upkeep(metrics.clone(), shutdown.clone()));
@@ -146,6 +140,42 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The Temporal connection of the project in `dir`: the selected
+/// environment's (each project folder names its own), else Temporal's own
+/// settings. Settings that cannot be read do not stop the server: the
+/// reconciler reports them as a fatal error in /healthz and the metrics. An
+/// environment the project does not declare does stop it.
+fn connection_settings(
+    dir: &std::path::Path,
+    args: &ServeArgs,
+) -> anyhow::Result<Result<Settings, schedule_sync::connection::ConnectionError>> {
+    let settings = match schedule_sync::project::environments(dir) {
+        // An unreadable project.yaml is the reconciler's to report.
+        Err(_) => Settings::load(&args.overrides),
+        Ok(environments) => {
+            let name = args.options.environment.as_deref();
+            match schedule_sync::project::select(&environments, name)
+                .map_err(|message| anyhow::anyhow!("{}: {message}", dir.display()))?
+            {
+                Some(environment) => {
+                    tracing::info!(
+                        project = %dir.display(),
+                        environment = %environment.name,
+                        namespace = %environment.namespace,
+                        "serving one environment of the project"
+                    );
+                    Settings::for_environment(environment, &args.overrides)
+                }
+                None => Settings::load(&args.overrides),
+            }
+        }
+    };
+    if let Err(error) = &settings {
+        tracing::error!(project = %dir.display(), %error, "the Temporal connection settings are unusable");
+    }
+    Ok(settings)
 }
 
 /// Serves `app` on `listener` until `shutdown`, then lets the open
