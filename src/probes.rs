@@ -49,6 +49,7 @@ async fn healthz(Extract(handle): Extract<ReconcilerHandle>) -> Json<Value> {
         State::Failed { reason, .. } => serde_json::to_value(reason).ok(),
         _ => None,
     };
+    let pace = handle.pace();
     Json(json!({
         "state": status.state.name(),
         "attempt": status.state.attempt(),
@@ -64,6 +65,15 @@ async fn healthz(Extract(handle): Extract<ReconcilerHandle>) -> Json<Value> {
         "reload_error": status.reload_error,
         "schedules": counts,
         "held_deletions": *status.held_deletions,
+        // Temporal answered ResourceExhausted within the last minute: the
+        // reconciler goes on at a slower pace; it is no outage.
+        "throttled": pace.throttled_recently,
+        "pace": {
+            "requests_per_second": pace.rate,
+            "max_rps": pace.ceiling,
+            "throttled_answers": pace.throttled,
+            "last_throttled_at": pace.last_throttled.map(rfc3339),
+        },
         "writer": {
             "revision": (status.writer.revision != 0).then_some(status.writer.revision),
             "started_ms": (status.writer.started_ms != 0).then_some(status.writer.started_ms),

@@ -37,6 +37,12 @@ pub const LAST_SUCCESS: &str = "schedule_sync_last_success_timestamp_seconds";
 pub const HELD_DELETIONS: &str = "schedule_sync_held_deletions";
 /// Config reloads by `outcome`: `applied`, `invalid`.
 pub const CONFIG_RELOAD_TOTAL: &str = "schedule_sync_config_reload_total";
+/// The pace of RPCs to Temporal, in requests per second (see
+/// [`crate::store::Pace`]); absent until calls are paced.
+pub const PACE: &str = "schedule_sync_pace_requests_per_second";
+/// Answers from Temporal that throttled a call (`ResourceExhausted` for a
+/// rate or concurrency limit).
+pub const THROTTLED_TOTAL: &str = "schedule_sync_throttled_total";
 
 /// Gives each metric its help text and unit on the installed recorder.
 pub fn describe() {
@@ -65,6 +71,11 @@ pub fn describe() {
         "When the last reconcile succeeded (Unix time)"
     );
     describe_counter!(CONFIG_RELOAD_TOTAL, "Config reloads by outcome");
+    describe_gauge!(
+        PACE,
+        "The pace of RPCs to Temporal in requests per second (absent until paced)"
+    );
+    describe_counter!(THROTTLED_TOTAL, "Throttled answers from Temporal");
     describe_gauge!(
         HELD_DELETIONS,
         "Deletions held back by the last reconcile (incomplete listing or mass delete)"
@@ -135,6 +146,16 @@ fn record(status: &Status, attempts_seen: &mut u64) {
 /// Records one RPC (the store calls this as each RPC ends).
 pub fn rpc(rpc: &'static str, code: tonic::Code) {
     counter!(RPC_TOTAL, "rpc" => rpc, "code" => format!("{code:?}")).increment(1);
+}
+
+/// Records the pace of RPCs (the limiter calls this as it changes).
+pub fn pace(requests_per_second: f64) {
+    gauge!(PACE).set(requests_per_second);
+}
+
+/// Records one throttled answer (the limiter calls this as it comes).
+pub fn throttled() {
+    counter!(THROTTLED_TOTAL).increment(1);
 }
 
 fn unix_seconds(at: SystemTime) -> f64 {

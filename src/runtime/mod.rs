@@ -47,6 +47,7 @@ use crate::apply::ReconcileOptions;
 use crate::project::{InvalidProject, Project};
 use crate::runtime::lifecycle::State;
 use crate::runtime::retry::RetryPolicy;
+use crate::store::{Pace, PaceStatus};
 
 /// How the reconciler behaves; every field has a default.
 #[derive(Clone, Debug)]
@@ -66,6 +67,11 @@ pub struct Options {
     /// the highest revision wins, and any revision outranks none; without
     /// one, the writer started last wins. See [`crate::fence`].
     pub revision: Option<u64>,
+    /// The most RPCs per second sent to Temporal; `None` for no ceiling.
+    /// Below it, the pace adapts to the server: it slows down when Temporal
+    /// throttles (ResourceExhausted) and speeds up again while answers are
+    /// fine. See [`crate::store::Pace`].
+    pub max_rps: Option<f64>,
 }
 
 impl Default for Options {
@@ -77,6 +83,7 @@ impl Default for Options {
             shutdown_timeout: Duration::from_secs(10),
             reconcile: ReconcileOptions::default(),
             revision: None,
+            max_rps: None,
         }
     }
 }
@@ -132,6 +139,9 @@ impl<C: Connector> Reconciler<C> {
             crate::fence::WriterKey::of(self.options.revision, std::time::SystemTime::now());
         let (status_tx, status_rx) = watch::channel(Status::starting(std::time::SystemTime::now()));
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        // One pace for every RPC of this reconciler, across reconnects.
+        let pace = Pace::new(self.options.max_rps).stopping_at(shutdown.clone());
+        self.connector.pace_with(pace.clone());
         tokio::spawn(crate::observe::follow(status_rx.clone()));
         let task = tokio::spawn(run::run(
             self.connector,
@@ -146,6 +156,7 @@ impl<C: Connector> Reconciler<C> {
             commands: commands_tx,
             shutdown,
             task: Arc::new(Mutex::new(Some(task))),
+            pace,
         }
     }
 }
@@ -166,6 +177,7 @@ pub struct ReconcilerHandle {
     commands: mpsc::UnboundedSender<Command>,
     shutdown: CancellationToken,
     task: Arc<Mutex<Option<JoinHandle<()>>>>,
+    pace: Pace,
 }
 
 /// Why a project was refused: the last good one stays.
@@ -198,6 +210,12 @@ impl ReconcilerHandle {
     /// A receiver that sees every new status.
     pub fn subscribe(&self) -> watch::Receiver<Status> {
         self.status.clone()
+    }
+
+    /// The pace of the reconciler's RPCs to Temporal: the current rate, and
+    /// whether (and how often) Temporal throttled them.
+    pub fn pace(&self) -> PaceStatus {
+        self.pace.status()
     }
 
     /// Waits until a reconcile has succeeded.

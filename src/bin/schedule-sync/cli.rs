@@ -62,6 +62,12 @@ struct ConnectionArgs {
     /// Write even when a newer writer holds the project (see --revision).
     #[arg(long)]
     force: bool,
+    /// The most RPCs per second sent to Temporal (e.g. a little under the
+    /// namespace's rate limit). Below it, the pace adapts: it slows down when
+    /// Temporal throttles and speeds up while answers are fine. No ceiling
+    /// when absent.
+    #[arg(long, env = "SCHEDULE_SYNC_MAX_RPS", value_parser = requests_per_second)]
+    max_rps: Option<f64>,
     /// Schedule writes in flight at once.
     #[arg(long, default_value_t = schedule_sync::apply::DEFAULT_CONCURRENCY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=512))]
     concurrency: usize,
@@ -174,6 +180,16 @@ fn duration(text: &str) -> Result<std::time::Duration, String> {
     schedule_sync::duration::parse_duration(text).map_err(|e| e.to_string())
 }
 
+fn requests_per_second(text: &str) -> Result<f64, String> {
+    let min = schedule_sync::store::MIN_RATE;
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate >= min => Ok(rate),
+        _ => Err(format!(
+            "expected a number of requests per second, at least {min}"
+        )),
+    }
+}
+
 /// Output for people or for machines.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
@@ -232,6 +248,7 @@ pub fn run() -> ExitCode {
             options.reconcile.plan.force = connection.force;
             options.reconcile.concurrency = connection.concurrency;
             options.revision = connection.revision;
+            options.max_rps = connection.max_rps;
             crate::serve::serve(crate::serve::ServeArgs {
                 dir,
                 listen,
@@ -308,7 +325,7 @@ fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: b
         }
     };
     match runtime.block_on(run_remote(&loaded.project, args, write)) {
-        Ok((report, changes, rpcs)) => {
+        Ok((report, changes, rpcs, pace)) => {
             let text = match format {
                 Format::Json => {
                     let mut json = serde_json::to_value(&report).unwrap_or_default();
@@ -329,6 +346,11 @@ fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: b
                         serde_json::to_value(next_fires(&loaded.project, &report))
                             .unwrap_or_default();
                     json["rpc_counts"] = serde_json::to_value(&rpcs).unwrap_or_default();
+                    json["pace"] = serde_json::json!({
+                        "requests_per_second": pace.rate,
+                        "max_rps": pace.ceiling,
+                        "throttled": pace.throttled,
+                    });
                     serde_json::to_string_pretty(&json).unwrap_or_default()
                 }
                 Format::Text => {
@@ -337,8 +359,15 @@ fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: b
                         .iter()
                         .map(|(rpc, codes)| format!("{rpc} {}", codes.values().sum::<u64>()))
                         .collect();
+                    let throttled = match (pace.throttled, pace.rate) {
+                        (0, _) => String::new(),
+                        (count, Some(rate)) => format!(
+                            " ({count} throttled by Temporal; paced at {rate:.1} per second)"
+                        ),
+                        (count, None) => format!(" ({count} throttled by Temporal)"),
+                    };
                     format!(
-                        "{fence}{}{}\nRPCs: {}",
+                        "{fence}{}{}\nRPCs: {}{throttled}",
                         render_report(
                             &report,
                             &changes,
@@ -375,6 +404,7 @@ async fn run_remote(
     schedule_sync::apply::Report,
     Changes,
     schedule_sync::store::RpcCounts,
+    schedule_sync::store::PaceStatus,
 )> {
     use schedule_sync::apply::{ReconcileOptions, Report, preview, reconcile_with_progress};
     use schedule_sync::connection::{DEFAULT_CONNECT_TIMEOUT, Settings};
@@ -383,6 +413,7 @@ async fn run_remote(
     let settings = Settings::load(&args.temporal.overrides())?;
     // The same connect as `serve`: timeout, attribute check and its warning.
     let store = TemporalConnector::new(settings, DEFAULT_CONNECT_TIMEOUT)
+        .with_pace(schedule_sync::store::Pace::new(args.max_rps))
         .connect()
         .await?;
     let mut options = ReconcileOptions::default();
@@ -408,7 +439,7 @@ async fn run_remote(
         };
         (report, preview.changes)
     };
-    Ok((report, changes, store.rpc_counts()))
+    Ok((report, changes, store.rpc_counts(), store.pace().status()))
 }
 
 /// For each update, the fields that differ.
