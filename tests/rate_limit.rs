@@ -103,7 +103,12 @@ async fn a_cold_apply_under_a_10_rps_limit_converges_in_one_run() {
     let again = support::run_binary(&server, &["apply", dir, "--format", "json"]);
     assert!(again.status.success());
     let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
-    assert_eq!(again["steps"], serde_json::json!([]), "{again:#}");
+    assert_eq!(
+        again["plan"]["steps"],
+        serde_json::json!([]),
+        "{}",
+        again["plan"]["steps"]
+    );
     server.stop();
 }
 

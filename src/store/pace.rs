@@ -5,12 +5,15 @@
 //!
 //! Until the server first throttles (and without a ceiling) calls are not
 //! paced at all, so a server without a limit costs nothing. The first
-//! throttled answer sets the pace to the rate at which the server answered
-//! fine over the last [`WINDOW`]; each later one that was sent after the last
-//! slowdown sets it to [`SLOWDOWN`] times that rate (or the pace, if lower).
-//! Each fine answer to a call that had to wait for its turn adds
-//! [`GROWTH`] requests per second: about 2% a second at any pace, since a
-//! pace of `r` gets `r` answers a second.
+//! throttled answer sets the pace to the calls sent over the last
+//! [`WINDOW`] less that one (the answers to the others may still be on
+//! their way). Each later throttled answer to a call sent after the last
+//! slowdown sets it to [`SLOWDOWN`] times the rate at which the server
+//! answered fine over the last [`WINDOW`] (or the pace, if lower), but
+//! never cuts it below [`MAX_CUT`] of what it was. Each fine answer to a
+//! call that had to wait for its turn adds [`GROWTH`] requests per second:
+//! about 3% a second at any pace, since a pace of `r` gets `r` answers a
+//! second.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,9 +27,13 @@ pub const MIN_RATE: f64 = 1.0;
 /// What a throttled answer does to the pace: this fraction of the rate the
 /// server answered fine at over the last [`WINDOW`].
 pub const SLOWDOWN: f64 = 0.95;
+/// The most one throttled answer cuts: the pace before the slowdown is at
+/// least this fraction of the pace before it (answers that are late, as
+/// on a loaded server, must not pass for a low limit).
+pub const MAX_CUT: f64 = 0.8;
 /// What a fine answer to a call that waited for its turn adds to the pace,
 /// in requests per second.
-pub const GROWTH: f64 = 0.02;
+pub const GROWTH: f64 = 0.03;
 /// How far back fine answers count to estimate the server's rate.
 pub const WINDOW: Duration = Duration::from_secs(1);
 /// How long after its last throttled answer a reconciler counts as
@@ -103,6 +110,8 @@ struct Limiter {
     slowed_at: Option<Instant>,
     /// The fine answers within the last [`WINDOW`].
     fine: VecDeque<Instant>,
+    /// The turns given within the last [`WINDOW`].
+    sent: VecDeque<Instant>,
     throttled: u64,
     last_throttled: Option<(Instant, SystemTime)>,
 }
@@ -150,14 +159,17 @@ impl Pace {
         let now = Instant::now();
         let at = {
             let mut limiter = self.lock();
-            match limiter.rate {
+            let at = match limiter.rate {
                 None => now,
                 Some(rate) => {
                     let at = limiter.next.map_or(now, |next| next.max(now));
                     limiter.next = Some(at + Duration::from_secs_f64(1.0 / rate));
                     at
                 }
-            }
+            };
+            limiter.sent.push_back(at);
+            prune(&mut limiter.sent, now);
+            at
         };
         if at > now {
             tokio::select! {
@@ -182,13 +194,7 @@ impl Pace {
             Answer::Lost => {}
             Answer::Fine => {
                 limiter.fine.push_back(now);
-                while limiter
-                    .fine
-                    .front()
-                    .is_some_and(|at| now.duration_since(*at) > WINDOW)
-                {
-                    limiter.fine.pop_front();
-                }
+                prune(&mut limiter.fine, now);
                 if turn.waited && fresh {
                     let ceiling = limiter.ceiling.unwrap_or(f64::INFINITY);
                     limiter.rate = limiter.rate.map(|rate| (rate + GROWTH).min(ceiling));
@@ -199,16 +205,16 @@ impl Pace {
                 limiter.last_throttled = Some((now, SystemTime::now()));
                 crate::observe::throttled();
                 if fresh {
-                    let served = limiter
-                        .fine
-                        .iter()
-                        .filter(|at| now.duration_since(**at) <= WINDOW)
-                        .count() as f64
-                        / WINDOW.as_secs_f64();
+                    prune(&mut limiter.fine, now);
+                    prune(&mut limiter.sent, now);
+                    let per_second = |count: usize| count as f64 / WINDOW.as_secs_f64();
                     let rate = match limiter.rate {
-                        // The first throttle: the server's rate, as it served it.
-                        None => served,
-                        Some(rate) => rate.min(served) * SLOWDOWN,
+                        // The first throttle: the calls let go but this one.
+                        None => per_second(limiter.sent.len().saturating_sub(1)),
+                        Some(rate) => {
+                            let served = per_second(limiter.fine.len());
+                            rate.min(served).max(rate * MAX_CUT) * SLOWDOWN
+                        }
                     };
                     let ceiling = limiter.ceiling.unwrap_or(f64::INFINITY);
                     let rate = rate.clamp(MIN_RATE, ceiling.max(MIN_RATE));
@@ -239,6 +245,16 @@ impl Pace {
                 .last_throttled
                 .is_some_and(|(at, _)| at.elapsed() < THROTTLED_RECENTLY),
         }
+    }
+}
+
+/// Drops the times older than [`WINDOW`] before `now`.
+fn prune(times: &mut VecDeque<Instant>, now: Instant) {
+    while times
+        .front()
+        .is_some_and(|at| now.duration_since(*at) > WINDOW)
+    {
+        times.pop_front();
     }
 }
 
@@ -281,9 +297,9 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_first_throttle_sets_the_pace_to_the_rate_the_server_served() {
+    async fn the_first_throttle_sets_the_pace_to_the_calls_of_the_last_second() {
         let pace = Pace::new(None);
-        // 8 answered fine within the last second, then a throttle.
+        // 8 sent and answered fine within the last second, then a throttle.
         send(&pace, 8, Answer::Fine).await;
         send(&pace, 1, Answer::Throttled).await;
         assert_eq!(pace.status().rate, Some(8.0));
@@ -306,16 +322,22 @@ mod tests {
         for turn in turns {
             pace.answered(turn, Answer::Throttled);
         }
-        // One slowdown, to the 20 a second the server served.
-        assert_eq!(pace.status().rate, Some(20.0));
+        // One slowdown, to the 23 calls of the last second but the one.
+        assert_eq!(pace.status().rate, Some(22.0));
         assert_eq!(pace.status().throttled, 3);
-        // A call sent after it, throttled: 95% of what was served.
+        // A call sent after it, throttled: 95% of the 20 served.
         send(&pace, 1, Answer::Throttled).await;
         assert_eq!(pace.status().rate, Some(19.0));
+        // And again: the server served none in the last second, but one
+        // throttle cuts at most to 80%.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        send(&pace, 1, Answer::Throttled).await;
+        let rate = pace.status().rate.unwrap();
+        assert!((rate - 19.0 * MAX_CUT * SLOWDOWN).abs() < 1e-9, "{rate}");
     }
 
     #[tokio::test(start_paused = true)]
-    async fn fine_answers_speed_it_up_again_by_two_percent_a_second() {
+    async fn fine_answers_speed_it_up_again_by_three_percent_a_second() {
         let pace = Pace::new(None);
         send(&pace, 10, Answer::Fine).await;
         send(&pace, 1, Answer::Throttled).await;
@@ -323,10 +345,10 @@ mod tests {
         let start = Instant::now();
         send(&pace, 100, Answer::Fine).await;
         let rate = pace.status().rate.unwrap();
-        assert!((rate - 12.0).abs() < 1e-9, "{rate}");
-        // 100 calls at 10 to 12 a second took between 8.3 and 10 s.
+        assert!((rate - 13.0).abs() < 1e-9, "{rate}");
+        // 100 calls at 10 to 13 a second took between 7.7 and 10 s.
         let took = start.elapsed();
-        assert!(took > ms(8_300) && took < ms(10_000), "{took:?}");
+        assert!(took > ms(7_700) && took < ms(10_000), "{took:?}");
     }
 
     #[tokio::test(start_paused = true)]
