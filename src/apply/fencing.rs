@@ -166,12 +166,13 @@ impl<S: ScheduleStore> Apply<'_, S> {
             }
             due
         };
-        // One read at a time: a slow describe (a throttled namespace, whose
-        // scheduler workflows answer queries late) holds up one step, not
-        // one more each second.
+        // One read at a time, sent once and kept out of the outage breaker:
+        // a slow describe (on a namespace at its rate limit, Temporal 1.29's
+        // scheduler workflows answer the describe's query late) holds up
+        // one step for one RPC timeout, and is no sign of an outage.
         if due && !self.watch.reading.swap(true, Ordering::SeqCst) {
             let id = fence_id(self.project);
-            let read = self.retrying(|| self.store.describe(&id)).await;
+            let read = self.store.describe(&id).await;
             self.watch.reading.store(false, Ordering::SeqCst);
             if let Ok(Some(current)) = read {
                 return self.gives_way(parse(&current.observed.notes).as_ref());

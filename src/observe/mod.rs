@@ -38,7 +38,7 @@ pub const HELD_DELETIONS: &str = "schedule_sync_held_deletions";
 /// Config reloads by `outcome`: `applied`, `invalid`.
 pub const CONFIG_RELOAD_TOTAL: &str = "schedule_sync_config_reload_total";
 /// The pace of RPCs to Temporal, in requests per second (see
-/// [`crate::store::Pace`]); absent until calls are paced.
+/// [`crate::store::Pace`]); 0 while calls are not paced.
 pub const PACE: &str = "schedule_sync_pace_requests_per_second";
 /// Answers from Temporal that throttled a call (`ResourceExhausted` for a
 /// rate or concurrency limit).
@@ -73,7 +73,7 @@ pub fn describe() {
     describe_counter!(CONFIG_RELOAD_TOTAL, "Config reloads by outcome");
     describe_gauge!(
         PACE,
-        "The pace of RPCs to Temporal in requests per second (absent until paced)"
+        "The pace of RPCs to Temporal in requests per second (0 while not paced)"
     );
     describe_counter!(THROTTLED_TOTAL, "Throttled answers from Temporal");
     describe_gauge!(
@@ -151,6 +151,14 @@ pub fn rpc(rpc: &'static str, code: tonic::Code) {
 /// Records the pace of RPCs (the limiter calls this as it changes).
 pub fn pace(requests_per_second: f64) {
     gauge!(PACE).set(requests_per_second);
+}
+
+/// Exports the pace of a reconciler that has just started: its ceiling (0
+/// without one) and no throttled answer yet, so that both series exist
+/// from the start.
+pub fn pace_started(ceiling: Option<f64>) {
+    pace(ceiling.unwrap_or(0.0));
+    counter!(THROTTLED_TOTAL).increment(0);
 }
 
 /// Records one throttled answer (the limiter calls this as it comes).

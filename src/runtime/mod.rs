@@ -142,6 +142,7 @@ impl<C: Connector> Reconciler<C> {
         // One pace for every RPC of this reconciler, across reconnects.
         let pace = Pace::new(self.options.max_rps).stopping_at(shutdown.clone());
         self.connector.pace_with(pace.clone());
+        crate::observe::pace_started(pace.status().ceiling);
         tokio::spawn(crate::observe::follow(status_rx.clone()));
         let task = tokio::spawn(run::run(
             self.connector,
