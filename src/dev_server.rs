@@ -59,6 +59,11 @@ pub struct DevServerOptions {
     pub startup_timeout: Duration,
     /// The gRPC port; `None` picks a free one.
     pub port: Option<u16>,
+    /// Dynamic config values, as (key, value): for example
+    /// `("frontend.namespaceRPS", "10")` limits each namespace to 10
+    /// requests per second. Passed as `--dynamic-config-value` to the CLI's
+    /// dev server, written into the dynamic config file of a server binary.
+    pub dynamic_config: Vec<(String, String)>,
 }
 
 impl DevServerOptions {
@@ -72,6 +77,7 @@ impl DevServerOptions {
             search_attributes: vec![(FINGERPRINT_ATTRIBUTE.to_owned(), "Keyword".to_owned())],
             startup_timeout: Duration::from_secs(60),
             port: None,
+            dynamic_config: Vec::new(),
         }
     }
 }
@@ -191,6 +197,11 @@ fn spawn(options: &DevServerOptions, dir: &Path, port: u16) -> Result<Child, Dev
             if let Some(namespace) = &options.namespace {
                 command.args(["--namespace", namespace]);
             }
+            for (key, value) in &options.dynamic_config {
+                command
+                    .arg("--dynamic-config-value")
+                    .arg(format!("{key}={value}"));
+            }
             &options.cli
         }
         ServerKind::Server(binary) => {
@@ -223,8 +234,13 @@ const SERVER_CONFIG: &str = "server.yaml";
 /// and every other port (the three other services' gRPC ports and the four
 /// membership ports) free ones, no metrics or pprof listener, and a dynamic
 /// config that puts every new schedule on the CHASM scheduler (`chasm`) or
-/// leaves them workflows.
-fn write_server_config(dir: &Path, port: u16, chasm: bool) -> std::io::Result<()> {
+/// leaves them workflows, with the `extra` dynamic config values after it.
+fn write_server_config(
+    dir: &Path,
+    port: u16,
+    chasm: bool,
+    extra: &[(String, String)],
+) -> std::io::Result<()> {
     let [
         history,
         matching,
@@ -237,13 +253,14 @@ fn write_server_config(dir: &Path, port: u16, chasm: bool) -> std::io::Result<()
     let database = dir.join("temporal.db");
     let database = database.display();
     let dynamic_config = dir.join("dynamicconfig.yaml");
-    std::fs::write(
-        &dynamic_config,
-        format!(
-            "history.enableCHASMSchedulerCreation:\n  - value: {chasm}\n\
-             history.chasmSchedulerCreationRolloutPercent:\n  - value: 100\n"
-        ),
-    )?;
+    let mut values = format!(
+        "history.enableCHASMSchedulerCreation:\n  - value: {chasm}\n\
+         history.chasmSchedulerCreationRolloutPercent:\n  - value: 100\n"
+    );
+    for (key, value) in extra {
+        values.push_str(&format!("{key}:\n  - value: {value}\n"));
+    }
+    std::fs::write(&dynamic_config, values)?;
     let datastore = |name: &str| {
         format!(
             "    {name}:\n      sql:\n        pluginName: sqlite\n        \
@@ -342,7 +359,12 @@ impl DevServer {
             None => free_port()?,
         };
         if let ServerKind::Server(_) = options.server {
-            write_server_config(dir.path(), port, options.chasm_scheduler)?;
+            write_server_config(
+                dir.path(),
+                port,
+                options.chasm_scheduler,
+                &options.dynamic_config,
+            )?;
         }
         let watchdog = spawn(options, dir.path(), port)?;
         let mut server = DevServer {

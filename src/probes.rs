@@ -82,6 +82,7 @@ fn health(handle: &ReconcilerHandle) -> Value {
         State::Failed { reason, .. } => serde_json::to_value(reason).ok(),
         _ => None,
     };
+    let pace = handle.pace();
     json!({
         "state": status.state.name(),
         "attempt": status.state.attempt(),
@@ -97,6 +98,15 @@ fn health(handle: &ReconcilerHandle) -> Value {
         "reload_error": status.reload_error,
         "schedules": counts,
         "held_deletions": *status.held_deletions,
+        // Temporal answered ResourceExhausted within the last minute: the
+        // reconciler goes on at a slower pace; it is no outage.
+        "throttled": pace.throttled_recently,
+        "pace": {
+            "requests_per_second": pace.rate,
+            "max_rps": pace.ceiling,
+            "throttled_answers": pace.throttled,
+            "last_throttled_at": pace.last_throttled.map(rfc3339),
+        },
         "writer": {
             "revision": (status.writer.revision != 0).then_some(status.writer.revision),
             "started_ms": (status.writer.started_ms != 0).then_some(status.writer.started_ms),

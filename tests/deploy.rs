@@ -276,6 +276,8 @@ fn observe_metrics() -> BTreeSet<&'static str> {
         LAST_SUCCESS,
         HELD_DELETIONS,
         CONFIG_RELOAD_TOTAL,
+        PACE,
+        THROTTLED_TOTAL,
     ]
     .into_iter()
     .collect()

@@ -199,3 +199,28 @@ async fn store_lists(store: &TemporalStore, count: usize) -> bool {
         .count()
         == count
 }
+
+#[tokio::test]
+async fn the_clients_own_retries_are_off_so_a_throttled_call_comes_back_at_once() {
+    use schedule_sync::store::ScheduleStore;
+    let server = support::dev_server().await;
+    let faults = Faults::default();
+    let client = faulty_client(&server, faults.clone()).await;
+    let store = TemporalStore::new(client, server.namespace().to_owned(), true);
+    inject(&faults, "DescribeSchedule", Code::ResourceExhausted, 3);
+    let started = tokio::time::Instant::now();
+    let error = store.describe("billing.nightly-report").await.unwrap_err();
+    // The client would have waited a second or more before sending it again.
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(error.is_throttled(), "{error}");
+    // One call reached the wire: two injected answers are left.
+    assert_eq!(faults.lock().unwrap()["DescribeSchedule"].len(), 2);
+    // The store's pace took the throttle in.
+    assert_eq!(store.pace().status().throttled, 1);
+    assert!(store.pace().status().rate.is_some());
+    server.stop();
+}

@@ -1,6 +1,7 @@
 //! The one way an RPC is made during a reconcile: retried with backoff while
-//! the error may heal, cut short once Temporal is found away, and (for a
-//! write) logged to the audit trail.
+//! the error may heal, sent again at the store's pace when the server
+//! throttled it, cut short once Temporal is found away, and (for a write)
+//! logged to the audit trail.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -9,12 +10,16 @@ use std::sync::{Mutex, OnceLock};
 use tokio_util::sync::CancellationToken;
 
 use super::failure::Failure;
-use super::{Apply, FIRST_BACKOFF, MAX_BACKOFF, OUTAGE_THRESHOLD, OUTAGE_WINDOW, RPC_ATTEMPTS};
+use super::{
+    Apply, FIRST_BACKOFF, MAX_BACKOFF, OUTAGE_THRESHOLD, OUTAGE_WINDOW, RPC_ATTEMPTS,
+    THROTTLED_ATTEMPTS,
+};
 use crate::store::{Created, Described, ScheduleStore, StoreError};
 
 /// Notices that Temporal has gone away: [`OUTAGE_THRESHOLD`] RPCs in a row
 /// that found it unreachable, with no success between them, from any step,
-/// over at least [`OUTAGE_WINDOW`].
+/// over at least [`OUTAGE_WINDOW`]. Any answer, a throttled one included,
+/// shows the server there and ends the run.
 #[derive(Default)]
 pub(super) struct Outage {
     in_a_row: AtomicU32,
@@ -118,37 +123,49 @@ impl RequestIds {
 }
 
 impl<S: ScheduleStore> Apply<'_, S> {
-    /// Runs `op` until it succeeds, fails with a code that retrying will not
-    /// heal, or [`RPC_ATTEMPTS`] are spent, backing off between attempts. Once
-    /// Temporal is found unreachable, nothing more is tried: the answer is
-    /// the error that showed it away.
+    /// Runs `op` until it succeeds or fails with a code that retrying will
+    /// not heal, backing off between attempts. Two budgets: [`RPC_ATTEMPTS`]
+    /// for answers that may heal (Unavailable, Internal, ...), and
+    /// [`THROTTLED_ATTEMPTS`] for throttled ones, which are sent again at
+    /// the store's pace (slowed down by each of them). Once Temporal is
+    /// found unreachable, nothing more is tried: the answer is the error
+    /// that showed it away.
     pub(super) async fn retrying<T, F, Fut>(&self, mut op: F) -> Result<T, StoreError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
         let mut delay = FIRST_BACKOFF;
-        let mut attempt = 1;
+        let mut attempts = 1;
+        let mut throttled = 0;
         loop {
             if let Some(last) = self.outage.gone() {
                 return Err(last);
             }
             let result = op().await;
             self.outage.record(&result);
-            match result {
-                Err(error) if error.is_retryable() && attempt < RPC_ATTEMPTS => {
-                    tracing::debug!(%error, attempt, ?delay, "retrying a schedule RPC");
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = self.outage.down.cancelled() => {
-                            return Err(self.outage.gone().unwrap_or(error));
-                        }
-                    }
-                    delay = (delay * 2).min(MAX_BACKOFF);
-                    attempt += 1;
-                }
+            let error = match result {
+                Err(error) if error.is_retryable() => error,
                 other => return other,
+            };
+            let again = if error.is_throttled() {
+                throttled += 1;
+                throttled < THROTTLED_ATTEMPTS
+            } else {
+                attempts += 1;
+                attempts <= RPC_ATTEMPTS
+            };
+            if !again {
+                return Err(error);
             }
+            tracing::debug!(%error, attempts, throttled, ?delay, "retrying a schedule RPC");
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.outage.down.cancelled() => {
+                    return Err(self.outage.gone().unwrap_or(error));
+                }
+            }
+            delay = (delay * 2).min(MAX_BACKOFF);
         }
     }
 

@@ -10,7 +10,20 @@ use crate::store::StoreError;
 pub(super) enum Failure {
     /// Temporal answered an RPC with an error (after the retries).
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
+    /// Temporal kept throttling an RPC (its namespace's rate limit), even
+    /// at a slower pace each time.
+    #[error(
+        "Temporal throttled {} {} times in a row (the namespace's rate limit); \
+         the next reconcile goes on at a slower pace: {}",
+        last.rpc,
+        super::THROTTLED_ATTEMPTS,
+        last.message
+    )]
+    Throttled {
+        /// The last throttled answer.
+        last: StoreError,
+    },
     /// Temporal became unreachable during the reconcile.
     #[error(
         "Temporal became unreachable during the reconcile ({threshold} RPCs in a row failed, \
@@ -62,6 +75,17 @@ pub(super) enum Failure {
     },
 }
 
+/// The one place an RPC's error becomes a step's: throttling is told apart.
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        if error.is_throttled() {
+            Failure::Throttled { last: error }
+        } else {
+            Failure::Store(error)
+        }
+    }
+}
+
 impl Failure {
     /// Whether the next attempt may succeed where this one failed.
     pub(super) fn is_retryable(&self) -> bool {
@@ -69,6 +93,7 @@ impl Failure {
             Failure::Store(error) => error.is_retryable(),
             Failure::AdoptionInterrupted { retryable, .. } => *retryable,
             Failure::Unreachable { .. }
+            | Failure::Throttled { .. }
             | Failure::CreateNotHeld(_)
             | Failure::UpdateNotShown { .. }
             | Failure::Churning(_) => true,

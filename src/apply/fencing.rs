@@ -2,6 +2,7 @@
 //! before the first write, and looking at it again while writing.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use tokio::time::Instant;
@@ -24,6 +25,8 @@ pub(super) struct FenceWatch {
     checked: Mutex<Option<Instant>>,
     /// The newer writer found there, once one is.
     newer: OnceLock<Writer>,
+    /// Set while one step reads the fence: the others do not wait for it.
+    reading: AtomicBool,
 }
 
 impl<S: ScheduleStore> Apply<'_, S> {
@@ -170,9 +173,15 @@ impl<S: ScheduleStore> Apply<'_, S> {
             }
             due
         };
-        if due {
+        // One read at a time, sent once and kept out of the outage breaker:
+        // a slow describe (on a namespace at its rate limit, Temporal 1.29's
+        // scheduler workflows answer the describe's query late) holds up
+        // one step for one RPC timeout, and is no sign of an outage.
+        if due && !self.watch.reading.swap(true, Ordering::SeqCst) {
             let id = fence_id(self.project);
-            if let Ok(Some(current)) = self.retrying(|| self.store.describe(&id)).await {
+            let read = self.store.describe(&id).await;
+            self.watch.reading.store(false, Ordering::SeqCst);
+            if let Ok(Some(current)) = read {
                 return self.gives_way(parse(&current.observed.notes).as_ref());
             }
         }

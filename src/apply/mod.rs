@@ -8,7 +8,8 @@
 //! the reconcile ends at once: retrying is the lifecycle's business.
 //!
 //! - `calls`: every RPC goes through one retry policy, one outage breaker
-//!   and (for writes) the audit log;
+//!   and (for writes) the audit log; the store paces them (see
+//!   [`crate::store::Pace`]), and throttling is never an outage;
 //! - `steps`: what each kind of step does, and the read-back;
 //! - `compare`: whether the server already holds what we want;
 //! - `fingerprints`: the describe fallback for a namespace that cannot show
@@ -43,9 +44,14 @@ use failure::Failure;
 
 /// How many schedule writes run at once by default.
 pub const DEFAULT_CONCURRENCY: usize = 16;
-/// Attempts of one RPC that fails with a retryable code (ResourceExhausted,
-/// Unavailable, ...), with exponential backoff between them.
+/// Attempts of one RPC that fails with a retryable code (Unavailable,
+/// Internal, ...), with exponential backoff between them; throttled answers
+/// are counted apart ([`THROTTLED_ATTEMPTS`]).
 pub const RPC_ATTEMPTS: u32 = 5;
+/// How often one RPC is sent when the server keeps throttling it (with the
+/// same backoff, and at the store's pace, which slows down with every
+/// throttled answer) before the step fails as throttled.
+pub const THROTTLED_ATTEMPTS: u32 = 10;
 /// The first backoff after a retryable failure; it doubles up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// The longest backoff between two attempts of one RPC.

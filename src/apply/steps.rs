@@ -5,13 +5,16 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::calls::RequestIds;
 use super::compare::{holds, pause_for, same_schedule};
 use super::failure::Failure;
 use super::{Apply, Effect, MAX_WRITES_PER_STEP, RACE_ATTEMPTS, VERIFY_POLL, VERIFY_TIMEOUT};
 use crate::spec::DesiredSchedule;
-use crate::store::{Created, Described, PauseState, ScheduleStore, keep_remaining_actions};
+use crate::store::{
+    Created, Described, PauseState, ScheduleStore, StoreError, keep_remaining_actions,
+};
 
 /// A step's future behind a pointer, as the create and update paths call
 /// each other.
@@ -45,7 +48,8 @@ impl<S: ScheduleStore> Apply<'_, S> {
     }
 
     /// Creates `want`. A create that was sent more than once (a retry after
-    /// a failed or lost answer) is read back: the server answers a request
+    /// a failed or lost answer; not after a throttled one, which the server
+    /// refused before carrying it out) is read back: the server answers a request
     /// id it has seen with OK, whether or not the schedule still exists (it
     /// remembers request ids after a delete). A create that left no schedule
     /// is made again with a fresh request id, once. A create answered OK on
@@ -60,12 +64,24 @@ impl<S: ScheduleStore> Apply<'_, S> {
         let none = HashMap::new();
         for _ in 0..2 {
             let request_id = ids.next("create");
-            let mut sent = 0;
+            // A throttled answer is a clear refusal: only the other sendings
+            // may have been carried out.
+            let sent = AtomicU32::new(0);
+            let refused = AtomicU32::new(0);
             let created = self
                 .write("create", &want.schedule_id, &request_id, || {
-                    sent += 1;
-                    self.store
-                        .create(self.project, want, &pause, &none, &request_id)
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    let call = self
+                        .store
+                        .create(self.project, want, &pause, &none, &request_id);
+                    let refused = &refused;
+                    async move {
+                        let result = call.await;
+                        if result.as_ref().is_err_and(StoreError::is_throttled) {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                        result
+                    }
                 })
                 .await?;
             if created == Created::AlreadyExists {
@@ -73,7 +89,7 @@ impl<S: ScheduleStore> Apply<'_, S> {
                 // if it is ours.
                 return self.update_boxed(want, false, ids).await;
             }
-            if sent == 1 {
+            if sent.load(Ordering::Relaxed) - refused.load(Ordering::Relaxed) == 1 {
                 return Ok(Effect::Applied);
             }
             match self.describe(&want.schedule_id).await? {

@@ -569,7 +569,7 @@ async fn an_unreachable_temporal_ends_the_reconcile_at_once() {
 #[tokio::test(start_paused = true)]
 async fn a_busy_temporal_is_not_taken_for_an_outage() {
     let store = fenced_store();
-    store.fail_next("CreateSchedule", tonic::Code::ResourceExhausted, 8);
+    store.fail_next("CreateSchedule", tonic::Code::ResourceExhausted, 12);
     let options = ReconcileOptions {
         concurrency: 1,
         ..Default::default()
@@ -577,10 +577,31 @@ async fn a_busy_temporal_is_not_taken_for_an_outage() {
     let report = reconcile(&store, &project(&[A, B, C]), options)
         .await
         .unwrap();
-    // a spends its own attempts; b and c still go ahead.
+    // a spends its throttled attempts; b and c still go ahead: throttling
+    // never stops the reconcile as an outage would.
     let effects: Vec<Effect> = report.outcomes.iter().map(|o| o.effect).collect();
     assert_eq!(effects, [Effect::Failed, Effect::Applied, Effect::Applied]);
-    assert_eq!(store.calls_of("CreateSchedule"), 5 + 4 + 1);
+    let error = report.outcomes[0].error.as_deref().unwrap();
+    assert!(error.contains("throttled"), "{error}");
+    assert!(report.outcomes[0].retryable);
+    assert_eq!(
+        store.calls_of("CreateSchedule"),
+        crate::apply::THROTTLED_ATTEMPTS as usize + 3 + 1
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttled_answers_have_a_budget_of_their_own() {
+    let store = fenced_store();
+    // More throttled answers than the attempts for other errors, then an
+    // error that may heal: the create still lands.
+    store.fail_next("CreateSchedule", tonic::Code::ResourceExhausted, 6);
+    store.fail_next("CreateSchedule", tonic::Code::Unavailable, 1);
+    let report = reconcile(&store, &project(&[A]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(report.converged(), "{report:#?}");
+    assert_eq!(store.calls_of("CreateSchedule"), 6 + 1 + 1);
 }
 
 #[tokio::test(start_paused = true)]

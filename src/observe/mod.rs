@@ -41,6 +41,12 @@ pub const LAST_SUCCESS: &str = "schedule_sync_last_success_timestamp_seconds";
 pub const HELD_DELETIONS: &str = "schedule_sync_held_deletions";
 /// Config reloads by `outcome`: `applied`, `invalid`.
 pub const CONFIG_RELOAD_TOTAL: &str = "schedule_sync_config_reload_total";
+/// The pace of RPCs to Temporal, in requests per second (see
+/// [`crate::store::Pace`]); 0 while calls are not paced.
+pub const PACE: &str = "schedule_sync_pace_requests_per_second";
+/// Answers from Temporal that throttled a call (`ResourceExhausted` for a
+/// rate or concurrency limit).
+pub const THROTTLED_TOTAL: &str = "schedule_sync_throttled_total";
 
 /// The label on every series that names the reconciler's project.
 pub const PROJECT_LABEL: &str = "project";
@@ -85,6 +91,11 @@ pub fn describe() {
         "When the last reconcile succeeded (Unix time)"
     );
     describe_counter!(CONFIG_RELOAD_TOTAL, "Config reloads by outcome");
+    describe_gauge!(
+        PACE,
+        "The pace of RPCs to Temporal in requests per second (0 while not paced)"
+    );
+    describe_counter!(THROTTLED_TOTAL, "Throttled answers from Temporal");
     describe_gauge!(
         HELD_DELETIONS,
         "Deletions held back by the last reconcile (incomplete listing or mass delete)"
@@ -187,9 +198,32 @@ fn clear(project: &str) {
 /// project whose reconcile made it (empty outside a reconciler, as in the
 /// command line's `apply`).
 pub fn rpc(rpc: &'static str, code: tonic::Code) {
-    let project = PROJECT.try_with(Clone::clone).unwrap_or_default();
-    counter!(RPC_TOTAL, PROJECT_LABEL => project, "rpc" => rpc, "code" => format!("{code:?}"))
+    counter!(RPC_TOTAL, PROJECT_LABEL => current_project(), "rpc" => rpc, "code" => format!("{code:?}"))
         .increment(1);
+}
+
+/// Records the pace of RPCs (the limiter calls this as it changes).
+pub fn pace(requests_per_second: f64) {
+    gauge!(PACE, PROJECT_LABEL => current_project()).set(requests_per_second);
+}
+
+/// Exports the pace of a reconciler that has just started: its ceiling (0
+/// without one) and no throttled answer yet, so that both series exist
+/// from the start.
+pub fn pace_started(project: &str, ceiling: Option<f64>) {
+    gauge!(PACE, PROJECT_LABEL => project.to_owned()).set(ceiling.unwrap_or(0.0));
+    counter!(THROTTLED_TOTAL, PROJECT_LABEL => project.to_owned()).increment(0);
+}
+
+/// Records one throttled answer (the limiter calls this as it comes).
+pub fn throttled() {
+    counter!(THROTTLED_TOTAL, PROJECT_LABEL => current_project()).increment(1);
+}
+
+/// The project whose reconcile is running on this task (empty outside a
+/// reconciler, as in the command line's `apply`).
+fn current_project() -> String {
+    PROJECT.try_with(Clone::clone).unwrap_or_default()
 }
 
 fn unix_seconds(at: SystemTime) -> f64 {

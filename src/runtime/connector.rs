@@ -12,7 +12,9 @@ use crate::connection::{ConnectionError, Settings};
 use crate::runtime::lifecycle::ErrorKind;
 use temporalio_common::protos::temporal::api::common::v1::Payload;
 
-use crate::store::{Created, Described, PauseState, ScheduleStore, StoreError, TemporalStore};
+use crate::store::{
+    Created, Described, Pace, PauseState, ScheduleStore, StoreError, TemporalStore,
+};
 
 /// Makes the store that an attempt talks to.
 pub trait Connector: Send + Sync + 'static {
@@ -25,6 +27,14 @@ pub trait Connector: Send + Sync + 'static {
     ///
     /// An [`AttemptError`] saying whether trying again may help.
     fn connect(&self) -> impl Future<Output = Result<Self::Store, AttemptError>> + Send;
+
+    /// Paces the RPCs of every store it makes from now on with `pace`: the
+    /// reconciler's one rate limiter, which outlives reconnects. The
+    /// reconciler calls it once, before the first connect. The default
+    /// ignores it: a store that is no server has no limit to keep.
+    fn pace_with(&mut self, pace: Pace) {
+        let _ = pace;
+    }
 }
 
 /// Why an attempt failed, and whether retrying may heal it.
@@ -88,6 +98,8 @@ pub struct TemporalConnector {
     /// fails with that error, which is fatal).
     settings: Result<Settings, ConnectionError>,
     connect_timeout: Duration,
+    /// Shared by every store it makes.
+    pace: Pace,
 }
 
 impl TemporalConnector {
@@ -97,6 +109,7 @@ impl TemporalConnector {
         TemporalConnector {
             settings: Ok(settings),
             connect_timeout,
+            pace: Pace::default(),
         }
     }
 
@@ -110,7 +123,16 @@ impl TemporalConnector {
         TemporalConnector {
             settings,
             connect_timeout,
+            pace: Pace::default(),
         }
+    }
+
+    /// The connector, pacing the stores it makes with `pace` (for a caller
+    /// without a reconciler, such as the `apply` command).
+    #[must_use]
+    pub fn with_pace(mut self, pace: Pace) -> Self {
+        self.pace = pace;
+        self
     }
 }
 
@@ -124,14 +146,16 @@ impl Connector for TemporalConnector {
             .map_err(|e| AttemptError::from(e.clone()))?;
         let client = settings.connect(self.connect_timeout).await?;
         let namespace = settings.namespace.clone();
-        let probe = tokio::time::timeout(
-            self.connect_timeout,
-            TemporalStore::has_fingerprint_attribute(&client, &namespace),
-        )
-        .await
-        .map_err(|_| AttemptError::retryable("listing the search attributes timed out"))?;
+        let store = TemporalStore::new(client, namespace, false).with_pace(self.pace.clone());
+        let probe = tokio::time::timeout(self.connect_timeout, store.probe_fingerprint_attribute())
+            .await
+            .map_err(|_| AttemptError::retryable("listing the search attributes timed out"))?;
         let attribute = fingerprint_attribute(probe)?;
-        Ok(TemporalStore::new(client, namespace, attribute))
+        Ok(store.using_fingerprint_attribute(attribute))
+    }
+
+    fn pace_with(&mut self, pace: Pace) {
+        self.pace = pace;
     }
 }
 

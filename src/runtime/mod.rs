@@ -52,6 +52,7 @@ use crate::apply::ReconcileOptions;
 use crate::project::{InvalidProject, Project};
 use crate::runtime::lifecycle::State;
 use crate::runtime::retry::RetryPolicy;
+use crate::store::{Pace, PaceStatus};
 
 /// How the reconciler behaves; every field has a default. Durations may be
 /// as long as [`Duration::MAX`], which means "never".
@@ -78,6 +79,11 @@ pub struct Options {
     /// [`ReconcilerHandle::reload_from`]). The connection is the host's
     /// choice: see [`crate::connection::Settings::for_environment`].
     pub environment: Option<String>,
+    /// The most RPCs per second sent to Temporal; `None` for no ceiling.
+    /// Below it, the pace adapts to the server: it slows down when Temporal
+    /// throttles (ResourceExhausted) and speeds up again while answers are
+    /// fine. See [`crate::store::Pace`].
+    pub max_rps: Option<f64>,
 }
 
 impl Default for Options {
@@ -90,6 +96,7 @@ impl Default for Options {
             reconcile: ReconcileOptions::default(),
             revision: None,
             environment: None,
+            max_rps: None,
         }
     }
 }
@@ -167,8 +174,12 @@ impl<C: Connector> Reconciler<C> {
         let (status_tx, status_rx) =
             watch::channel(Status::starting(std::time::SystemTime::now(), first));
         let mailbox = Arc::new(Mailbox::default());
-        tokio::spawn(crate::observe::follow(status_rx.clone(), label));
         let environment = self.options.environment.clone();
+        // One pace for every RPC of this reconciler, across reconnects.
+        let pace = Pace::new(self.options.max_rps).stopping_at(shutdown.clone());
+        self.connector.pace_with(pace.clone());
+        crate::observe::pace_started(&label, pace.status().ceiling);
+        tokio::spawn(crate::observe::follow(status_rx.clone(), label));
         let task = tokio::spawn(run::run(
             self.connector,
             self.options,
@@ -183,6 +194,7 @@ impl<C: Connector> Reconciler<C> {
             shutdown,
             task: Arc::new(Mutex::new(Some(task))),
             environment,
+            pace,
         }
     }
 }
@@ -230,6 +242,7 @@ pub struct ReconcilerHandle {
     task: Arc<Mutex<Option<JoinHandle<()>>>>,
     /// The environment whose overrides a reload from a folder applies.
     environment: Option<String>,
+    pace: Pace,
 }
 
 /// The reconciler has stopped (shut down, or its task died): it takes no
@@ -265,6 +278,12 @@ impl ReconcilerHandle {
     /// A receiver that sees every new status.
     pub fn subscribe(&self) -> watch::Receiver<Status> {
         self.status.clone()
+    }
+
+    /// The pace of the reconciler's RPCs to Temporal: the current rate, and
+    /// whether (and how often) Temporal throttled them.
+    pub fn pace(&self) -> PaceStatus {
+        self.pace.status()
     }
 
     /// Waits until a reconcile has succeeded.

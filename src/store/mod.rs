@@ -3,12 +3,14 @@
 //! in-memory one ([`MemoryStore`]) in tests and for fault injection.
 
 mod memory;
+mod pace;
 mod temporal;
 
 use std::collections::HashMap;
 use std::future::Future;
 
 pub use memory::{MemoryStore, SchedulerModel};
+pub use pace::{Answer, MIN_RATE, Pace, PaceStatus, THROTTLED_RECENTLY, Turn};
 pub use temporal::{RPC_TIMEOUT, RpcCounts, TemporalStore};
 
 use temporalio_common::protos::temporal::api::common::v1::Payload;
@@ -334,7 +336,21 @@ pub struct StoreError {
 impl StoreError {
     /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
-        is_retryable(self.code)
+        is_retryable(self.code) && !self.is_too_large()
+    }
+
+    /// Whether the server refused the call for load: a rate or concurrency
+    /// limit of the namespace, answered with ResourceExhausted. Throttling is
+    /// a server that answers: the call is paced and sent again, and it never
+    /// counts as Temporal being away.
+    pub fn is_throttled(&self) -> bool {
+        self.code == tonic::Code::ResourceExhausted && !self.is_too_large()
+    }
+
+    /// Whether the message was too large for gRPC (also ResourceExhausted,
+    /// but no limit of the server's load: sending it again cannot help).
+    fn is_too_large(&self) -> bool {
+        self.code == tonic::Code::ResourceExhausted && self.message.contains("larger than max")
     }
 
     /// Whether the error is a lost race on the conflict token.
@@ -382,6 +398,38 @@ pub fn is_retryable(code: tonic::Code) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn error(code: tonic::Code, message: &str) -> StoreError {
+        StoreError {
+            rpc: "CreateSchedule",
+            code,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn a_rate_limit_is_throttling_and_no_outage() {
+        let limited = error(
+            tonic::Code::ResourceExhausted,
+            "namespace rate limit exceeded",
+        );
+        assert!(limited.is_throttled());
+        assert!(limited.is_retryable());
+        assert!(!limited.is_unreachable());
+        let away = error(tonic::Code::Unavailable, "connection refused");
+        assert!(!away.is_throttled());
+        assert!(away.is_unreachable());
+    }
+
+    #[test]
+    fn a_message_too_large_is_neither_throttling_nor_retryable() {
+        let large = error(
+            tonic::Code::ResourceExhausted,
+            "grpc: received message larger than max (5000000 vs. 4194304)",
+        );
+        assert!(!large.is_throttled());
+        assert!(!large.is_retryable());
+    }
 
     #[test]
     fn transient_codes_retry_and_permanent_ones_do_not() {

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use temporalio_client::Client;
+use temporalio_client::request_extensions::RetryConfigForCall;
+use temporalio_client::{Client, RetryOptions};
 use temporalio_common::protos::temporal::api::common::v1::{Memo, Payload, SearchAttributes};
 use temporalio_common::protos::temporal::api::operatorservice::v1::ListSearchAttributesRequest;
 use temporalio_common::protos::temporal::api::schedule::v1::{SchedulePatch, ScheduleSpec};
@@ -15,6 +16,7 @@ use temporalio_common::protos::temporal::api::workflowservice::v1::{
     PatchScheduleRequest, UpdateScheduleRequest,
 };
 
+use super::pace::{Answer, Pace};
 use super::{
     Created, Described, FINGERPRINT_ATTRIBUTE, Observation, Observed, PauseState, ScheduleStore,
     StoreError, keep_remaining_actions, marker_memo, merged_search_attributes, update_memo,
@@ -42,6 +44,28 @@ async fn bounded<T>(
         })
 }
 
+/// A request that the client sends once. The client's own retry layer is
+/// off for every call of ours: it would retry ResourceExhausted with
+/// backoffs of many seconds, past [`RPC_TIMEOUT`], so that throttling would
+/// look like a server that never answers. The one retry policy is the
+/// reconcile's (`apply::calls`), and one call takes at most [`RPC_TIMEOUT`].
+fn once<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .extensions_mut()
+        .insert(RetryConfigForCall(RetryOptions::no_retries()));
+    request
+}
+
+/// The error of a call that was not sent: the pace stopped (shutdown).
+fn stopped(rpc: &'static str) -> StoreError {
+    StoreError {
+        rpc,
+        code: tonic::Code::Cancelled,
+        message: "not started: shutting down".into(),
+    }
+}
+
 /// RPCs made, by RPC name and gRPC code name.
 pub type RpcCounts = BTreeMap<&'static str, BTreeMap<String, u64>>;
 
@@ -55,6 +79,8 @@ pub struct TemporalStore {
     counts: Arc<Mutex<RpcCounts>>,
     /// Set once the server has refused a listing filtered by schedule id.
     unfiltered: Arc<AtomicBool>,
+    /// Every RPC waits for its turn here.
+    pace: Pace,
 }
 
 impl TemporalStore {
@@ -69,7 +95,35 @@ impl TemporalStore {
             fingerprint_attribute,
             counts: Arc::default(),
             unfiltered: Arc::default(),
+            pace: Pace::default(),
         }
+    }
+
+    /// The store, pacing its RPCs with `pace` (shared with whoever else
+    /// holds it: the reconciler's other stores). Without it a store has a
+    /// pace of its own, with no ceiling.
+    #[must_use]
+    pub fn with_pace(mut self, pace: Pace) -> Self {
+        self.pace = pace;
+        self
+    }
+
+    /// The pace of this store's RPCs.
+    pub fn pace(&self) -> &Pace {
+        &self.pace
+    }
+
+    /// Sends one RPC when its turn comes, bounded by [`RPC_TIMEOUT`],
+    /// counts it, and tells the pace how it was answered.
+    async fn call<T>(
+        &self,
+        rpc: &'static str,
+        send: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, StoreError> {
+        let turn = self.pace.turn().await.ok_or_else(|| stopped(rpc))?;
+        let result = self.counted(rpc, bounded(send).await);
+        self.pace.answered(turn, Answer::of(&result));
+        result
     }
 
     /// One page of ListSchedules for `query`, from `token`.
@@ -88,8 +142,8 @@ impl TemporalStore {
             query: query.to_owned(),
         };
         let mut service = self.client.connection().workflow_service();
-        let response = bounded(service.list_schedules(tonic::Request::new(request))).await;
-        self.counted("ListSchedules", response)
+        self.call("ListSchedules", service.list_schedules(once(request)))
+            .await
     }
 
     /// Reads every page of ListSchedules for `query`, keeping `project`'s ids.
@@ -200,11 +254,40 @@ impl TemporalStore {
         };
         let response = counted(
             "ListSearchAttributes",
-            bounded(operator.list_search_attributes(tonic::Request::new(request))).await,
+            bounded(operator.list_search_attributes(once(request))).await,
         )?;
         Ok(response
             .custom_attributes
             .contains_key(FINGERPRINT_ATTRIBUTE))
+    }
+
+    /// [`TemporalStore::has_fingerprint_attribute`] for this store's
+    /// namespace, at its pace.
+    pub(crate) async fn probe_fingerprint_attribute(&self) -> Result<bool, StoreError> {
+        let mut operator = self.client.connection().operator_service();
+        let request = ListSearchAttributesRequest {
+            namespace: self.namespace.clone(),
+        };
+        // Paced, but not among the schedule RPCs that `rpc_counts` shows.
+        let turn = self
+            .pace
+            .turn()
+            .await
+            .ok_or_else(|| stopped("ListSearchAttributes"))?;
+        let result = counted(
+            "ListSearchAttributes",
+            bounded(operator.list_search_attributes(once(request))).await,
+        );
+        self.pace.answered(turn, Answer::of(&result));
+        Ok(result?
+            .custom_attributes
+            .contains_key(FINGERPRINT_ATTRIBUTE))
+    }
+
+    /// The store, using the fingerprint attribute or not as `available` says.
+    pub(crate) fn using_fingerprint_attribute(mut self, available: bool) -> Self {
+        self.fingerprint_attribute = available;
+        self
     }
 
     /// The search attributes to send: those `held` with our fingerprint,
@@ -290,10 +373,10 @@ impl ScheduleStore for TemporalStore {
             namespace: self.namespace.clone(),
             schedule_id: schedule_id.to_owned(),
         };
-        let response = match self.counted(
-            "DescribeSchedule",
-            bounded(service.describe_schedule(tonic::Request::new(request))).await,
-        ) {
+        let response = match self
+            .call("DescribeSchedule", service.describe_schedule(once(request)))
+            .await
+        {
             Ok(response) => response,
             Err(error) if error.code == tonic::Code::NotFound => return Ok(None),
             Err(error) => return Err(error),
@@ -357,10 +440,10 @@ impl ScheduleStore for TemporalStore {
             search_attributes,
             ..Default::default()
         };
-        match self.counted(
-            "CreateSchedule",
-            bounded(service.create_schedule(tonic::Request::new(request))).await,
-        ) {
+        match self
+            .call("CreateSchedule", service.create_schedule(once(request)))
+            .await
+        {
             Ok(_) => Ok(Created::Created),
             Err(error) if error.code == tonic::Code::AlreadyExists => Ok(Created::AlreadyExists),
             Err(error) => Err(error),
@@ -393,11 +476,9 @@ impl ScheduleStore for TemporalStore {
             search_attributes,
             memo,
         };
-        self.counted(
-            "UpdateSchedule",
-            bounded(service.update_schedule(tonic::Request::new(request))).await,
-        )
-        .map(drop)
+        self.call("UpdateSchedule", service.update_schedule(once(request)))
+            .await
+            .map(drop)
     }
 
     async fn set_paused(&self, schedule_id: &str, pause: &PauseState) -> Result<(), StoreError> {
@@ -420,11 +501,9 @@ impl ScheduleStore for TemporalStore {
             identity: self.identity.clone(),
             request_id: String::new(),
         };
-        self.counted(
-            "PatchSchedule",
-            bounded(service.patch_schedule(tonic::Request::new(request))).await,
-        )
-        .map(drop)
+        self.call("PatchSchedule", service.patch_schedule(once(request)))
+            .await
+            .map(drop)
     }
 
     async fn delete(&self, schedule_id: &str) -> Result<(), StoreError> {
@@ -434,10 +513,10 @@ impl ScheduleStore for TemporalStore {
             schedule_id: schedule_id.to_owned(),
             identity: self.identity.clone(),
         };
-        match self.counted(
-            "DeleteSchedule",
-            bounded(service.delete_schedule(tonic::Request::new(request))).await,
-        ) {
+        match self
+            .call("DeleteSchedule", service.delete_schedule(once(request)))
+            .await
+        {
             Ok(_) => Ok(()),
             Err(error) if error.code == tonic::Code::NotFound => Ok(()),
             Err(error) => Err(error),

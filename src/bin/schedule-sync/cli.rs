@@ -68,6 +68,12 @@ struct ConnectionArgs {
     /// Write even when a newer writer holds the project (see --revision).
     #[arg(long)]
     force: bool,
+    /// The most RPCs per second sent to Temporal (e.g. a little under the
+    /// namespace's rate limit). Below it, the pace adapts: it slows down when
+    /// Temporal throttles and speeds up while answers are fine. No ceiling
+    /// when absent.
+    #[arg(long, env = "SCHEDULE_SYNC_MAX_RPS", value_parser = requests_per_second)]
+    max_rps: Option<f64>,
     /// Schedule writes in flight at once.
     #[arg(long, default_value_t = schedule_sync::apply::DEFAULT_CONCURRENCY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=512))]
     concurrency: usize,
@@ -186,6 +192,16 @@ fn duration(text: &str) -> Result<std::time::Duration, String> {
     schedule_sync::duration::parse_duration(text).map_err(|e| e.to_string())
 }
 
+fn requests_per_second(text: &str) -> Result<f64, String> {
+    let min = schedule_sync::store::MIN_RATE;
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate >= min => Ok(rate),
+        _ => Err(format!(
+            "expected a number of requests per second, at least {min}"
+        )),
+    }
+}
+
 /// Output for people or for machines.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
@@ -257,6 +273,7 @@ pub fn run() -> ExitCode {
             options.reconcile.concurrency = connection.concurrency;
             options.revision = connection.revision;
             options.environment = connection.environment.clone();
+            options.max_rps = connection.max_rps;
             crate::serve::serve(crate::serve::ServeArgs {
                 dirs,
                 listen,
@@ -397,6 +414,7 @@ fn remote(
             changes,
             rpcs,
             fence_left,
+            pace,
         }) => {
             let text = match format {
                 PlanFormat::Markdown => schedule_sync::plan::markdown::render(
@@ -427,6 +445,11 @@ fn remote(
                     json["environment"] =
                         serde_json::to_value(&loaded.environment).unwrap_or_default();
                     json["namespace"] = heading.namespace.clone().into();
+                    json["pace"] = serde_json::json!({
+                        "requests_per_second": pace.rate,
+                        "max_rps": pace.ceiling,
+                        "throttled": pace.throttled,
+                    });
                     if let Some(fence) = &fence_left {
                         json["writer_fence_left"] = fence.as_str().into();
                     }
@@ -438,8 +461,15 @@ fn remote(
                         .iter()
                         .map(|(rpc, codes)| format!("{rpc} {}", codes.values().sum::<u64>()))
                         .collect();
+                    let throttled = match (pace.throttled, pace.rate) {
+                        (0, _) => String::new(),
+                        (count, Some(rate)) => format!(
+                            " ({count} throttled by Temporal; paced at {rate:.1} per second)"
+                        ),
+                        (count, None) => format!(" ({count} throttled by Temporal)"),
+                    };
                     format!(
-                        "{fence}{}{}{}\nRPCs: {}",
+                        "{fence}{}{}{}\nRPCs: {}{throttled}",
                         render_report(
                             &report,
                             &changes,
@@ -492,6 +522,8 @@ struct Remote {
     rpcs: schedule_sync::store::RpcCounts,
     /// The writer fence of a project that owns no schedule any more.
     fence_left: Option<String>,
+    /// The pace of the RPCs, and the throttled answers.
+    pace: schedule_sync::store::PaceStatus,
 }
 
 async fn run_remote(
@@ -506,6 +538,7 @@ async fn run_remote(
 
     // The same connect as `serve`: timeout, attribute check and its warning.
     let store = TemporalConnector::new(settings, DEFAULT_CONNECT_TIMEOUT)
+        .with_pace(schedule_sync::store::Pace::new(args.max_rps))
         .connect()
         .await?;
     let mut options = ReconcileOptions::default();
@@ -537,6 +570,7 @@ async fn run_remote(
         changes,
         rpcs: store.rpc_counts(),
         fence_left,
+        pace: store.pace().status(),
     })
 }
 

@@ -1,0 +1,101 @@
+//! A cold apply on a rate-limited namespace, on the real dev server.
+//!
+//! `cargo bench --features cli,dev-server --bench rate_limit` starts a dev
+//! server whose namespace takes at most 10 requests a second
+//! (`frontend.namespaceRPS=10`, `frontend.namespaceBurstRatio=1`, as a
+//! Temporal Cloud namespace limits schedule calls) and applies a project of
+//! 1,000 schedules to it, cold, with the default options (no ceiling: the
+//! pace adapts). It prints the time, the schedules per second, and the RPCs
+//! by code with the share answered ResourceExhausted.
+//!
+//! `BENCH_SIZE` (default 1000) sets the size; `BENCH_MAX_RPS` sets a
+//! ceiling, as `--max-rps` does. Under `cargo test` (no `--bench` argument)
+//! it runs on 30 schedules as a smoke test.
+
+use std::time::Duration;
+
+use schedule_sync::apply::{ReconcileOptions, reconcile};
+use schedule_sync::dev_server::{DevServer, DevServerOptions, find_cli};
+use schedule_sync::project::{Project, check_workflow_source};
+use schedule_sync::store::{Pace, TemporalStore};
+use tokio::time::Instant;
+
+/// The namespace's limit, in requests per second.
+const LIMIT: u32 = 10;
+
+fn project(name: &str, count: usize) -> Project {
+    let workflows = (0..count)
+        .map(|i| {
+            let text = format!(
+                "id: job-{i}\ntype: Job\nschedule:\n  cron: \"{} {} * * *\"\n  timezone: Europe/Berlin\n  input: {{n: {i}}}\n",
+                i % 60,
+                i % 24
+            );
+            check_workflow_source(format!("job-{i}.yaml").into(), &text, "bench")
+                .workflow
+                .unwrap()
+        })
+        .collect();
+    Project {
+        name: name.to_owned(),
+        task_queue: "bench".to_owned(),
+        workflows,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let size: usize = if bench {
+        std::env::var("BENCH_SIZE")
+            .ok()
+            .map(|s| s.parse().expect("BENCH_SIZE is a number"))
+            .unwrap_or(1000)
+    } else {
+        30
+    };
+    let ceiling: Option<f64> = std::env::var("BENCH_MAX_RPS")
+        .ok()
+        .map(|s| s.parse().expect("BENCH_MAX_RPS is a number"));
+    let cli = find_cli().expect("no temporal CLI: run scripts/install-temporal-cli.sh");
+    let mut options = DevServerOptions::new(cli);
+    options.dynamic_config = vec![
+        ("frontend.namespaceRPS".to_owned(), LIMIT.to_string()),
+        ("frontend.namespaceBurstRatio".to_owned(), "1".to_owned()),
+    ];
+    let server: DevServer = DevServer::start(options)
+        .await
+        .expect("the dev server starts");
+    let client = server
+        .settings()
+        .connect(Duration::from_secs(5))
+        .await
+        .unwrap();
+    let store = TemporalStore::new(client, server.namespace().to_owned(), true)
+        .with_pace(Pace::new(ceiling));
+
+    let target = project("limited", size);
+    let started = Instant::now();
+    let report = reconcile(&store, &target, ReconcileOptions::default())
+        .await
+        .unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    let counts = store.rpc_counts();
+    let total: u64 = counts.values().flat_map(|codes| codes.values()).sum();
+    let throttled: u64 = counts
+        .values()
+        .filter_map(|codes| codes.get("ResourceExhausted"))
+        .sum();
+    let pace = store.pace().status();
+    println!(
+        "cold apply of {size} at {LIMIT} RPS (max_rps {ceiling:?}): converged {}, {elapsed:.1} s, \
+         {:.2} schedules/s; {total} RPCs, {throttled} ResourceExhausted ({:.1}%); \
+         final pace {:.1}/s; RPCs by code: {counts:?}",
+        report.converged(),
+        size as f64 / elapsed,
+        100.0 * throttled as f64 / total as f64,
+        pace.rate.unwrap_or(f64::NAN),
+    );
+    assert!(report.converged(), "the apply did not converge");
+    server.stop();
+}
