@@ -51,7 +51,10 @@ pub(crate) fn same_schedule(held: &Schedule, want: &Schedule) -> bool {
             p.pause_on_failure,
         )
     };
-    held.spec == want.spec && start(held) == start(want) && policies(held) == policies(want)
+    held.spec == want.spec
+        && start(held) == start(want)
+        && crate::plan::action::options(held) == crate::plan::action::options(want)
+        && policies(held) == policies(want)
 }
 
 /// The pause state to write for `want`, keeping an operator's pause.

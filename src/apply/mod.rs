@@ -15,6 +15,7 @@
 //!   fingerprints in its listing;
 //! - `failure`: why a step failed, as one type.
 
+mod attributes;
 mod calls;
 pub(crate) mod compare;
 mod failure;
@@ -321,7 +322,9 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
     async fn observe_and_plan(&self, options: ReconcileOptions) -> Result<Plan, StoreError> {
         let mut observation = self.retrying(|| self.store.list(self.project)).await?;
         self.fill_fingerprints(&mut observation).await;
-        Ok(plan(self.project, self.ordered, &observation, options.plan))
+        let plan = plan(self.project, self.ordered, &observation, options.plan);
+        self.check_search_attributes(&plan).await?;
+        Ok(plan)
     }
 
     /// Carries out one step; never fails, the outcome says how it went.

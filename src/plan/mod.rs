@@ -27,6 +27,7 @@
 //! **superseded** (a deletion is held, with that reason); otherwise a plan
 //! with steps records us in the fence first, unless it names us already.
 
+pub mod action;
 pub mod changes;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -13,6 +13,8 @@ use super::node::{Node, Position, Value, WORKFLOW_KEYS, quote};
 use crate::cron;
 use crate::duration::parse_duration;
 
+mod action;
+
 /// The keys of `project.yaml`.
 pub const PROJECT_KEYS: [&str; 3] = ["name", "task_queue", "workflows"];
 /// The keys of a `schedule:` block.
@@ -392,7 +394,12 @@ fn schedule(check: &mut FileCheck<'_>, node: &Node) -> Option<Schedule> {
         check.wrong_type(node, "schedule", "a mapping with `cron` or `every`");
         return None;
     };
-    check.unknown_keys(entries, &SCHEDULE_KEYS, "`schedule`", true);
+    let known: Vec<&str> = SCHEDULE_KEYS
+        .iter()
+        .chain(&super::action::ACTION_KEYS)
+        .copied()
+        .collect();
+    check.unknown_keys(entries, &known, "`schedule`", true);
     let errors_before = check.diagnostics.iter().filter(|d| d.is_error()).count();
 
     let cron = get(entries, "cron");
@@ -496,12 +503,14 @@ fn schedule(check: &mut FileCheck<'_>, node: &Node) -> Option<Schedule> {
             None
         }
     });
+    let start = action::start_options(check, entries);
 
     let errors_after = check.diagnostics.iter().filter(|d| d.is_error()).count();
     if errors_after > errors_before {
         return None;
     }
     let timing = timing?;
+    let (start, one_argument) = start?;
     let timezone = timezone
         .or_else(|| match &timing {
             Timing::Cron(entries) => entries.iter().find_map(|e| e.spec.timezone.clone()),
@@ -518,7 +527,8 @@ fn schedule(check: &mut FileCheck<'_>, node: &Node) -> Option<Schedule> {
         pause_on_failure: pause_on_failure?,
         start_at,
         end_at,
-        input,
+        input: input.or(one_argument),
+        start,
     })
 }
 

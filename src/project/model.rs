@@ -70,6 +70,10 @@ pub struct Schedule {
     pub end_at: Option<DateTime<Utc>>,
     /// The one argument passed to the workflow, as JSON.
     pub input: Option<serde_json::Value>,
+    /// What else the started workflows get: their id, timeouts, retry
+    /// policy, memo, search attributes, metadata, priority, arguments.
+    #[serde(skip_serializing_if = "crate::project::action::StartOptions::is_empty")]
+    pub start: crate::project::action::StartOptions,
 }
 
 /// The firing times of a schedule.

@@ -18,6 +18,7 @@
 //! reconcile tell an unchanged schedule from a changed one without comparing
 //! Temporal's normalised read-back field by field.
 
+pub mod action;
 pub mod fire_times;
 
 use std::collections::HashMap;
@@ -102,7 +103,7 @@ pub fn desired(project: &Project) -> Vec<DesiredSchedule> {
 
 fn desired_one(project: &str, workflow: &Workflow, declared: &DeclaredSchedule) -> DesiredSchedule {
     let schedule_id = schedule_id(project, &workflow.id);
-    let canonical = canonical(workflow, declared);
+    let canonical = canonical(&schedule_id, workflow, declared);
     let digest = Sha256::digest(canonical_json(&canonical).as_bytes());
     let fingerprint = Fingerprint(digest.iter().map(|b| format!("{b:02x}")).collect());
     DesiredSchedule {
@@ -159,8 +160,14 @@ pub fn canonical_json(value: &serde_json::Value) -> String {
 }
 
 /// The canonical JSON of every managed field; [`canonical_json`] writes it
-/// with sorted keys, so equal schedules give equal text.
-fn canonical(workflow: &Workflow, declared: &DeclaredSchedule) -> serde_json::Value {
+/// with sorted keys, so equal schedules give equal text. The start options
+/// ([`action`]) add a `start` key only when they ask for something, so a
+/// schedule without them keeps the fingerprint it always had.
+fn canonical(
+    schedule_id: &str,
+    workflow: &Workflow,
+    declared: &DeclaredSchedule,
+) -> serde_json::Value {
     let timing = match &declared.timing {
         Timing::Cron(entries) => json!({
             "cron": entries.iter().map(|e| cron_json(&e.spec.timing, e.spec.comment.as_deref())).collect::<Vec<_>>()
@@ -169,7 +176,7 @@ fn canonical(workflow: &Workflow, declared: &DeclaredSchedule) -> serde_json::Va
             json!({ "every": [every.as_millis() as u64, offset.as_millis() as u64] })
         }
     };
-    json!({
+    let mut canonical = json!({
         "version": FINGERPRINT_VERSION,
         "timing": timing,
         "timezone": declared.timezone,
@@ -183,7 +190,14 @@ fn canonical(workflow: &Workflow, declared: &DeclaredSchedule) -> serde_json::Va
         "catchup_window_ms": declared.catchup_window.map(|d| d.as_millis() as u64),
         "pause_on_failure": declared.pause_on_failure,
         "enabled": declared.enabled,
-    })
+    });
+    if let (Some(start), Some(map)) = (
+        action::fingerprint_json(&declared.start, schedule_id),
+        canonical.as_object_mut(),
+    ) {
+        map.insert("start".to_owned(), start);
+    }
+    canonical
 }
 
 fn cron_json(timing: &CronTiming, comment: Option<&str>) -> serde_json::Value {
@@ -298,23 +312,23 @@ fn schedule(schedule_id: &str, workflow: &Workflow, declared: &DeclaredSchedule)
     let input = declared.input.as_ref().map(|value| Payloads {
         payloads: vec![json_payload(value)],
     });
+    let mut start = NewWorkflowExecutionInfo {
+        workflow_id: schedule_id.to_owned(),
+        workflow_type: Some(WorkflowType {
+            name: workflow.workflow_type.clone(),
+        }),
+        task_queue: Some(TaskQueue {
+            name: workflow.task_queue.clone(),
+            ..Default::default()
+        }),
+        input,
+        ..Default::default()
+    };
+    action::apply(&declared.start, &mut start);
     Schedule {
         spec: Some(spec),
         action: Some(ScheduleAction {
-            action: Some(schedule_action::Action::StartWorkflow(
-                NewWorkflowExecutionInfo {
-                    workflow_id: schedule_id.to_owned(),
-                    workflow_type: Some(WorkflowType {
-                        name: workflow.workflow_type.clone(),
-                    }),
-                    task_queue: Some(TaskQueue {
-                        name: workflow.task_queue.clone(),
-                        ..Default::default()
-                    }),
-                    input,
-                    ..Default::default()
-                },
-            )),
+            action: Some(schedule_action::Action::StartWorkflow(start)),
         }),
         policies: Some(SchedulePolicies {
             overlap_policy: overlap(declared.overlap_policy) as i32,
