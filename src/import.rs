@@ -48,6 +48,11 @@ pub struct Target<'a> {
     pub task_queue: &'a str,
     /// The folder the files go to, relative to the project folder.
     pub folder: &'a Path,
+    /// The namespace's search attributes and their types, for those that a
+    /// held action names without a type (Temporal 1.32 keeps a search
+    /// attribute of an action as it was sent, which may be untyped; 1.29
+    /// names the type). Empty when unknown: then such a schedule is skipped.
+    pub attribute_types: &'a crate::store::AttributeTypes,
 }
 
 /// One schedule turned into a workflow file.
@@ -263,7 +268,12 @@ fn render(
             let _ = writeln!(out, "  args: [{}]", args.join(", "));
         }
     }
-    action::write_options(&mut out, start, &described.observed.schedule_id)?;
+    action::write_options(
+        &mut out,
+        start,
+        &described.observed.schedule_id,
+        target.attribute_types,
+    )?;
     Ok((out, notes))
 }
 
@@ -643,10 +653,12 @@ mod tests {
     const PROJECT: &str = "billing";
 
     fn target() -> Target<'static> {
+        static NO_TYPES: crate::store::AttributeTypes = std::collections::BTreeMap::new();
         Target {
             project: PROJECT,
             task_queue: "q",
             folder: Path::new("workflows"),
+            attribute_types: &NO_TYPES,
         }
     }
 
@@ -790,15 +802,18 @@ mod tests {
                     });
                 },
             ),
-            ("its search attribute `Region` names no type", |d| {
-                start_of(d).search_attributes = Some(SearchAttributes {
-                    indexed_fields: [(
-                        "Region".to_owned(),
-                        crate::spec::json_payload(&"eu".into()),
-                    )]
-                    .into(),
-                });
-            }),
+            (
+                "its search attribute `Region` names no type, and the namespace",
+                |d| {
+                    start_of(d).search_attributes = Some(SearchAttributes {
+                        indexed_fields: [(
+                            "Region".to_owned(),
+                            crate::spec::json_payload(&"eu".into()),
+                        )]
+                        .into(),
+                    });
+                },
+            ),
             ("its summary is JSON but not text", |d| {
                 start_of(d).user_metadata = Some(UserMetadata {
                     summary: Some(crate::spec::json_payload(&1.into())),

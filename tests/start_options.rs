@@ -149,7 +149,8 @@ fn expressible() -> Vec<(&'static str, NewWorkflowExecutionInfo)> {
         (
             "sdk.untyped-attribute",
             NewWorkflowExecutionInfo {
-                // As the `temporal` CLI sends one: no type; the server adds it.
+                // As the `temporal` CLI sends one: no type. 1.29 adds it;
+                // 1.32 keeps it untyped, and import asks the namespace.
                 search_attributes: Some(SearchAttributes {
                     indexed_fields: HashMap::from([("CustomerId".to_owned(), json(j!("globex")))]),
                 }),
@@ -269,12 +270,72 @@ fn json_of(output: &Output) -> serde_json::Value {
     })
 }
 
-/// The action of each schedule as the `temporal` CLI describes it.
+/// The action of each schedule as the `temporal` CLI describes it, in the
+/// terms that carry meaning: each JSON payload's data decoded (schedule-sync
+/// writes the keys of JSON objects sorted, which is the same value),
+/// Temporal's default workflow task timeout as none, and search attributes
+/// without the type their payloads may name (the namespace's is the type).
 fn actions(server: &DevServer, ids: &[&str]) -> BTreeMap<String, serde_json::Value> {
+    fn base64(text: &str) -> Vec<u8> {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut bits = 0u32;
+        let mut count = 0;
+        let mut out = Vec::new();
+        for c in text.bytes().filter(|c| *c != b'=') {
+            let value = ALPHABET.iter().position(|a| *a == c).expect("base64") as u32;
+            bits = (bits << 6) | value;
+            count += 6;
+            if count >= 8 {
+                count -= 8;
+                out.push((bits >> count) as u8);
+                bits &= (1 << count) - 1;
+            }
+        }
+        out
+    }
+    fn decoded(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                let json = map
+                    .get("metadata")
+                    .and_then(|m| m.get("encoding"))
+                    .and_then(|e| e.as_str())
+                    == Some("anNvbi9wbGFpbg==");
+                if let (true, Some(serde_json::Value::String(data))) = (json, map.get("data")) {
+                    let bytes = base64(data);
+                    let parsed: serde_json::Value =
+                        serde_json::from_slice(&bytes).expect("JSON data");
+                    map.insert("data".to_owned(), parsed);
+                }
+                map.values_mut().for_each(decoded);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(decoded),
+            _ => {}
+        }
+    }
     ids.iter()
         .map(|id| {
-            let described = support::describe(server, id);
-            ((*id).to_owned(), described["schedule"]["action"].clone())
+            let mut action = support::describe(server, id)["schedule"]["action"].clone();
+            decoded(&mut action);
+            // A workflow task timeout of 10s is Temporal's default: a file
+            // that says nothing asks for it too, and adoption sends none.
+            if let Some(start) = action["startWorkflow"].as_object_mut()
+                && start.get("workflowTaskTimeout") == Some(&serde_json::json!("10s"))
+            {
+                start.remove("workflowTaskTimeout");
+            }
+            // A search attribute's type is the namespace's: 1.32 keeps one
+            // sent untyped as it is, and adoption sends it typed.
+            if let Some(fields) =
+                action["startWorkflow"]["searchAttributes"]["indexedFields"].as_object_mut()
+            {
+                for field in fields.values_mut() {
+                    if let Some(metadata) = field["metadata"].as_object_mut() {
+                        metadata.remove("type");
+                    }
+                }
+            }
+            ((*id).to_owned(), action)
         })
         .collect()
 }

@@ -15,12 +15,14 @@ use super::{flow_json, json_or_reason, quoted, scalar};
 use crate::duration::format_duration;
 use crate::project::action::{AttributeType, AttributeValue, DEFAULT_TASK_TIMEOUT, datetime_text};
 use crate::spec::action::ATTRIBUTE_TYPE_METADATA;
+use crate::store::AttributeTypes;
 
 /// Writes the `schedule:` keys of the options that `start` sets.
 pub(super) fn write_options(
     out: &mut String,
     start: &NewWorkflowExecutionInfo,
     schedule_id: &str,
+    types: &AttributeTypes,
 ) -> Result<(), String> {
     if start.workflow_id != schedule_id {
         let _ = writeln!(out, "  workflow_id: {}", scalar(&start.workflow_id));
@@ -108,7 +110,7 @@ pub(super) fn write_options(
         out.push_str("  search_attributes:\n");
         let sorted: BTreeMap<_, _> = attributes.indexed_fields.iter().collect();
         for (name, payload) in sorted {
-            let value = attribute(name, payload)?;
+            let value = attribute(name, payload, types)?;
             let _ = writeln!(
                 out,
                 "    {}: {{type: {}, value: {}}}",
@@ -161,21 +163,26 @@ fn duration(d: &prost_wkt_types::Duration, what: &str) -> Result<std::time::Dura
     }
 }
 
-/// A held search attribute, typed by the type its payload names.
-fn attribute(name: &str, payload: &Payload) -> Result<AttributeValue, String> {
+/// A held search attribute, typed by the type its payload names, else by
+/// the namespace's type of it.
+fn attribute(
+    name: &str,
+    payload: &Payload,
+    types: &AttributeTypes,
+) -> Result<AttributeValue, String> {
     let what = format!("search attribute `{name}`");
     let value = json_or_reason(payload, &what)?;
-    let kind = payload
+    let named = payload
         .metadata
         .get(ATTRIBUTE_TYPE_METADATA)
         .map(|t| String::from_utf8_lossy(t).into_owned());
-    let Some(kind) = kind.as_deref().and_then(AttributeType::from_name) else {
-        return Err(match kind {
-            Some(kind) => {
-                format!("its {what} has the type `{kind}`, which schedule-sync does not know")
-            }
-            None => format!("its {what} names no type"),
-        });
+    let kind = match named.as_deref() {
+        Some(named) => AttributeType::from_name(named).ok_or_else(|| {
+            format!("its {what} has the type `{named}`, which schedule-sync does not know")
+        })?,
+        None => types.get(name).copied().ok_or_else(|| {
+            format!("its {what} names no type, and the namespace has no such attribute")
+        })?,
     };
     AttributeValue::from_json(kind, &value)
         .ok_or_else(|| format!("its {what} does not hold a {} value", kind.name()))

@@ -240,10 +240,12 @@ fn held(rng: &mut fastrand::Rng) -> Described {
 }
 
 fn target() -> Target<'static> {
+    static NO_TYPES: crate::store::AttributeTypes = std::collections::BTreeMap::new();
     Target {
         project: "billing",
         task_queue: "q",
         folder: Path::new("workflows"),
+        attribute_types: &NO_TYPES,
     }
 }
 
