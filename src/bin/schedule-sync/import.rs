@@ -13,6 +13,7 @@ use schedule_sync::store::{Described, ScheduleStore, TemporalStore};
 use serde::Serialize;
 
 use crate::cli::{Changes, Format, TemporalArgs};
+use crate::output::{self, Stream, errln, outln};
 
 /// What `import` was asked.
 #[derive(clap::Args)]
@@ -76,18 +77,21 @@ pub fn run(args: &ImportArgs) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run_import(args)) {
         Ok((report, adopt_text)) => {
             match args.format {
-                Format::Json => println!(
+                Format::Json => outln!(
                     "{}",
                     serde_json::to_string_pretty(&report).unwrap_or_default()
                 ),
-                Format::Text => print!("{}", text(&report, adopt_text.as_deref(), args)),
+                Format::Text => output::write(
+                    Stream::Out,
+                    text(&report, adopt_text.as_deref(), args).as_bytes(),
+                ),
             }
             if report.skipped.is_empty() {
                 ExitCode::SUCCESS
@@ -96,8 +100,8 @@ pub fn run(args: &ImportArgs) -> ExitCode {
             }
         }
         Err(error) => {
-            eprintln!("error: {error:#}");
-            eprintln!("nothing was written");
+            errln!("error: {error:#}");
+            errln!("nothing was written");
             ExitCode::FAILURE
         }
     }
@@ -218,7 +222,7 @@ fn destination(args: &ImportArgs) -> anyhow::Result<Destination> {
     if args.dir.join(project::PROJECT_FILE).exists() {
         let loaded = project::load(&args.dir).map_err(|invalid| {
             for diagnostic in &invalid.diagnostics {
-                eprintln!("{diagnostic}\n");
+                errln!("{diagnostic}\n");
             }
             anyhow::anyhow!("the project in {} is invalid", args.dir.display())
         })?;
