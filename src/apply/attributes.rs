@@ -101,3 +101,72 @@ fn problems(written: &[&DesiredSchedule], registered: &AttributeTypes) -> Vec<St
     }
     problems
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::apply::{ReconcileOptions, preview, reconcile};
+    use crate::project::action::AttributeType;
+    use crate::store::MemoryStore;
+
+    const FILE: &str = "id: a\nschedule:\n  cron: \"0 2 * * *\"\n  \
+                        search_attributes: {CustomerId: {type: Keyword, value: acme}, Due: {type: Datetime, value: 2027-01-01T00:00:00Z}}\n";
+
+    #[tokio::test]
+    async fn a_missing_or_mistyped_attribute_stops_plan_and_apply_before_any_write() {
+        let project =
+            crate::project::test_project("billing", &[FILE, "id: b\nschedule:\n  every: 1h\n"]);
+        let store = MemoryStore::new();
+        store.register_search_attribute("Due", AttributeType::Text);
+        for error in [
+            preview(&store, &project, ReconcileOptions::default())
+                .await
+                .expect_err("plan stops"),
+            reconcile(&store, &project, ReconcileOptions::default())
+                .await
+                .expect_err("apply stops"),
+        ] {
+            assert!(error.message.contains("nothing was written"), "{error}");
+            assert!(
+                error
+                    .message
+                    .contains("`CustomerId`, which the namespace does not have")
+                    && error.message.contains("--name CustomerId --type Keyword"),
+                "{error}"
+            );
+            assert!(
+                error
+                    .message
+                    .contains("`Due` as Datetime, but the namespace has it as Text"),
+                "{error}"
+            );
+        }
+        assert_eq!(store.writes(), 0);
+        assert_eq!(
+            store.calls_of("ListSearchAttributes"),
+            2,
+            "one listing each"
+        );
+    }
+
+    #[tokio::test]
+    async fn registered_attributes_are_listed_once_and_an_unchanged_project_not_at_all() {
+        let project = crate::project::test_project("billing", &[FILE]);
+        let store = MemoryStore::new();
+        store.register_search_attribute("CustomerId", AttributeType::Keyword);
+        store.register_search_attribute("Due", AttributeType::Datetime);
+        let report = reconcile(&store, &project, ReconcileOptions::default())
+            .await
+            .expect("applies");
+        assert!(report.converged(), "{report:#?}");
+        assert_eq!(store.calls_of("ListSearchAttributes"), 1);
+        let again = reconcile(&store, &project, ReconcileOptions::default())
+            .await
+            .expect("applies");
+        assert!(again.plan.steps.is_empty(), "{:#?}", again.plan);
+        assert_eq!(
+            store.calls_of("ListSearchAttributes"),
+            1,
+            "the no-op lists none"
+        );
+    }
+}
