@@ -209,6 +209,10 @@ fn expressible() -> Vec<(&'static str, Vec<&'static str>)> {
                 "line 1\nline 2",
             ],
         ),
+        (
+            "legacy.limited",
+            vec!["--cron", "0 2 * * *", "--remaining-actions", "3"],
+        ),
     ]
 }
 
@@ -231,11 +235,6 @@ fn inexpressible() -> Vec<(&'static str, Vec<&'static str>, &'static str)> {
                 "encoding=binary/plain",
             ],
             "binary/plain",
-        ),
-        (
-            "legacy.limited",
-            vec!["--cron", "0 2 * * *", "--remaining-actions", "3"],
-            "limited",
         ),
         (
             "legacy.Bad Name",

@@ -1,14 +1,14 @@
 //! The writer fence during a reconcile (see [`crate::fence`]): claiming it
 //! before the first write, and looking at it again while writing.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, OnceLock};
 
 use tokio::time::Instant;
 
 use super::calls::RequestIds;
 use super::{Apply, VERIFY_POLL, VERIFY_TIMEOUT};
-use crate::fence::{RECHECK, Writer, fence_id, fence_schedule, notes, parse};
+use crate::fence::{RECHECK, Writer, fence_id, fence_schedule, notes_recording, parse, recorded};
 use crate::plan::outranked;
 use crate::store::{Created, PauseState, ScheduleStore, StoreError};
 
@@ -38,11 +38,14 @@ impl<S: ScheduleStore> Apply<'_, S> {
     /// naming an older writer after [`CLAIM_ATTEMPTS`] claims. The caller
     /// then writes without a claim: its steps meet the same trouble, and the
     /// recheck while they run still stops them for a newer writer.
-    pub(super) async fn claim(&self) -> Result<Option<Writer>, StoreError> {
+    pub(super) async fn claim(
+        &self,
+        record: &BTreeSet<String>,
+    ) -> Result<Option<Writer>, StoreError> {
         let id = fence_id(self.project);
         let pause = PauseState {
             paused: true,
-            notes: notes(self.writer),
+            notes: notes_recording(self.writer, record),
         };
         let mut ids = RequestIds::new();
         for _ in 0..CLAIM_ATTEMPTS {
@@ -74,8 +77,12 @@ impl<S: ScheduleStore> Apply<'_, S> {
                     if let Some(found) = self.gives_way(held.as_ref()) {
                         return Ok(Some(found));
                     }
-                    if held.is_some_and(|w| w.key >= self.writer) {
-                        // A peer (or, forced, a newer writer) holds it.
+                    let recorded_all = record.is_subset(&recorded(&current.observed.notes));
+                    if held.is_some_and(|w| {
+                        w.key > self.writer || (w.key == self.writer && recorded_all)
+                    }) {
+                        // A peer that records what we would (or, forced, a
+                        // newer writer) holds it.
                         return Ok(None);
                     }
                     let request_id = ids.next("claim");

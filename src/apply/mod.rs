@@ -21,6 +21,7 @@ pub(crate) mod compare;
 mod failure;
 mod fencing;
 mod fingerprints;
+mod own_ids;
 mod steps;
 #[cfg(test)]
 mod tests;
@@ -206,7 +207,7 @@ pub async fn reconcile_with_progress<S: ScheduleStore>(
     // read afresh (and claimed, when we outrank its writer), even when the
     // listing showed a peer there.
     if !plan.steps.is_empty() && matches!(plan.fence, FenceStep::Claim { .. } | FenceStep::None) {
-        match apply.claim().await {
+        match apply.claim(&plan.record).await {
             Ok(Some(newer)) => plan.give_way(newer),
             Ok(None) => {}
             // The steps' own RPCs meet the same trouble and report it; the
@@ -322,6 +323,7 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
     async fn observe_and_plan(&self, options: ReconcileOptions) -> Result<Plan, StoreError> {
         let mut observation = self.retrying(|| self.store.list(self.project)).await?;
         self.fill_fingerprints(&mut observation).await;
+        self.observe_own_ids(&mut observation).await?;
         let plan = plan(self.project, self.ordered, &observation, options.plan);
         self.check_search_attributes(&plan).await?;
         Ok(plan)

@@ -156,11 +156,19 @@ async fn run_import(args: &ImportArgs) -> anyhow::Result<(ImportReport, Option<S
         folder: &args.out,
         attribute_types: &attribute_types,
     };
-    let mut imported = Vec::new();
+    let mut imported: Vec<Imported> = Vec::new();
     for schedule in &described {
         match import(&target, schedule) {
             Ok(file) => {
-                if let Some(existing) = destination.declared.get(&file.workflow) {
+                if let Some(first) = imported.iter().find(|i| i.workflow == file.workflow) {
+                    skipped.push(Skipped {
+                        reason: format!(
+                            "its workflow would be `{}`, as the one of `{}`",
+                            file.workflow, first.schedule_id
+                        ),
+                        schedule_id: file.schedule_id,
+                    });
+                } else if let Some(existing) = destination.declared.get(&file.workflow) {
                     skipped.push(Skipped {
                         schedule_id: file.schedule_id,
                         reason: format!(
