@@ -35,11 +35,10 @@ use crate::project::{Project, check_workflow_source};
 use crate::spec::{PAUSE_NOTE_PREFIX, desired};
 use crate::store::Described;
 
+mod action;
+#[cfg(test)]
+mod property;
 mod timing;
-
-/// The workflow task timeout Temporal gives a started workflow that names
-/// none; a schedule that holds it asks for nothing special.
-const DEFAULT_WORKFLOW_TASK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The project the files are written for.
 #[derive(Clone, Copy, Debug)]
@@ -51,6 +50,11 @@ pub struct Target<'a> {
     pub task_queue: &'a str,
     /// The folder the files go to, relative to the project folder.
     pub folder: &'a Path,
+    /// The namespace's search attributes and their types, for those that a
+    /// held action names without a type (Temporal 1.32 keeps a search
+    /// attribute of an action as it was sent, which may be untyped; 1.29
+    /// names the type). Empty when unknown: then such a schedule is skipped.
+    pub attribute_types: &'a crate::store::AttributeTypes,
 }
 
 /// One schedule turned into a workflow file.
@@ -181,7 +185,7 @@ fn render(
     described: &Described,
 ) -> Result<(String, Vec<String>), String> {
     let schedule = &described.schedule;
-    let start = start_action(schedule, &described.observed.schedule_id)?;
+    let start = start_action(schedule)?;
     let spec = plain_spec(schedule.spec.as_ref())?;
     let policies = schedule.policies.unwrap_or_default();
     if policies.keep_original_workflow_id {
@@ -282,101 +286,69 @@ fn render(
             );
         }
     }
-    if let Some(input) = input_value(start)? {
-        let _ = writeln!(out, "  input: {}", flow_json(&input));
+    match arguments(start)?.as_slice() {
+        [] => {}
+        [input] => {
+            let _ = writeln!(out, "  input: {}", flow_json(input));
+        }
+        args => {
+            let args: Vec<String> = args.iter().map(flow_json).collect();
+            let _ = writeln!(out, "  args: [{}]", args.join(", "));
+        }
     }
     if state.limited_actions {
         let _ = writeln!(out, "  remaining_actions: {}", state.remaining_actions);
     }
+    action::write_options(
+        &mut out,
+        start,
+        &described.observed.schedule_id,
+        target.attribute_types,
+    )?;
     Ok((out, notes))
 }
 
 /// The start-workflow action, when it asks for nothing a workflow file
 /// cannot say.
-fn start_action<'a>(
-    schedule: &'a Schedule,
-    schedule_id: &str,
-) -> Result<&'a NewWorkflowExecutionInfo, String> {
+fn start_action(schedule: &Schedule) -> Result<&NewWorkflowExecutionInfo, String> {
     let Some(Action::StartWorkflow(start)) =
         schedule.action.as_ref().and_then(|a| a.action.as_ref())
     else {
         return Err("its action is not to start a workflow".into());
     };
     // Every field is named, so that a field added to Temporal's protocol
-    // is a compile error here rather than a setting lost on adoption.
+    // is a compile error here rather than a setting lost on adoption. The
+    // options a file can say are written, and checked, by `action`.
     let NewWorkflowExecutionInfo {
-        workflow_id,
+        workflow_id: _,
         workflow_type: _,
         task_queue,
         input: _,
-        workflow_execution_timeout,
-        workflow_run_timeout,
-        workflow_task_timeout,
+        workflow_execution_timeout: _,
+        workflow_run_timeout: _,
+        workflow_task_timeout: _,
         workflow_id_reuse_policy,
-        retry_policy,
+        retry_policy: _,
         cron_schedule,
-        memo,
-        search_attributes,
+        memo: _,
+        search_attributes: _,
         header,
-        user_metadata,
+        user_metadata: _,
         versioning_override,
-        priority,
+        priority: _,
     } = start;
-    if workflow_id != schedule_id {
-        return Err(format!(
-            "it starts workflows with the id `{}`; schedule-sync starts them with the schedule id",
-            one_line(workflow_id)
-        ));
-    }
-    let set = |d: &Option<prost_wkt_types::Duration>| {
-        d.as_ref().is_some_and(|d| d.seconds != 0 || d.nanos != 0)
-    };
     let mut unsupported = Vec::new();
-    if set(workflow_execution_timeout) {
-        unsupported.push("an execution timeout");
-    }
-    if set(workflow_run_timeout) {
-        unsupported.push("a run timeout");
-    }
-    if set(workflow_task_timeout)
-        && workflow_task_timeout.as_ref().map(std_duration) != Some(DEFAULT_WORKFLOW_TASK_TIMEOUT)
-    {
-        unsupported.push("a workflow task timeout");
-    }
     if *workflow_id_reuse_policy != 0 {
         unsupported.push("a workflow id reuse policy");
-    }
-    if retry_policy.is_some() {
-        unsupported.push("a retry policy");
     }
     if !cron_schedule.is_empty() {
         unsupported.push("a cron schedule on the workflow itself");
     }
-    if memo.as_ref().is_some_and(|m| !m.fields.is_empty()) {
-        unsupported.push("a workflow memo");
-    }
-    if search_attributes
-        .as_ref()
-        .is_some_and(|a| !a.indexed_fields.is_empty())
-    {
-        unsupported.push("workflow search attributes");
-    }
     if header.as_ref().is_some_and(|h| !h.fields.is_empty()) {
         unsupported.push("headers");
     }
-    if user_metadata
-        .as_ref()
-        .is_some_and(|m| m.summary.is_some() || m.details.is_some())
-    {
-        unsupported.push("a summary or details");
-    }
     if versioning_override.is_some() {
         unsupported.push("a versioning override");
-    }
-    if priority.as_ref().is_some_and(|p| {
-        p.priority_key != 0 || !p.fairness_key.is_empty() || p.fairness_weight != 0.0
-    }) {
-        unsupported.push("a priority");
     }
     if task_queue.as_ref().is_none_or(|q| q.name.is_empty()) {
         unsupported.push("no task queue");
@@ -417,35 +389,47 @@ fn plain_spec(spec: Option<&ScheduleSpec>) -> Result<&ScheduleSpec, String> {
     Ok(spec)
 }
 
-/// The one JSON argument, or why the input is not one.
-fn input_value(start: &NewWorkflowExecutionInfo) -> Result<Option<serde_json::Value>, String> {
-    let payloads = start
+/// The JSON arguments, or why the input is not JSON.
+fn arguments(start: &NewWorkflowExecutionInfo) -> Result<Vec<serde_json::Value>, String> {
+    start
         .input
         .as_ref()
         .map(|i| i.payloads.as_slice())
-        .unwrap_or_default();
-    match payloads {
-        [] => Ok(None),
-        [payload] => json_value(payload).map(Some).ok_or_else(|| {
-            let encoding = payload
-                .metadata
-                .get("encoding")
-                .map(|e| String::from_utf8_lossy(e).into_owned())
-                .unwrap_or_else(|| "no encoding".to_owned());
-            if encoding == "json/plain" {
-                "its input is not valid JSON".to_owned()
-            } else {
-                format!(
-                    "its input is encoded as `{}`, not plain JSON",
-                    one_line(&encoding)
-                )
-            }
-        }),
-        more => Err(format!(
-            "its workflow takes {} arguments; schedule-sync passes one",
-            more.len()
-        )),
-    }
+        .unwrap_or_default()
+        .iter()
+        .map(|payload| json_or_reason(payload, "input"))
+        .collect()
+}
+
+/// The JSON value of `payload`, or why it has none: an encoding other than
+/// plain JSON (encrypted or binary data among them), or JSON that does not
+/// parse. `what` names the payload in the reason.
+fn json_or_reason(
+    payload: &temporalio_common::protos::temporal::api::common::v1::Payload,
+    what: &str,
+) -> Result<serde_json::Value, String> {
+    json_value(payload).ok_or_else(|| {
+        let encoding = payload
+            .metadata
+            .get("encoding")
+            .map(|e| String::from_utf8_lossy(e).into_owned())
+            .unwrap_or_else(|| "no encoding".to_owned());
+        if encoding == "json/plain" {
+            format!("its {what} is not valid JSON")
+        } else if encoding.contains("encrypted")
+            || payload.metadata.contains_key("encryption-key-id")
+        {
+            format!(
+                "its {what} is encrypted (`{}`), and a workflow file holds plain JSON",
+                one_line(&encoding)
+            )
+        } else {
+            format!(
+                "its {what} is encoded as `{}`, not plain JSON",
+                one_line(&encoding)
+            )
+        }
+    })
 }
 
 fn overlap_name(policy: i32) -> Result<&'static str, String> {
@@ -577,14 +561,20 @@ fn one_line(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::store::Observed;
+    use temporalio_common::protos::temporal::api::common::v1::{
+        Header, Memo, Payloads, RetryPolicy, SearchAttributes,
+    };
+    use temporalio_common::protos::temporal::api::sdk::v1::UserMetadata;
 
     const PROJECT: &str = "billing";
 
     fn target() -> Target<'static> {
+        static NO_TYPES: crate::store::AttributeTypes = std::collections::BTreeMap::new();
         Target {
             project: PROJECT,
             task_queue: "q",
             folder: Path::new("workflows"),
+            attribute_types: &NO_TYPES,
         }
     }
 
@@ -669,7 +659,7 @@ mod tests {
     fn what_a_file_cannot_say_is_skipped_with_the_reason() {
         let base = "id: a\nschedule:\n  cron: \"0 2 * * *\"\n";
         type Spoil = fn(&mut Described);
-        let cases: [(&str, Spoil); 8] = [
+        let cases: [(&str, Spoil); 13] = [
             ("excludes calendars the server did not canonicalise", |d| {
                 #[allow(deprecated)]
                 d.schedule
@@ -707,15 +697,54 @@ mod tests {
                 d.memo
                     .insert("team".into(), crate::spec::json_payload(&"x".into()));
             }),
-            ("cannot say", |d| {
-                let Some(Action::StartWorkflow(start)) =
-                    d.schedule.action.as_mut().and_then(|a| a.action.as_mut())
-                else {
-                    unreachable!()
-                };
-                start.workflow_run_timeout = Some(prost_wkt_types::Duration {
-                    seconds: 5,
-                    nanos: 0,
+            ("has headers, which a workflow file cannot say", |d| {
+                start_of(d).header = Some(Header {
+                    fields: [("auth".to_owned(), crate::spec::json_payload(&"x".into()))].into(),
+                });
+            }),
+            ("its input is encrypted", |d| {
+                let mut payload = crate::spec::json_payload(&"x".into());
+                payload
+                    .metadata
+                    .insert("encoding".into(), b"binary/encrypted".to_vec());
+                start_of(d).input = Some(Payloads {
+                    payloads: vec![payload],
+                });
+            }),
+            (
+                "its workflow memo field `team` is encoded as `binary/protobuf`",
+                |d| {
+                    let mut payload = crate::spec::json_payload(&"x".into());
+                    payload
+                        .metadata
+                        .insert("encoding".into(), b"binary/protobuf".to_vec());
+                    start_of(d).memo = Some(Memo {
+                        fields: [("team".to_owned(), payload)].into(),
+                    });
+                },
+            ),
+            (
+                "its search attribute `Region` names no type, and the namespace",
+                |d| {
+                    start_of(d).search_attributes = Some(SearchAttributes {
+                        indexed_fields: [(
+                            "Region".to_owned(),
+                            crate::spec::json_payload(&"eu".into()),
+                        )]
+                        .into(),
+                    });
+                },
+            ),
+            ("its summary is JSON but not text", |d| {
+                start_of(d).user_metadata = Some(UserMetadata {
+                    summary: Some(crate::spec::json_payload(&1.into())),
+                    details: None,
+                });
+            }),
+            ("would not load", |d| {
+                start_of(d).retry_policy = Some(RetryPolicy {
+                    backoff_coefficient: 0.5,
+                    ..Default::default()
                 });
             }),
         ];
@@ -729,6 +758,78 @@ mod tests {
                 skipped.reason
             );
         }
+    }
+
+    fn start_of(d: &mut Described) -> &mut NewWorkflowExecutionInfo {
+        let Some(Action::StartWorkflow(start)) =
+            d.schedule.action.as_mut().and_then(|a| a.action.as_mut())
+        else {
+            unreachable!()
+        };
+        start
+    }
+
+    #[test]
+    fn every_start_option_comes_back_as_the_same_schedule() {
+        let file = "id: a\nschedule:\n  cron: \"0 2 * * *\"\n  workflow_id: \"nightly report\"\n  \
+                    args: [eu, {formats: [pdf]}, 3, null]\n  execution_timeout: 2h\n  run_timeout: 1h\n  \
+                    task_timeout: 20s\n  retry_policy:\n    initial_interval: 1500ms\n    \
+                    backoff_coefficient: 1.5\n    maximum_interval: 1m\n    maximum_attempts: 5\n    \
+                    non_retryable_error_types: [Bad, \"Worse: yes\"]\n  \
+                    memo: {team: billing, \"yes\": [1, 2.5], nested: {a: null}}\n  \
+                    search_attributes:\n    K: {type: Keyword, value: \"on\"}\n    \
+                    L: {type: KeywordList, value: [a, \"b c\"]}\n    T: {type: Text, value: \"é\\nx\"}\n    \
+                    I: {type: Int, value: -9223372036854775808}\n    D: {type: Double, value: 0.1}\n    \
+                    B: {type: Bool, value: false}\n    W: {type: Datetime, value: 2026-01-01T00:00:00.5+02:00}\n  \
+                    summary: \"Nightly: \\\"report\\\"\"\n  details: \"line 1\\nline 2\\n\"\n  \
+                    priority: {priority_key: 2, fairness_key: \"tenant a\", fairness_weight: 0.1}\n";
+        let held = described(file);
+        let imported = import(&target(), &held).unwrap_or_else(|s| panic!("{}", s.reason));
+        let outcome = check_workflow_source(imported.file.clone(), &imported.text, "q");
+        let workflow = outcome
+            .workflow
+            .unwrap_or_else(|| panic!("{}\n{:#?}", imported.text, outcome.diagnostics));
+        let again = desired(&Project {
+            name: PROJECT.into(),
+            task_queue: "q".into(),
+            workflows: vec![workflow],
+        })
+        .remove(0);
+        assert_eq!(again.schedule, held.schedule, "{}", imported.text);
+        let want = desired(&crate::project::test_project(PROJECT, &[file])).remove(0);
+        assert_eq!(again.fingerprint, want.fingerprint, "{}", imported.text);
+        for key in [
+            "workflow_id",
+            "args",
+            "retry_policy",
+            "memo",
+            "search_attributes",
+            "summary",
+            "details",
+            "priority",
+        ] {
+            assert!(
+                imported.text.contains(&format!("  {key}:")),
+                "{key}: {}",
+                imported.text
+            );
+        }
+    }
+
+    #[test]
+    fn defaults_held_by_the_server_are_left_out_of_the_file() {
+        let mut held = described("id: a\nschedule:\n  every: 1h\n");
+        let start = start_of(&mut held);
+        // As the `temporal` CLI makes a schedule: a task timeout of 10s.
+        start.workflow_task_timeout = Some(prost_wkt_types::Duration {
+            seconds: 10,
+            nanos: 0,
+        });
+        start.header = Some(Header::default());
+        start.user_metadata = Some(UserMetadata::default());
+        let text = import(&target(), &held).unwrap().text;
+        assert!(!text.contains("timeout"), "{text}");
+        assert!(!text.contains("summary"), "{text}");
     }
 
     #[test]

@@ -178,6 +178,23 @@ fn every_good_project_loads_with_the_expected_facts() {
 }
 
 #[test]
+fn the_start_options_example_is_valid_and_uses_every_option() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/reports");
+    let loaded = project::load(&dir).expect("the example is valid");
+    assert!(loaded.warnings.is_empty(), "{:#?}", loaded.warnings);
+    let (_, schedule) = loaded.project.scheduled().next().expect("a schedule");
+    let start = &schedule.start;
+    assert_eq!(start.workflow_id.as_deref(), Some("daily-billing-report"));
+    assert_eq!(start.args.as_ref().map(Vec::len), Some(2));
+    assert!(start.execution_timeout.is_some() && start.run_timeout.is_some());
+    assert!(start.task_timeout.is_some() && start.retry_policy.is_some());
+    assert_eq!(start.memo.len(), 2);
+    assert_eq!(start.search_attributes.len(), 3);
+    assert!(start.summary.is_some() && start.details.is_some());
+    assert!(start.priority.is_some());
+}
+
+#[test]
 fn the_example_project_is_valid_and_complete() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/billing");
     let loaded = project::load(&dir).expect("the example is valid");

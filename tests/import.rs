@@ -176,6 +176,40 @@ fn expressible() -> Vec<(&'static str, Vec<&'static str>)> {
         ),
         ("legacy.twelve", twelve),
         (
+            "legacy.other-id",
+            vec!["--cron", "0 2 * * *", "--workflow-id", "someone-else"],
+        ),
+        (
+            "legacy.timeout",
+            vec![
+                "--cron",
+                "0 2 * * *",
+                "--execution-timeout",
+                "1h",
+                "--run-timeout",
+                "30m",
+                "--task-timeout",
+                "15s",
+            ],
+        ),
+        (
+            "legacy.two-args",
+            vec!["--cron", "0 2 * * *", "--input", "1", "--input", "2"],
+        ),
+        (
+            "legacy.metadata",
+            vec![
+                "--cron",
+                "0 2 * * *",
+                "--memo",
+                r#"team="billing""#,
+                "--static-summary",
+                "Nightly",
+                "--static-details",
+                "line 1\nline 2",
+            ],
+        ),
+        (
             "legacy.limited",
             vec!["--cron", "0 2 * * *", "--remaining-actions", "3"],
         ),
@@ -189,21 +223,6 @@ fn inexpressible() -> Vec<(&'static str, Vec<&'static str>, &'static str)> {
             "legacy.memo",
             vec!["--cron", "0 2 * * *", "--schedule-memo", r#"team="x""#],
             "memo",
-        ),
-        (
-            "legacy.other-id",
-            vec!["--cron", "0 2 * * *", "--workflow-id", "someone-else"],
-            "someone-else",
-        ),
-        (
-            "legacy.timeout",
-            vec!["--cron", "0 2 * * *", "--execution-timeout", "1h"],
-            "execution timeout",
-        ),
-        (
-            "legacy.two-args",
-            vec!["--cron", "0 2 * * *", "--input", "1", "--input", "2"],
-            "2 arguments",
         ),
         (
             "legacy.binary",

@@ -257,10 +257,12 @@ fn loaded(text: &str, file: &Path) -> schedule_sync::spec::DesiredSchedule {
 
 #[test]
 fn any_spec_imports_to_a_file_that_loads_back_as_it_or_is_skipped_with_a_reason() {
+    let no_types = schedule_sync::store::AttributeTypes::new();
     let target = Target {
         project: PROJECT,
         task_queue: "q",
         folder: Path::new("workflows"),
+        attribute_types: &no_types,
     };
     let mut draw = Draw(0x9E37_79B9_7F4A_7C15);
     let (mut imported, mut skipped) = (0, 0);

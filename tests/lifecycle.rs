@@ -606,6 +606,12 @@ impl ScheduleStore for SlowStore {
         self.wait().await;
         self.inner.delete(id).await
     }
+    async fn search_attribute_types(
+        &self,
+    ) -> Result<schedule_sync::store::AttributeTypes, StoreError> {
+        self.wait().await;
+        self.inner.search_attribute_types().await
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -736,6 +742,11 @@ impl ScheduleStore for PanickingStore {
         unreachable!()
     }
     async fn delete(&self, _: &str) -> Result<(), StoreError> {
+        unreachable!()
+    }
+    async fn search_attribute_types(
+        &self,
+    ) -> Result<schedule_sync::store::AttributeTypes, StoreError> {
         unreachable!()
     }
 }

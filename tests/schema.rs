@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use schedule_sync::duration::parse_duration;
+use schedule_sync::project::action::{
+    ACTION_KEYS, AttributeType, PRIORITY_KEYS, RETRY_POLICY_KEYS,
+};
 use schedule_sync::project::names::{is_project_name, is_workflow_id, temporal_name_problem};
 use schedule_sync::project::node::WORKFLOW_KEYS;
 use schedule_sync::project::{self, DEFAULT_WORKFLOWS_GLOB, OverlapPolicy, SCHEDULE_KEYS};
@@ -65,6 +68,15 @@ const CAUGHT: &[(&str, &str, &[&str])] = &[
     ("workflow-missing-id", "workflows/a.yaml", &[""]),
     ("workflow-task-queue-number", "workflows/a.yaml", &["/task_queue"]),
     ("workflow-type-padded", "workflows/a.yaml", &["/type"]),
+    ("retry-coefficient-below-one", "workflows/a.yaml", &["/schedule/retry_policy/backoff_coefficient"]),
+    ("retry-unknown-key", "workflows/a.yaml", &["/schedule/retry_policy"]),
+    ("search-attribute-value-wrong-type", "workflows/a.yaml", &["/schedule/search_attributes/Count"]),
+    ("search-attribute-unknown-type", "workflows/a.yaml", &["/schedule/search_attributes/CustomerId/type"]),
+    ("search-attribute-bad-datetime", "workflows/a.yaml", &["/schedule/search_attributes/Due"]),
+    ("input-and-args", "workflows/a.yaml", &["/schedule"]),
+    ("memo-not-a-mapping", "workflows/a.yaml", &["/schedule/memo"]),
+    ("priority-key-zero", "workflows/a.yaml", &["/schedule/priority/priority_key"]),
+    ("summary-number", "workflows/a.yaml", &["/schedule/summary"]),
 ];
 
 /// The bad projects that only the loader refuses, and why. Those whose files
@@ -101,6 +113,9 @@ const BEYOND: &[(&str, &str)] = &[
     ("schedule-id-shared", "uniqueness across files"),
     ("schedule-id-with-project-prefix", "the project's name, in another file"),
     ("timezone-unknown", "IANA zone names"),
+    ("timeout-zero", "a duration's lower bound (above 0s)"),
+    ("retry-maximum-below-initial", "comparison of two durations"),
+    ("fairness-key-too-long", "a length in bytes (64)"),
 ];
 
 /// The bad projects that do not read as JSON at all: the parser refuses them
@@ -546,7 +561,21 @@ fn the_key_lists_and_policies_are_the_loaders() {
     };
     assert_eq!(keys(&workflow["properties"]), sorted(&WORKFLOW_KEYS));
     let schedule = &workflow["$defs"]["schedule"];
-    assert_eq!(keys(&schedule["properties"]), sorted(&SCHEDULE_KEYS));
+    let schedule_keys: Vec<&str> = SCHEDULE_KEYS.iter().chain(&ACTION_KEYS).copied().collect();
+    assert_eq!(keys(&schedule["properties"]), sorted(&schedule_keys));
+    assert_eq!(
+        keys(&workflow["$defs"]["retryPolicy"]["properties"]),
+        sorted(&RETRY_POLICY_KEYS)
+    );
+    assert_eq!(
+        keys(&workflow["$defs"]["priority"]["properties"]),
+        sorted(&PRIORITY_KEYS)
+    );
+    let types: Vec<&str> = AttributeType::ALL.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        workflow["$defs"]["searchAttribute"]["properties"]["type"]["enum"],
+        json!(types)
+    );
     assert_eq!(schedule["additionalProperties"], false);
     assert_eq!(workflow["additionalProperties"], true);
     let spellings: Vec<&str> = OverlapPolicy::SPELLINGS.iter().map(|(s, _)| *s).collect();

@@ -17,6 +17,8 @@ mod support;
 use std::time::Duration;
 
 use schedule_sync::dev_server::DevServer;
+use schedule_sync::plan::changes::field_changes;
+use schedule_sync::project::action::AttributeType;
 use schedule_sync::spec::{DesiredSchedule, desired};
 use schedule_sync::store::{
     Created, Described, FINGERPRINT_ATTRIBUTE, LISTED_SPEC_ENTRIES, MemoryStore, PauseState,
@@ -24,7 +26,7 @@ use schedule_sync::store::{
 };
 use support::Version;
 use temporalio_common::protos::temporal::api::common::v1::Memo;
-use temporalio_common::protos::temporal::api::schedule::v1::Schedule;
+use temporalio_common::protos::temporal::api::schedule::v1::{Schedule, schedule_action};
 use temporalio_common::protos::temporal::api::workflowservice::v1::CreateScheduleRequest;
 
 /// What a test needs besides the store: acting on schedules as a person or
@@ -58,9 +60,26 @@ impl Memory {
             Version::V1_29 => SchedulerModel::Workflow129,
             Version::V1_32 => SchedulerModel::Chasm132,
         };
-        Memory(MemoryStore::behaving_as(model), version)
+        let store = MemoryStore::behaving_as(model);
+        store.register_search_attribute("Team", AttributeType::Keyword);
+        for (name, kind) in START_ATTRIBUTES {
+            store.register_search_attribute(name, kind);
+        }
+        Memory(store, version)
     }
 }
+
+/// The search attributes that started workflows carry in these tests, one
+/// of each type, registered in every namespace the tests use.
+const START_ATTRIBUTES: [(&str, AttributeType); 7] = [
+    ("CustomerId", AttributeType::Keyword),
+    ("Tags", AttributeType::KeywordList),
+    ("Notes", AttributeType::Text),
+    ("Count", AttributeType::Int),
+    ("Score", AttributeType::Double),
+    ("Urgent", AttributeType::Bool),
+    ("Due", AttributeType::Datetime),
+];
 
 impl Backend for Memory {
     type Store = MemoryStore;
@@ -106,6 +125,11 @@ impl Server {
         options
             .search_attributes
             .push(("Team".to_owned(), "Keyword".to_owned()));
+        options.search_attributes.extend(
+            START_ATTRIBUTES
+                .iter()
+                .map(|(name, kind)| ((*name).to_owned(), kind.name().to_owned())),
+        );
         let server = support::start(options).await;
         let client = support::client(&server).await;
         let store = TemporalStore::new(client.clone(), server.namespace().to_owned(), true);
@@ -577,6 +601,117 @@ macro_rules! contract {
     };
 }
 
+/// Every start option a workflow file can set.
+const W1_OPTIONS: &str = "id: w1\nschedule:\n  cron: \"0 1 * * *\"\n  workflow_id: nightly\n  \
+     args: [eu, {dry: true}]\n  execution_timeout: 2h\n  run_timeout: 1h\n  task_timeout: 20s\n  \
+     retry_policy: {initial_interval: 2s, backoff_coefficient: 1.5, maximum_interval: 2m, \
+     maximum_attempts: 5, non_retryable_error_types: [Fatal]}\n  memo: {team: billing, rows: 10}\n  \
+     search_attributes:\n    CustomerId: {type: Keyword, value: acme}\n    \
+     Tags: {type: KeywordList, value: [eu, nightly]}\n    Notes: {type: Text, value: the run}\n    \
+     Count: {type: Int, value: 42}\n    Score: {type: Double, value: 0.75}\n    \
+     Urgent: {type: Bool, value: true}\n    Due: {type: Datetime, value: 2027-01-01T00:00:00Z}\n  \
+     summary: Nightly\n  details: \"Builds it.\\nOwner: billing.\"\n  \
+     priority: {priority_key: 2, fairness_key: tenant-a, fairness_weight: 2.5}\n";
+
+/// The same schedule with other start options, the memo of started
+/// workflows among them.
+const W1_OTHER_OPTIONS: &str = "id: w1\nschedule:\n  cron: \"0 1 * * *\"\n  run_timeout: 3h\n  \
+     memo: {team: shop}\n  search_attributes: {Count: {type: Int, value: 7}}\n  summary: Other\n  \
+     priority: {priority_key: 4}\n";
+
+async fn every_start_option_is_held_as_sent<B: Backend>(backend: &B) {
+    let want = &wanted(&[W1_OPTIONS])[0];
+    let held = created(backend, want, "create-1").await;
+    assert_eq!(field_changes(&held.schedule, &want.schedule), Vec::new());
+    let action = |s: &Schedule| match s.action.as_ref().and_then(|a| a.action.as_ref()) {
+        Some(schedule_action::Action::StartWorkflow(start)) => start.clone(),
+        None => panic!("no start action"),
+    };
+    let (held, sent) = (action(&held.schedule), action(&want.schedule));
+    // Both versions keep the priority and the user metadata as sent; the
+    // server names each search attribute's type in its payload.
+    assert_eq!(held.priority, sent.priority);
+    assert_eq!(held.user_metadata, sent.user_metadata);
+    assert_eq!(held.retry_policy, sent.retry_policy);
+    assert_eq!(held.memo, sent.memo);
+    assert_eq!(held.input, sent.input);
+    let kinds: Vec<(String, String)> = held
+        .search_attributes
+        .iter()
+        .flat_map(|a| a.indexed_fields.iter())
+        .map(|(name, payload)| {
+            (
+                name.clone(),
+                String::from_utf8_lossy(&payload.metadata["type"]).into_owned(),
+            )
+        })
+        .collect::<std::collections::BTreeMap<_, _>>()
+        .into_iter()
+        .collect();
+    let mut expected: Vec<(String, String)> = START_ATTRIBUTES
+        .iter()
+        .map(|(name, kind)| ((*name).to_owned(), kind.name().to_owned()))
+        .collect();
+    expected.sort();
+    assert_eq!(kinds, expected);
+}
+
+async fn an_update_replaces_the_start_options_and_the_started_workflows_memo<B: Backend>(
+    backend: &B,
+) {
+    let want = &wanted(&[W1_OPTIONS])[0];
+    let first = created(backend, want, "create-1").await;
+    let other = &wanted(&[W1_OTHER_OPTIONS])[0];
+    backend
+        .store()
+        .update("acme", other, &pause_of(other), &first, "update-1")
+        .await
+        .unwrap();
+    let after = after_update(backend, &first).await;
+    // Unlike the schedule's own memo, which 1.29 keeps on update, the memo
+    // of started workflows is part of the action: both versions replace it.
+    assert_eq!(field_changes(&after.schedule, &other.schedule), Vec::new());
+    assert_ne!(field_changes(&after.schedule, &want.schedule), Vec::new());
+}
+
+async fn a_search_attribute_the_namespace_lacks_is_refused_and_listed_as_missing<B: Backend>(
+    backend: &B,
+) {
+    let types = backend.store().search_attribute_types().await.unwrap();
+    for (name, kind) in START_ATTRIBUTES {
+        assert_eq!(types.get(name), Some(&kind), "{name}");
+    }
+    assert_eq!(
+        types.get(FINGERPRINT_ATTRIBUTE),
+        Some(&AttributeType::Keyword)
+    );
+    assert!(!types.contains_key("Missing"));
+    let want = &wanted(&[
+        "id: w1\nschedule:\n  cron: \"0 1 * * *\"\n  search_attributes: {Missing: {type: Keyword, value: x}}\n",
+    ])[0];
+    let refused = backend
+        .store()
+        .create(
+            "acme",
+            want,
+            &pause_of(want),
+            &Default::default(),
+            "create-1",
+        )
+        .await
+        .expect_err("an unknown search attribute is refused");
+    assert_eq!(refused.code, tonic::Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message.contains("Missing"), "{refused:?}");
+    assert!(
+        backend
+            .store()
+            .describe(&want.schedule_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 // `allow_all`: the workflows started never run (no worker), and a skipped
 // firing takes no action.
 const LIMITED: &str =
@@ -627,6 +762,9 @@ async fn a_limit_on_actions_counts_down_and_an_update_keeps_the_count<B: Backend
 }
 
 contract!(
+    every_start_option_is_held_as_sent,
+    an_update_replaces_the_start_options_and_the_started_workflows_memo,
+    a_search_attribute_the_namespace_lacks_is_refused_and_listed_as_missing,
     a_limit_on_actions_counts_down_and_an_update_keeps_the_count,
     a_create_carries_the_marker_and_the_fingerprint,
     a_taken_id_is_found_taken_unless_the_request_id_repeats,

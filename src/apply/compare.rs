@@ -53,6 +53,7 @@ pub(crate) fn same_schedule(held: &Schedule, want: &Schedule) -> bool {
     };
     held.spec == want.spec
         && start(held) == start(want)
+        && crate::plan::action::options(held) == crate::plan::action::options(want)
         && policies(held) == policies(want)
         && limited(held) == limited(want)
 }

@@ -16,6 +16,7 @@
 //!   fingerprints in its listing;
 //! - `failure`: why a step failed, as one type.
 
+mod attributes;
 mod calls;
 pub(crate) mod compare;
 mod failure;
@@ -346,7 +347,9 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
                 .ok()
                 .and_then(|d| i64::try_from(d.as_secs()).ok())
         });
-        Ok(plan(self.project, self.ordered, &observation, options))
+        let plan = plan(self.project, self.ordered, &observation, options);
+        self.check_search_attributes(&plan).await?;
+        Ok(plan)
     }
 
     /// Carries out one step; never fails, the outcome says how it went.

@@ -38,6 +38,21 @@ pub fn field_changes(held: &Schedule, want: &Schedule) -> Vec<FieldChange> {
             });
         }
     }
+    let (held_options, want_options) =
+        (super::action::options(&held), super::action::options(&want));
+    for ((field, current), desired) in super::action::FIELDS
+        .into_iter()
+        .zip(held_options)
+        .zip(want_options)
+    {
+        if current != desired {
+            changes.push(FieldChange {
+                field,
+                current,
+                desired,
+            });
+        }
+    }
     changes
 }
 

@@ -13,6 +13,7 @@ use super::node::{Node, Position, Value, WORKFLOW_KEYS, quote};
 use crate::cron;
 use crate::duration::parse_duration;
 
+mod action;
 mod timing;
 
 pub use timing::{CALENDAR_KEYS, INTERVAL_KEYS, MAX_REMAINING_ACTIONS};
@@ -437,7 +438,12 @@ fn schedule(
         );
         return None;
     };
-    check.unknown_keys(entries, &SCHEDULE_KEYS, "`schedule`", true);
+    let known: Vec<&str> = SCHEDULE_KEYS
+        .iter()
+        .chain(&super::action::ACTION_KEYS)
+        .copied()
+        .collect();
+    check.unknown_keys(entries, &known, "`schedule`", true);
     let errors_before = check.diagnostics.iter().filter(|d| d.is_error()).count();
 
     let timezone_node = get(entries, "timezone");
@@ -496,12 +502,14 @@ fn schedule(
             None
         }
     });
+    let start = action::start_options(check, entries);
 
     let errors_after = check.diagnostics.iter().filter(|d| d.is_error()).count();
     if errors_after > errors_before {
         return None;
     }
     let timing = timing?;
+    let (start, one_argument) = start?;
     let timezone = timezone
         .or_else(|| timing.cron.iter().find_map(|e| e.spec.timezone.clone()))
         .unwrap_or_else(|| "UTC".to_owned());
@@ -515,7 +523,8 @@ fn schedule(
         pause_on_failure: pause_on_failure?,
         start_at,
         end_at,
-        input,
+        input: input.or(one_argument),
+        start,
         exclude: exclude?,
         remaining_actions,
         id: schedule_id,

@@ -1,6 +1,7 @@
 //! The project model: loading `project.yaml` and its workflow files into
 //! validated, typed values, with every problem reported at once.
 
+pub mod action;
 mod check;
 pub mod diagnostic;
 mod environment;

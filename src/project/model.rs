@@ -79,6 +79,10 @@ pub struct Schedule {
     pub remaining_actions: Option<u64>,
     /// The schedule's own id, when it is not `<project>.<workflow id>`.
     pub id: Option<String>,
+    /// What else the started workflows get: their id, timeouts, retry
+    /// policy, memo, search attributes, metadata, priority, arguments.
+    #[serde(skip_serializing_if = "crate::project::action::StartOptions::is_empty")]
+    pub start: crate::project::action::StartOptions,
 }
 
 /// A cron string as written, and what it means.

@@ -256,6 +256,11 @@ impl<S: ScheduleStore> ScheduleStore for Guarded<'_, S> {
         self.open("DeleteSchedule")?;
         self.inner.delete(schedule_id).await
     }
+
+    async fn search_attribute_types(&self) -> Result<crate::store::AttributeTypes, StoreError> {
+        self.open("ListSearchAttributes")?;
+        self.inner.search_attribute_types().await
+    }
 }
 
 /// Hands out one shared store: for embedders' tests with a

@@ -18,6 +18,7 @@
 //! reconcile tell an unchanged schedule from a changed one without comparing
 //! Temporal's normalised read-back field by field.
 
+pub mod action;
 pub mod fire_times;
 pub(crate) mod timing;
 
@@ -104,7 +105,7 @@ fn desired_one(project: &str, workflow: &Workflow, declared: &DeclaredSchedule) 
         .id
         .clone()
         .unwrap_or_else(|| schedule_id(project, &workflow.id));
-    let canonical = canonical(workflow, declared);
+    let canonical = canonical(&schedule_id, workflow, declared);
     let digest = Sha256::digest(canonical_json(&canonical).as_bytes());
     let fingerprint = Fingerprint(digest.iter().map(|b| format!("{b:02x}")).collect());
     DesiredSchedule {
@@ -161,8 +162,14 @@ pub fn canonical_json(value: &serde_json::Value) -> String {
 }
 
 /// The canonical JSON of every managed field; [`canonical_json`] writes it
-/// with sorted keys, so equal schedules give equal text.
-fn canonical(workflow: &Workflow, declared: &DeclaredSchedule) -> serde_json::Value {
+/// with sorted keys, so equal schedules give equal text. The start options
+/// ([`action`]) add a `start` key only when they ask for something, so a
+/// schedule without them keeps the fingerprint it always had.
+fn canonical(
+    schedule_id: &str,
+    workflow: &Workflow,
+    declared: &DeclaredSchedule,
+) -> serde_json::Value {
     let timing = timing::canonical_timing(&declared.timing);
     let mut canonical = json!({
         "version": FINGERPRINT_VERSION,
@@ -181,6 +188,9 @@ fn canonical(workflow: &Workflow, declared: &DeclaredSchedule) -> serde_json::Va
     });
     if let serde_json::Value::Object(map) = &mut canonical {
         map.extend(timing::canonical_extras(declared));
+        if let Some(start) = action::fingerprint_json(&declared.start, schedule_id) {
+            map.insert("start".to_owned(), start);
+        }
     }
     canonical
 }
@@ -231,23 +241,23 @@ fn schedule(schedule_id: &str, workflow: &Workflow, declared: &DeclaredSchedule)
     let input = declared.input.as_ref().map(|value| Payloads {
         payloads: vec![json_payload(value)],
     });
+    let mut start = NewWorkflowExecutionInfo {
+        workflow_id: schedule_id.to_owned(),
+        workflow_type: Some(WorkflowType {
+            name: workflow.workflow_type.clone(),
+        }),
+        task_queue: Some(TaskQueue {
+            name: workflow.task_queue.clone(),
+            ..Default::default()
+        }),
+        input,
+        ..Default::default()
+    };
+    action::apply(&declared.start, &mut start);
     Schedule {
         spec: Some(spec),
         action: Some(ScheduleAction {
-            action: Some(schedule_action::Action::StartWorkflow(
-                NewWorkflowExecutionInfo {
-                    workflow_id: schedule_id.to_owned(),
-                    workflow_type: Some(WorkflowType {
-                        name: workflow.workflow_type.clone(),
-                    }),
-                    task_queue: Some(TaskQueue {
-                        name: workflow.task_queue.clone(),
-                        ..Default::default()
-                    }),
-                    input,
-                    ..Default::default()
-                },
-            )),
+            action: Some(schedule_action::Action::StartWorkflow(start)),
         }),
         policies: Some(SchedulePolicies {
             overlap_policy: overlap(declared.overlap_policy) as i32,
@@ -415,7 +425,11 @@ mod tests {
         let canonical_of = |file: &str| {
             let p = project(&[file]);
             let (workflow, schedule) = p.scheduled().next().unwrap();
-            canonical_json(&canonical(workflow, schedule))
+            canonical_json(&canonical(
+                &schedule_id("billing", &workflow.id),
+                workflow,
+                schedule,
+            ))
         };
         let rest = r#""catchup_window_ms":null,"enabled":true,"end_at":null,"input":null,"jitter_ms":0,"overlap":"Skip","pause_on_failure":false,"start_at":null,"task_queue":"q","timezone":"UTC","#;
         assert_eq!(

@@ -28,7 +28,10 @@ use super::{
     StoreError, as_listed, keep_remaining_actions, marker_memo, merged_search_attributes,
     update_memo,
 };
+use crate::project::action::AttributeType;
+use crate::spec::action::ATTRIBUTE_TYPE_METADATA;
 use crate::spec::{DesiredSchedule, Fingerprint, MEMO_PROJECT, json_payload, owns_id};
+use temporalio_common::protos::temporal::api::schedule::v1::schedule_action::Action;
 
 /// Which Temporal scheduler a [`MemoryStore`] behaves as, where they differ.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -79,6 +82,8 @@ struct Inner {
     lost_create_answers: usize,
     /// How long each call of an RPC takes, where set.
     latency: HashMap<&'static str, std::time::Duration>,
+    /// The namespace's custom search attributes besides the fingerprint's.
+    attributes: super::AttributeTypes,
 }
 
 /// Schedules in memory.
@@ -100,6 +105,12 @@ impl MemoryStore {
             model,
             ..Self::default()
         }
+    }
+
+    /// Registers a custom search attribute in the namespace, as
+    /// `temporal operator search-attribute create` does.
+    pub fn register_search_attribute(&self, name: &str, kind: AttributeType) {
+        self.lock().attributes.insert(name.to_owned(), kind);
     }
 
     /// Makes every call of `rpc` (such as `"CreateSchedule"`) take `latency`
@@ -294,7 +305,12 @@ impl MemoryStore {
         self.lock()
             .calls
             .iter()
-            .filter(|c| !matches!(**c, "ListSchedules" | "DescribeSchedule"))
+            .filter(|c| {
+                !matches!(
+                    **c,
+                    "ListSchedules" | "DescribeSchedule" | "ListSearchAttributes"
+                )
+            })
             .count()
     }
 
@@ -340,6 +356,13 @@ impl Inner {
         self.next_version += 1;
         self.next_version
     }
+
+    fn attribute_type(&self, name: &str) -> Option<AttributeType> {
+        if name == FINGERPRINT_ATTRIBUTE {
+            return Some(AttributeType::Keyword);
+        }
+        self.attributes.get(name).copied()
+    }
 }
 
 /// A schedule as a listing entry (`listed`) or a describe shows it.
@@ -363,6 +386,43 @@ fn observed(schedule_id: &str, entry: &Entry, listed: bool) -> Observed {
             spec.cloned()
         },
     }
+}
+
+/// The schedule to store for `desired` in `pause` state, as the server
+/// stores it: the started workflows' search attributes must be registered
+/// in the namespace (else `InvalidArgument`, as the server answers), and
+/// each gets its type in the payload's metadata.
+fn stored(
+    inner: &Inner,
+    rpc: &'static str,
+    desired: &DesiredSchedule,
+    pause: &PauseState,
+) -> Result<Schedule, StoreError> {
+    let mut schedule = with_pause(desired, pause);
+    if let Some(Action::StartWorkflow(start)) =
+        schedule.action.as_mut().and_then(|a| a.action.as_mut())
+    {
+        for (name, payload) in start
+            .search_attributes
+            .iter_mut()
+            .flat_map(|a| a.indexed_fields.iter_mut())
+        {
+            let Some(kind) = inner.attribute_type(name) else {
+                return Err(StoreError {
+                    rpc,
+                    code: tonic::Code::InvalidArgument,
+                    message: format!(
+                        "Namespace default has no mapping defined for search attribute {name}"
+                    ),
+                });
+            };
+            payload.metadata.insert(
+                ATTRIBUTE_TYPE_METADATA.to_owned(),
+                kind.name().as_bytes().to_vec(),
+            );
+        }
+    }
+    Ok(schedule)
 }
 
 fn with_pause(desired: &DesiredSchedule, pause: &PauseState) -> Schedule {
@@ -422,6 +482,7 @@ impl ScheduleStore for MemoryStore {
         if inner.schedules.contains_key(id) {
             return Ok(Created::AlreadyExists);
         }
+        let schedule = stored(&inner, "CreateSchedule", desired, pause)?;
         let version = inner.bump();
         inner
             .create_request_ids
@@ -429,7 +490,7 @@ impl ScheduleStore for MemoryStore {
         inner.schedules.insert(
             id.clone(),
             Entry {
-                schedule: with_pause(desired, pause),
+                schedule,
                 memo: marker_memo(project, &desired.fingerprint),
                 search_attributes: merged_search_attributes(keep, &desired.fingerprint),
                 version,
@@ -471,6 +532,7 @@ impl ScheduleStore for MemoryStore {
                 "memo updates are not supported on workflow-backed schedules",
             ));
         }
+        let schedule = stored(&inner, "UpdateSchedule", desired, pause)?;
         let version = inner.bump();
         let Some(entry) = inner.schedules.get_mut(&desired.schedule_id) else {
             return Err(StoreError {
@@ -492,7 +554,7 @@ impl ScheduleStore for MemoryStore {
                 }
             }
         }
-        entry.schedule = with_pause(desired, pause);
+        entry.schedule = schedule;
         keep_remaining_actions(&mut entry.schedule, current);
         entry.search_attributes = sent;
         if let (SchedulerModel::Chasm132, Some(memo)) = (self.model, memo) {
@@ -525,5 +587,13 @@ impl ScheduleStore for MemoryStore {
         let mut inner = self.call("DeleteSchedule")?;
         inner.schedules.remove(schedule_id);
         Ok(())
+    }
+
+    async fn search_attribute_types(&self) -> Result<super::AttributeTypes, StoreError> {
+        self.wait("ListSearchAttributes").await;
+        let inner = self.call("ListSearchAttributes")?;
+        let mut types = inner.attributes.clone();
+        types.insert(FINGERPRINT_ATTRIBUTE.to_owned(), AttributeType::Keyword);
+        Ok(types)
     }
 }

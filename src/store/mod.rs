@@ -271,7 +271,22 @@ pub trait ScheduleStore: Send + Sync {
     ///
     /// A [`StoreError`] for any failure but "not found".
     fn delete(&self, schedule_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The custom search attributes the namespace has, with their types: one
+    /// `ListSearchAttributes`, made before writing schedules whose started
+    /// workflows carry search attributes, so that a missing one is a clear
+    /// error and not a rejection halfway through an apply.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`].
+    fn search_attribute_types(
+        &self,
+    ) -> impl Future<Output = Result<AttributeTypes, StoreError>> + Send;
 }
+
+/// Search attribute names and their types.
+pub type AttributeTypes = std::collections::BTreeMap<String, crate::project::action::AttributeType>;
 
 /// A shared store is a store.
 impl<S: ScheduleStore> ScheduleStore for std::sync::Arc<S> {
@@ -318,6 +333,12 @@ impl<S: ScheduleStore> ScheduleStore for std::sync::Arc<S> {
 
     fn delete(&self, schedule_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).delete(schedule_id)
+    }
+
+    fn search_attribute_types(
+        &self,
+    ) -> impl Future<Output = Result<AttributeTypes, StoreError>> + Send {
+        (**self).search_attribute_types()
     }
 }
 

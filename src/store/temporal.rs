@@ -22,6 +22,7 @@ use super::{
     StoreError, keep_remaining_actions, marker_memo, merged_search_attributes, update_memo,
 };
 use crate::connection::sanitise;
+use crate::project::action::AttributeType;
 use crate::spec::{DesiredSchedule, Fingerprint, MEMO_PROJECT, owns_id};
 
 /// Schedules per ListSchedules page.
@@ -504,6 +505,35 @@ impl ScheduleStore for TemporalStore {
         self.call("PatchSchedule", service.patch_schedule(once(request)))
             .await
             .map(drop)
+    }
+
+    async fn search_attribute_types(&self) -> Result<super::AttributeTypes, StoreError> {
+        use temporalio_common::protos::temporal::api::enums::v1::IndexedValueType;
+        let mut operator = self.client.connection().operator_service();
+        let request = ListSearchAttributesRequest {
+            namespace: self.namespace.clone(),
+        };
+        let response = self.counted(
+            "ListSearchAttributes",
+            bounded(operator.list_search_attributes(tonic::Request::new(request))).await,
+        )?;
+        Ok(response
+            .custom_attributes
+            .into_iter()
+            .filter_map(|(name, kind)| {
+                let kind = match IndexedValueType::try_from(kind).ok()? {
+                    IndexedValueType::Keyword => AttributeType::Keyword,
+                    IndexedValueType::KeywordList => AttributeType::KeywordList,
+                    IndexedValueType::Text => AttributeType::Text,
+                    IndexedValueType::Int => AttributeType::Int,
+                    IndexedValueType::Double => AttributeType::Double,
+                    IndexedValueType::Bool => AttributeType::Bool,
+                    IndexedValueType::Datetime => AttributeType::Datetime,
+                    IndexedValueType::Unspecified => return None,
+                };
+                Some((name, kind))
+            })
+            .collect())
     }
 
     async fn delete(&self, schedule_id: &str) -> Result<(), StoreError> {

@@ -139,10 +139,22 @@ async fn run_import(args: &ImportArgs) -> anyhow::Result<(ImportReport, Option<S
             .or_else(|| most_common_task_queue(&described))
             .context("no schedule to import, so there is no task queue to start a project with; name one with --task-queue")?,
     };
+    // Temporal 1.32 keeps an action's search attributes as they were sent,
+    // without their types where the sender named none: the namespace's
+    // listing names them, read once when some action has any.
+    let attribute_types = if described.iter().any(has_action_search_attributes) {
+        store
+            .search_attribute_types()
+            .await
+            .context("cannot list the namespace's search attributes")?
+    } else {
+        Default::default()
+    };
     let target = Target {
         project: &destination.name,
         task_queue: &task_queue,
         folder: &args.out,
+        attribute_types: &attribute_types,
     };
     let mut imported: Vec<Imported> = Vec::new();
     for schedule in &described {
@@ -200,6 +212,16 @@ async fn run_import(args: &ImportArgs) -> anyhow::Result<(ImportReport, Option<S
         adopt_text = Some(text);
     }
     Ok((report, adopt_text))
+}
+
+/// Whether the workflows that `described` starts carry search attributes.
+fn has_action_search_attributes(described: &Described) -> bool {
+    use temporalio_common::protos::temporal::api::schedule::v1::schedule_action::Action;
+    matches!(
+        described.schedule.action.as_ref().and_then(|a| a.action.as_ref()),
+        Some(Action::StartWorkflow(start))
+            if start.search_attributes.as_ref().is_some_and(|a| !a.indexed_fields.is_empty())
+    )
 }
 
 /// The project in `args.dir`, or the one `--project` names when the folder
