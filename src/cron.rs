@@ -315,6 +315,140 @@ pub fn parse(text: &str) -> Result<CronSpec, CronError> {
     })
 }
 
+/// One field of a calendar, for calendar entries written as fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CalendarField {
+    /// 0-59.
+    Second,
+    /// 0-59.
+    Minute,
+    /// 0-23.
+    Hour,
+    /// 1-31.
+    DayOfMonth,
+    /// 1-12, or names (`jan`).
+    Month,
+    /// 0-6 with 7 for Sunday too, or names (`mon`).
+    DayOfWeek,
+    /// 2000-2100.
+    Year,
+}
+
+impl CalendarField {
+    /// Every field, in the order Temporal's structured calendar lists them.
+    pub const ALL: [CalendarField; 7] = [
+        CalendarField::Second,
+        CalendarField::Minute,
+        CalendarField::Hour,
+        CalendarField::DayOfMonth,
+        CalendarField::Month,
+        CalendarField::DayOfWeek,
+        CalendarField::Year,
+    ];
+
+    /// The key that names the field in a calendar entry.
+    pub fn key(self) -> &'static str {
+        match self {
+            CalendarField::Second => "second",
+            CalendarField::Minute => "minute",
+            CalendarField::Hour => "hour",
+            CalendarField::DayOfMonth => "day_of_month",
+            CalendarField::Month => "month",
+            CalendarField::DayOfWeek => "day_of_week",
+            CalendarField::Year => "year",
+        }
+    }
+
+    fn field(self) -> &'static Field {
+        match self {
+            CalendarField::Second => &SECOND,
+            CalendarField::Minute => &MINUTE,
+            CalendarField::Hour => &HOUR,
+            CalendarField::DayOfMonth => &DAY_OF_MONTH,
+            CalendarField::Month => &MONTH,
+            CalendarField::DayOfWeek => &DAY_OF_WEEK,
+            CalendarField::Year => &YEAR,
+        }
+    }
+
+    /// The lowest and highest value the field takes (7 for Sunday aside).
+    pub fn bounds(self) -> (u32, u32) {
+        match self {
+            CalendarField::DayOfWeek => (0, 6),
+            other => (other.field().min, other.field().max),
+        }
+    }
+
+    /// The slot of the field in `calendar`.
+    pub fn of(self, calendar: &mut Calendar) -> &mut Vec<Range> {
+        match self {
+            CalendarField::Second => &mut calendar.second,
+            CalendarField::Minute => &mut calendar.minute,
+            CalendarField::Hour => &mut calendar.hour,
+            CalendarField::DayOfMonth => &mut calendar.day_of_month,
+            CalendarField::Month => &mut calendar.month,
+            CalendarField::DayOfWeek => &mut calendar.day_of_week,
+            CalendarField::Year => &mut calendar.year,
+        }
+    }
+}
+
+impl Calendar {
+    /// The calendar of an entry that names no field: midnight every day, the
+    /// defaults Temporal documents and its SDKs fill in (the server itself
+    /// matches nothing with an empty field but the year), written out.
+    pub fn midnight() -> Self {
+        let all = |field: CalendarField| {
+            let (start, end) = field.bounds();
+            vec![Range {
+                start,
+                end,
+                step: 1,
+            }]
+        };
+        Calendar {
+            second: vec![Range::single(0)],
+            minute: vec![Range::single(0)],
+            hour: vec![Range::single(0)],
+            day_of_month: all(CalendarField::DayOfMonth),
+            month: all(CalendarField::Month),
+            day_of_week: all(CalendarField::DayOfWeek),
+            year: Vec::new(),
+        }
+    }
+}
+
+/// The values of one calendar field written as a cron field: `*`, `9`,
+/// `9-17`, `*/15`, `9-17/2`, names (`mon-fri`, `jan`), or a comma-separated
+/// list of those. `*` in the year is every year (no ranges).
+///
+/// # Errors
+///
+/// A [`CronError`] with the offset in `text` of the part at fault.
+///
+/// ```
+/// use schedule_sync::cron::{CalendarField, Range, parse_calendar_field};
+/// let ranges = parse_calendar_field(CalendarField::DayOfWeek, "mon-fri").unwrap();
+/// assert_eq!(ranges, [Range { start: 1, end: 5, step: 1 }]);
+/// assert!(parse_calendar_field(CalendarField::Hour, "24").is_err());
+/// ```
+pub fn parse_calendar_field(field: CalendarField, text: &str) -> Result<Vec<Range>, CronError> {
+    if text.trim().is_empty() {
+        return Err(CronError::at(
+            0,
+            format!("the {} field is empty", field.key()),
+        ));
+    }
+    if let Some(token) = tokens(text, 0).get(1) {
+        return Err(CronError::at(
+            token.offset,
+            format!("the {} field holds white space", field.key()),
+        ));
+    }
+    let token = tokens(text, 0)[0];
+    parse_field(field.field(), token)
+}
+
 fn parse_macro(fields: &[Token<'_>]) -> Result<Timing, CronError> {
     let name = fields[0];
     if name.text == "@every" {

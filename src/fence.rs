@@ -41,6 +41,7 @@
 //! 1.29 answers OK and drops a stale update, so there the read-back tells
 //! the claimer that another claim came first.
 
+use std::collections::BTreeSet;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -185,6 +186,52 @@ pub fn notes_by(key: WriterKey, name: &str) -> String {
         "{NOTES_PREFIX} revision={} started={} by={name}",
         key.revision, key.started_ms,
     )
+}
+
+/// How the fence's notes list the schedules with ids of their own
+/// (`schedule.id`) that the project holds: no listing by the project's id
+/// prefix shows them, so the fence records them to keep them found once
+/// the file that named them is gone.
+pub const RECORD_FIELD: &str = "schedules";
+
+/// The fence's notes naming `key` and recording the schedule ids `own`.
+///
+/// ```
+/// use std::collections::BTreeSet;
+/// use schedule_sync::fence::{WriterKey, notes_recording, parse, recorded};
+/// let own = BTreeSet::from(["daily-billing-report".to_owned()]);
+/// let notes = notes_recording(WriterKey::revision(3), &own);
+/// assert_eq!(parse(&notes).unwrap().key, WriterKey::revision(3));
+/// assert_eq!(recorded(&notes), own);
+/// ```
+pub fn notes_recording(key: WriterKey, own: &BTreeSet<String>) -> String {
+    notes_recording_by(key, this_process(), own)
+}
+
+/// [`notes_recording`], written by the writer called `name`.
+pub fn notes_recording_by(key: WriterKey, name: &str, own: &BTreeSet<String>) -> String {
+    let mut notes = notes_by(key, name);
+    if !own.is_empty() {
+        let ids: Vec<&str> = own.iter().map(String::as_str).collect();
+        notes.push_str(&format!(" {RECORD_FIELD}={}", ids.join(",")));
+    }
+    notes
+}
+
+/// The schedule ids that fence notes record (none when they are not fence
+/// notes, or were written by a version that recorded none).
+pub fn recorded(notes: &str) -> BTreeSet<String> {
+    let Some(fields) = notes.strip_prefix(NOTES_PREFIX) else {
+        return BTreeSet::new();
+    };
+    fields
+        .split_whitespace()
+        .filter_map(|field| field.split_once('='))
+        .filter(|(name, _)| *name == RECORD_FIELD)
+        .flat_map(|(_, ids)| ids.split(','))
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The writer that fence notes name, if they are fence notes.

@@ -12,7 +12,8 @@
 //!
 //! The file keeps the schedule's id: a schedule `billing.nightly` becomes
 //! workflow `nightly` of project `billing`. Temporal cannot rename a
-//! schedule, so one whose id is not of that form is skipped.
+//! schedule, so one whose id is not of that form (`daily-billing-report`)
+//! gets a file that names it (`schedule: {id: daily-billing-report}`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -21,18 +22,20 @@ use std::time::Duration;
 use chrono::SecondsFormat;
 use serde::Serialize;
 use temporalio_common::protos::temporal::api::schedule::v1::schedule_action::Action;
-use temporalio_common::protos::temporal::api::schedule::v1::{
-    IntervalSpec, Range, Schedule, ScheduleSpec, StructuredCalendarSpec,
-};
+use temporalio_common::protos::temporal::api::schedule::v1::{Schedule, ScheduleSpec};
 use temporalio_common::protos::temporal::api::workflow::v1::NewWorkflowExecutionInfo;
 
 use crate::apply::compare::same_schedule;
 use crate::duration::format_duration;
 use crate::plan::changes::{field_changes, json_value, normalized};
-use crate::project::names::{WORKFLOW_ID_RULE, is_workflow_id};
+use crate::project::names::{
+    SCHEDULE_ID_RULE, WORKFLOW_ID_RULE, is_project_name, is_schedule_id, is_workflow_id,
+};
 use crate::project::{Project, check_workflow_source};
 use crate::spec::{PAUSE_NOTE_PREFIX, desired};
 use crate::store::Described;
+
+mod timing;
 
 /// The workflow task timeout Temporal gives a started workflow that names
 /// none; a schedule that holds it asks for nothing special.
@@ -91,7 +94,7 @@ pub fn import(target: &Target<'_>, described: &Described) -> Result<Imported, Sk
             "it is schedule-sync's record of the project's newest writer, not a workflow".into(),
         ));
     }
-    let workflow = workflow_id(target.project, &schedule_id).map_err(skip)?;
+    let (workflow, own_id) = workflow_id(target.project, &schedule_id).map_err(skip)?;
     if let Some(owner) = described
         .observed
         .owner
@@ -108,7 +111,7 @@ pub fn import(target: &Target<'_>, described: &Described) -> Result<Imported, Sk
         )));
     }
     let file = target.folder.join(format!("{workflow}.yaml"));
-    let (text, notes) = render(target, &workflow, described).map_err(skip)?;
+    let (text, notes) = render(target, &workflow, own_id, described).map_err(skip)?;
     check_round_trip(target, &file, &text, &described.schedule).map_err(skip)?;
     Ok(Imported {
         schedule_id,
@@ -119,22 +122,46 @@ pub fn import(target: &Target<'_>, described: &Described) -> Result<Imported, Sk
     })
 }
 
-/// The workflow id that `schedule_id` stands for in `project`.
-fn workflow_id(project: &str, schedule_id: &str) -> Result<String, String> {
-    let Some(workflow) = schedule_id
+/// The workflow id that `schedule_id` stands for in `project`, and the
+/// schedule id when it is not of the project's form: then the file names it
+/// (`schedule.id`), since Temporal cannot rename a schedule, and the
+/// workflow id is the schedule id with each `:` written `-`. An id of
+/// another project's form (`shop.report`) is left to that project.
+fn workflow_id<'a>(
+    project: &str,
+    schedule_id: &'a str,
+) -> Result<(String, Option<&'a str>), String> {
+    if let Some(workflow) = schedule_id
         .strip_prefix(project)
         .and_then(|rest| rest.strip_prefix('.'))
-    else {
+    {
+        if !is_workflow_id(workflow) {
+            return Err(format!(
+                "`{workflow}` is not a workflow id schedule-sync accepts ({WORKFLOW_ID_RULE})"
+            ));
+        }
+        return Ok((workflow.to_owned(), None));
+    }
+    if let Some((other, rest)) = schedule_id.split_once('.')
+        && is_project_name(other)
+        && is_workflow_id(rest)
+    {
         return Err(format!(
-            "its id is not of the form `{project}.<workflow id>`, and Temporal cannot rename a schedule"
-        ));
-    };
-    if !is_workflow_id(workflow) {
-        return Err(format!(
-            "`{workflow}` is not a workflow id schedule-sync accepts ({WORKFLOW_ID_RULE})"
+            "its id is not of the form `{project}.<workflow id>` but of project `{other}`'s; import it into that project"
         ));
     }
-    Ok(workflow.to_owned())
+    if !is_schedule_id(schedule_id) {
+        return Err(format!(
+            "its id is neither of the form `{project}.<workflow id>` nor one a workflow file can name ({SCHEDULE_ID_RULE}), and Temporal cannot rename a schedule"
+        ));
+    }
+    let workflow = schedule_id.replace(':', "-");
+    if !is_workflow_id(&workflow) {
+        return Err(format!(
+            "no workflow id schedule-sync accepts can stand for it ({WORKFLOW_ID_RULE})"
+        ));
+    }
+    Ok((workflow, Some(schedule_id)))
 }
 
 fn listed(names: &[String]) -> String {
@@ -150,6 +177,7 @@ fn listed(names: &[String]) -> String {
 fn render(
     target: &Target<'_>,
     workflow: &str,
+    own_id: Option<&str>,
     described: &Described,
 ) -> Result<(String, Vec<String>), String> {
     let schedule = &described.schedule;
@@ -160,11 +188,8 @@ fn render(
         return Err("it keeps the original workflow id on retried actions".into());
     }
     let state = schedule.state.clone().unwrap_or_default();
-    if state.limited_actions {
-        return Err(format!(
-            "it is limited to {} more actions",
-            state.remaining_actions
-        ));
+    if state.limited_actions && state.remaining_actions <= 0 {
+        return Err("it is limited to a number of actions, and has taken them all".into());
     }
 
     let mut notes = Vec::new();
@@ -207,7 +232,11 @@ fn render(
         let _ = writeln!(out, "task_queue: {}", scalar(task_queue));
     }
     out.push_str("schedule:\n");
-    write_timing(&mut out, spec)?;
+    if let Some(own) = own_id {
+        let _ = writeln!(out, "  id: {}", scalar(own));
+    }
+    timing::write_timing(&mut out, spec)?;
+    timing::write_exclusions(&mut out, spec);
     let timezone = spec.timezone_name.as_str();
     if !timezone.is_empty() && timezone != "UTC" {
         let _ = writeln!(out, "  timezone: {}", scalar(timezone));
@@ -255,6 +284,9 @@ fn render(
     }
     if let Some(input) = input_value(start)? {
         let _ = writeln!(out, "  input: {}", flow_json(&input));
+    }
+    if state.limited_actions {
+        let _ = writeln!(out, "  remaining_actions: {}", state.remaining_actions);
     }
     Ok((out, notes))
 }
@@ -366,8 +398,9 @@ fn plain_spec(spec: Option<&ScheduleSpec>) -> Result<&ScheduleSpec, String> {
     let Some(spec) = spec else {
         return Err("it has no spec".into());
     };
-    if !spec.exclude_structured_calendar.is_empty() || !spec.exclude_calendar.is_empty() {
-        return Err("its spec excludes calendars".into());
+    if !spec.exclude_calendar.is_empty() {
+        // The server turns them into structured calendars on create.
+        return Err("its spec excludes calendars the server did not canonicalise".into());
     }
     if !spec.timezone_data.is_empty() {
         return Err("its time zone is given as data, not by name".into());
@@ -382,122 +415,6 @@ fn plain_spec(spec: Option<&ScheduleSpec>) -> Result<&ScheduleSpec, String> {
         );
     }
     Ok(spec)
-}
-
-/// `cron:` (one line or a list), or `every:` and `offset:`.
-fn write_timing(out: &mut String, spec: &ScheduleSpec) -> Result<(), String> {
-    if let ([], [interval]) = (
-        spec.structured_calendar.as_slice(),
-        spec.interval.as_slice(),
-    ) {
-        let (every, offset) = interval_parts(interval)?;
-        let _ = writeln!(out, "  every: {}", format_duration(every));
-        if !offset.is_zero() {
-            let _ = writeln!(out, "  offset: {}", format_duration(offset));
-        }
-        return Ok(());
-    }
-    let mut lines: Vec<String> = spec
-        .structured_calendar
-        .iter()
-        .map(cron_line)
-        .collect::<Result<_, _>>()?;
-    for interval in &spec.interval {
-        let (every, offset) = interval_parts(interval)?;
-        lines.push(if offset.is_zero() {
-            format!("@every {}", format_duration(every))
-        } else {
-            format!(
-                "@every {}/{}",
-                format_duration(every),
-                format_duration(offset)
-            )
-        });
-    }
-    match lines.as_slice() {
-        [line] => {
-            let _ = writeln!(out, "  cron: {}", quoted(line));
-        }
-        _ => {
-            out.push_str("  cron:\n");
-            for line in &lines {
-                let _ = writeln!(out, "    - {}", quoted(line));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn interval_parts(interval: &IntervalSpec) -> Result<(Duration, Duration), String> {
-    let every = interval
-        .interval
-        .as_ref()
-        .map(std_duration)
-        .ok_or("it has an interval with no length")?;
-    Ok((
-        every,
-        interval
-            .phase
-            .as_ref()
-            .map(std_duration)
-            .unwrap_or_default(),
-    ))
-}
-
-/// A structured calendar as a cron line: five fields when the second is 0
-/// and every year matches, six with a year, seven with a second.
-fn cron_line(calendar: &StructuredCalendarSpec) -> Result<String, String> {
-    if calendar.comment.contains(['\n', '\r']) {
-        return Err("a calendar comment spans lines".into());
-    }
-    let at_zero =
-        matches!(calendar.second.as_slice(), [r] if r.start == 0 && r.end <= 0 && r.step <= 1);
-    let mut fields = Vec::new();
-    if !at_zero {
-        fields.push(field(&calendar.second, 0, 59));
-    }
-    fields.extend([
-        field(&calendar.minute, 0, 59),
-        field(&calendar.hour, 0, 23),
-        field(&calendar.day_of_month, 1, 31),
-        field(&calendar.month, 1, 12),
-        field(&calendar.day_of_week, 0, 6),
-    ]);
-    if !at_zero || !calendar.year.is_empty() {
-        // An empty year list is every year; no range can spell it but `*`.
-        fields.push(if calendar.year.is_empty() {
-            "*".to_owned()
-        } else {
-            field(&calendar.year, i32::MIN, i32::MAX)
-        });
-    }
-    let mut line = fields.join(" ");
-    if !calendar.comment.is_empty() {
-        line.push_str(" # ");
-        line.push_str(&calendar.comment);
-    }
-    Ok(line)
-}
-
-/// One cron field: `*`, `*/s`, `a`, `a-b` or `a-b/s`, comma-separated.
-fn field(ranges: &[Range], min: i32, max: i32) -> String {
-    if ranges.is_empty() {
-        return "*".to_owned();
-    }
-    ranges
-        .iter()
-        .map(|r| {
-            let (start, end, step) = (r.start, r.end.max(r.start), r.step.max(1));
-            match (start == min && end == max, start == end, step) {
-                (true, _, 1) => "*".to_owned(),
-                (true, _, step) => format!("*/{step}"),
-                (false, true, 1) => start.to_string(),
-                (false, _, 1) => format!("{start}-{end}"),
-                (false, _, step) => format!("{start}-{end}/{step}"),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// The one JSON argument, or why the input is not one.
@@ -753,9 +670,14 @@ mod tests {
         let base = "id: a\nschedule:\n  cron: \"0 2 * * *\"\n";
         type Spoil = fn(&mut Described);
         let cases: [(&str, Spoil); 8] = [
-            ("excludes calendars", |d| {
-                let spec = d.schedule.spec.as_mut().unwrap();
-                spec.exclude_structured_calendar = spec.structured_calendar.clone();
+            ("excludes calendars the server did not canonicalise", |d| {
+                #[allow(deprecated)]
+                d.schedule
+                    .spec
+                    .as_mut()
+                    .unwrap()
+                    .exclude_calendar
+                    .push(Default::default());
             }),
             ("time zone is given as data", |d| {
                 d.schedule.spec.as_mut().unwrap().timezone_data = vec![1, 2];
@@ -778,8 +700,8 @@ mod tests {
             ("belongs to project `shop`", |d| {
                 d.observed.owner = Some("shop".into())
             }),
-            ("not of the form `billing.<workflow id>`", |d| {
-                d.observed.schedule_id = "billingx.a".into();
+            ("neither of the form `billing.<workflow id>`", |d| {
+                d.observed.schedule_id = "billing x".into();
             }),
             ("its memo holds `team`", |d| {
                 d.memo

@@ -125,3 +125,81 @@ async fn plan_then_apply_then_plan_again() {
     assert_eq!(listed.len(), 4, "{listed:?}");
     server.stop();
 }
+
+/// A project emptied on purpose keeps its writer fence, and `apply` and
+/// `plan` say why and how to remove it: an older writer that still declares
+/// the schedules (an old replica, an old checkout) finds the fence and
+/// creates nothing again.
+#[tokio::test]
+async fn an_emptied_project_keeps_its_fence_which_keeps_an_older_writer_out() {
+    let server = support::dev_server().await;
+    let address = server.address();
+    let files: Vec<String> = (0..3)
+        .map(|i| format!("id: w{i}\nschedule:\n  cron: \"{i} 3 * * *\"\n"))
+        .collect();
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    let newer = support::project_dir("gone", &files);
+    let older = support::project_dir("gone", &files);
+    let newer_dir = newer.path().to_str().unwrap();
+    let applied = run(&["apply", newer_dir, "--revision", "2"], &address);
+    assert_eq!(applied.status.code(), Some(0), "{applied:?}");
+
+    for i in 0..3 {
+        std::fs::remove_file(newer.path().join(format!("workflows/w{i}.yaml"))).unwrap();
+    }
+    let emptied = run(
+        &["apply", newer_dir, "--revision", "2", "--allow-mass-delete"],
+        &address,
+    );
+    let stdout = String::from_utf8_lossy(&emptied.stdout);
+    assert_eq!(emptied.status.code(), Some(0), "{emptied:?}");
+    let note = "its writer fence gone.~writer stays";
+    assert!(stdout.contains(note), "{stdout}");
+    assert!(
+        stdout.contains("temporal schedule delete --schedule-id 'gone.~writer'"),
+        "{stdout}"
+    );
+    support::eventually(10, "the listing shows no schedule", || async {
+        support::listed_schedules(&server).is_empty()
+    })
+    .await;
+    let fence = support::describe(&server, "gone.~writer");
+    assert!(
+        fence.to_string().contains("revision=2"),
+        "the fence names the writer that emptied the project: {fence:#}"
+    );
+
+    // Once the listing shows the deletions, `plan` has nothing to do and
+    // says the same.
+    let mut plan = run(&["plan", newer_dir, "--revision", "2"], &address);
+    for _ in 0..50 {
+        if plan.status.code() == Some(0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        plan = run(&["plan", newer_dir, "--revision", "2"], &address);
+    }
+    assert_eq!(plan.status.code(), Some(0), "{plan:?}");
+    let stdout = String::from_utf8_lossy(&plan.stdout);
+    assert!(stdout.contains(note), "{stdout}");
+    let json = run(
+        &["plan", newer_dir, "--revision", "2", "--format", "json"],
+        &address,
+    );
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["writer_fence_left"], "gone.~writer", "{json:#}");
+
+    // The older checkout is refused: the removal stands.
+    let refused = run(
+        &["apply", older.path().to_str().unwrap(), "--revision", "1"],
+        &address,
+    );
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let stdout = String::from_utf8_lossy(&refused.stdout);
+    assert!(
+        stdout.contains("refused: a newer writer holds this project"),
+        "{stdout}"
+    );
+    assert!(support::listed_schedules(&server).is_empty());
+    server.stop();
+}

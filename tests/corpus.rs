@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use schedule_sync::project::{self, Diagnostic, Timing};
+use schedule_sync::project::{self, Diagnostic};
 
 fn cases(kind: &str) -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -180,7 +180,8 @@ fn the_example_project_is_valid_and_complete() {
         Some(serde_json::json!({"region": "eu", "formats": ["pdf", "csv"]}))
     );
     let sweep = project.workflows[1].schedule.as_ref().unwrap();
-    assert!(matches!(sweep.timing, Timing::Every { .. }));
+    assert_eq!(sweep.timing.every.len(), 1);
+    assert!(sweep.timing.cron.is_empty() && sweep.timing.calendars.is_empty());
     assert_eq!(project.workflows[1].task_queue, "billing-workers");
     assert!(!project.workflows[0].schedule.as_ref().unwrap().enabled);
 }

@@ -175,6 +175,10 @@ fn expressible() -> Vec<(&'static str, Vec<&'static str>)> {
             ],
         ),
         ("legacy.twelve", twelve),
+        (
+            "legacy.limited",
+            vec!["--cron", "0 2 * * *", "--remaining-actions", "3"],
+        ),
     ]
 }
 
@@ -212,11 +216,6 @@ fn inexpressible() -> Vec<(&'static str, Vec<&'static str>, &'static str)> {
                 "encoding=binary/plain",
             ],
             "binary/plain",
-        ),
-        (
-            "legacy.limited",
-            vec!["--cron", "0 2 * * *", "--remaining-actions", "3"],
-            "limited",
         ),
         (
             "legacy.Bad Name",

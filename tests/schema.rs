@@ -47,9 +47,12 @@ const CAUGHT: &[(&str, &str, &[&str])] = &[
     ("project-not-a-mapping", "project.yaml", &[""]),
     ("project-unknown-key", "project.yaml", &[""]),
     ("project-workflows-empty", "project.yaml", &["/workflows"]),
-    ("schedule-both-cron-and-every", "workflows/a.yaml", &["/schedule"]),
     ("schedule-misspelt-key", "workflows/a.yaml", &["/schedule"]),
-    ("schedule-neither-cron-nor-every", "workflows/a.yaml", &["/schedule"]),
+    ("schedule-without-timing", "workflows/a.yaml", &["/schedule"]),
+    ("calendar-unknown-key", "workflows/a.yaml", &["/schedule/calendar"]),
+    ("remaining-actions-zero", "workflows/a.yaml", &["/schedule/remaining_actions"]),
+    ("remaining-actions-text", "workflows/a.yaml", &["/schedule/remaining_actions"]),
+    ("schedule-id-charset", "workflows/a.yaml", &["/schedule/id"]),
     ("schedule-not-a-mapping", "workflows/a.yaml", &["/schedule"]),
     ("start-at-not-a-date", "workflows/a.yaml", &["/schedule/start_at"]),
     ("workflow-bad-id", "workflows/a.yaml", &["/id"]),
@@ -65,6 +68,8 @@ const CAUGHT: &[(&str, &str, &[&str])] = &[
 /// read as JSON must pass the schema.
 #[rustfmt::skip]
 const BEYOND: &[(&str, &str)] = &[
+    ("calendar-duplicate-entry", "entries compared by meaning"),
+    ("calendar-hour-out-of-range", "each calendar field's bounds"),
     ("catchup-too-short", "a duration's lower bound (10s)"),
     ("cron-bad-month-name", "cron syntax"),
     ("cron-bad-zone-prefix", "IANA zone names"),
@@ -77,9 +82,16 @@ const BEYOND: &[(&str, &str)] = &[
     ("cron-unknown-macro", "cron syntax"),
     ("duplicate-ids", "uniqueness across files"),
     ("end-before-start", "order of two timestamps"),
+    ("every-list-duplicate", "intervals compared by meaning"),
+    ("every-list-offset-too-long", "comparison of two durations"),
+    ("every-list-zero", "a duration's lower bound (1s)"),
     ("every-too-short", "a duration's lower bound (1s)"),
+    ("exclude-bad-cron", "cron syntax"),
+    ("exclude-interval", "cron syntax"),
     ("offset-not-shorter", "comparison of two durations"),
     ("project-glob-malformed", "glob syntax"),
+    ("schedule-id-shared", "uniqueness across files"),
+    ("schedule-id-with-project-prefix", "the project's name, in another file"),
     ("timezone-unknown", "IANA zone names"),
 ];
 

@@ -41,6 +41,9 @@ trait Backend {
     async fn tag(&self, schedule_id: &str, name: &str, value: &str);
     /// Deletes a schedule, as `temporal schedule delete` does.
     async fn operator_delete(&self, schedule_id: &str);
+    /// Lets a schedule with a limit on actions fire until the limit is
+    /// spent, and describes it then.
+    async fn spend(&self, schedule_id: &str) -> Described;
 }
 
 /// A memo field that another tool set.
@@ -76,6 +79,10 @@ impl Backend for Memory {
     }
     async fn operator_delete(&self, schedule_id: &str) {
         self.0.operator_delete(schedule_id);
+    }
+    async fn spend(&self, schedule_id: &str) -> Described {
+        while self.0.take_action(schedule_id) {}
+        self.0.describe(schedule_id).await.unwrap().unwrap()
     }
 }
 
@@ -154,6 +161,21 @@ impl Backend for Server {
             output.status.success(),
             "{}",
             String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    async fn spend(&self, schedule_id: &str) -> Described {
+        // The schedule fires every second: give it a minute at most.
+        for _ in 0..600 {
+            let held = self.store.describe(schedule_id).await.unwrap().unwrap();
+            if held.schedule.state.as_ref().unwrap().remaining_actions == 0 {
+                return held;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let held = self.store.describe(schedule_id).await.unwrap().unwrap();
+        panic!(
+            "{schedule_id} never spent its actions: {:?}",
+            held.schedule.state
         );
     }
 }
@@ -555,7 +577,57 @@ macro_rules! contract {
     };
 }
 
+// `allow_all`: the workflows started never run (no worker), and a skipped
+// firing takes no action.
+const LIMITED: &str =
+    "id: l\nschedule:\n  every: 1s\n  overlap_policy: allow_all\n  remaining_actions: 2\n";
+const LIMITED_CHANGED: &str = "id: l\nschedule:\n  every: 1s\n  overlap_policy: allow_all\n  \
+                               jitter: 1s\n  remaining_actions: 2\n";
+
+/// Temporal counts a limit on actions down as the schedule fires (each
+/// action moves the conflict token), stops firing at 0, and an update that
+/// sends back the count it holds, as ours does, leaves the count there:
+/// neither the countdown nor an update resets it.
+async fn a_limit_on_actions_counts_down_and_an_update_keeps_the_count<B: Backend>(backend: &B) {
+    let want = &wanted(&[LIMITED])[0];
+    let held = created(backend, want, "create-limited").await;
+    let state = held.schedule.state.clone().unwrap();
+    assert!(state.limited_actions);
+    assert!(
+        (1..=2).contains(&state.remaining_actions),
+        "{}",
+        state.remaining_actions
+    );
+    let spent = backend.spend(&want.schedule_id).await;
+    assert!(spent.schedule.state.as_ref().unwrap().limited_actions);
+    assert_ne!(
+        spent.conflict_token, held.conflict_token,
+        "an action moves the conflict token"
+    );
+    let changed = &wanted(&[LIMITED_CHANGED])[0];
+    backend
+        .store()
+        .update(
+            "acme",
+            changed,
+            &pause_of(changed),
+            &spent,
+            "update-limited",
+        )
+        .await
+        .unwrap();
+    let after = after_update(backend, &spent).await;
+    assert!(
+        after.schedule.spec.as_ref().unwrap().jitter.is_some(),
+        "the update landed"
+    );
+    let state = after.schedule.state.unwrap();
+    assert!(state.limited_actions);
+    assert_eq!(state.remaining_actions, 0, "the update reset the count");
+}
+
 contract!(
+    a_limit_on_actions_counts_down_and_an_update_keeps_the_count,
     a_create_carries_the_marker_and_the_fingerprint,
     a_taken_id_is_found_taken_unless_the_request_id_repeats,
     a_request_id_outlives_its_schedule,

@@ -51,7 +51,16 @@ pub(crate) fn same_schedule(held: &Schedule, want: &Schedule) -> bool {
             p.pause_on_failure,
         )
     };
-    held.spec == want.spec && start(held) == start(want) && policies(held) == policies(want)
+    held.spec == want.spec
+        && start(held) == start(want)
+        && policies(held) == policies(want)
+        && limited(held) == limited(want)
+}
+
+/// Whether actions are limited; how many are left is the server's count,
+/// never compared.
+fn limited(schedule: &Schedule) -> bool {
+    schedule.state.as_ref().is_some_and(|s| s.limited_actions)
 }
 
 /// The pause state to write for `want`, keeping an operator's pause.

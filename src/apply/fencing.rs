@@ -3,14 +3,17 @@
 //! that may be writing go first), and looking at the fence again while
 //! writing.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, OnceLock};
 
 use tokio::time::Instant;
 
 use super::calls::RequestIds;
 use super::{Apply, ReconcileOptions, VERIFY_POLL, VERIFY_TIMEOUT};
-use crate::fence::{RECHECK, SETTLE, Writer, WriterKey, fence_id, fence_schedule, notes_by, parse};
+use crate::fence::{
+    RECHECK, SETTLE, Writer, WriterKey, fence_id, fence_schedule, notes_recording_by, parse,
+    recorded,
+};
 use crate::plan::Plan;
 use crate::store::{Created, Described, PauseState, ScheduleStore, StoreError};
 
@@ -74,7 +77,7 @@ impl<S: ScheduleStore> Apply<'_, S> {
     ) -> Result<Plan, StoreError> {
         let mut idle_peer = None;
         for _ in 0..CLAIM_ATTEMPTS {
-            match self.claim(idle_peer.as_ref()).await {
+            match self.claim(idle_peer.as_ref(), &plan.record).await {
                 Ok(Claim::Held { displaced: None }) => return Ok(plan),
                 Ok(Claim::Held {
                     displaced: Some(other),
@@ -142,20 +145,26 @@ impl<S: ScheduleStore> Apply<'_, S> {
         }
     }
 
-    /// Reads the project's fence afresh and, unless it names us, a newer
-    /// writer or a peer (other than `idle_peer`, one found idle), records us
-    /// there with a compare-and-set on its conflict token and reads it back.
+    /// Reads the project's fence afresh and, unless it names us (recording
+    /// every id of `record` already), a newer writer or a peer (other than
+    /// `idle_peer`, one found idle), records us there, with the ids of
+    /// `record`, by a compare-and-set on its conflict token, and reads it
+    /// back.
     ///
     /// # Errors
     ///
     /// A [`StoreError`] when the fence cannot be read or written, or keeps
     /// naming an older writer after [`CLAIM_ATTEMPTS`] claims.
-    async fn claim(&self, idle_peer: Option<&Writer>) -> Result<Claim, StoreError> {
+    async fn claim(
+        &self,
+        idle_peer: Option<&Writer>,
+        record: &BTreeSet<String>,
+    ) -> Result<Claim, StoreError> {
         let id = fence_id(self.project);
         let fence = fence_schedule(self.project);
         let pause = PauseState {
             paused: true,
-            notes: notes_by(self.writer, &self.name),
+            notes: notes_recording_by(self.writer, self.name, record),
         };
         let mut ids = RequestIds::new();
         for _ in 0..CLAIM_ATTEMPTS {
@@ -184,8 +193,11 @@ impl<S: ScheduleStore> Apply<'_, S> {
                         return Ok(Claim::Held { displaced: None });
                     }
                     let held = parse(&current.observed.notes);
+                    let recorded_all = record.is_subset(&recorded(&current.observed.notes));
                     let displaced = match self.holder(held) {
-                        Holder::Us => return Ok(Claim::Held { displaced: None }),
+                        Holder::Us if recorded_all => return Ok(Claim::Held { displaced: None }),
+                        // Ours, but it must record more ids.
+                        Holder::Us => None,
                         // Forced: the fence is left to the newer writer.
                         Holder::Newer(_) if self.force => {
                             return Ok(Claim::Held { displaced: None });

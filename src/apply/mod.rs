@@ -20,6 +20,7 @@ pub(crate) mod compare;
 mod failure;
 mod fencing;
 mod fingerprints;
+mod own_ids;
 mod steps;
 #[cfg(test)]
 mod tests;
@@ -336,6 +337,7 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
     async fn observe_and_plan(&self, options: ReconcileOptions) -> Result<Plan, StoreError> {
         let mut observation = self.retrying(|| self.store.list(self.project)).await?;
         self.fill_fingerprints(&mut observation).await;
+        self.observe_own_ids(&mut observation).await?;
         Ok(plan(self.project, self.ordered, &observation, options.plan))
     }
 

@@ -6,14 +6,12 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use temporalio_common::protos::temporal::api::common::v1::Payload;
-
 use super::calls::RequestIds;
 use super::compare::{holds, pause_for, same_schedule};
 use super::failure::Failure;
 use super::{Apply, Effect, MAX_WRITES_PER_STEP, RACE_ATTEMPTS, VERIFY_POLL, VERIFY_TIMEOUT};
 use crate::spec::DesiredSchedule;
-use crate::store::{Created, Described, PauseState, ScheduleStore};
+use crate::store::{Created, Described, PauseState, ScheduleStore, keep_remaining_actions};
 
 /// A step's future behind a pointer, as the create and update paths call
 /// each other.
@@ -157,10 +155,7 @@ impl<S: ScheduleStore> Apply<'_, S> {
                     // workflow-backed schedule).
                     match self.describe(&want.schedule_id).await? {
                         Some(now) if now.conflict_token == current.conflict_token => {
-                            return self
-                                .recreate(want, &pause, &now.search_attributes, ids)
-                                .await
-                                .map(recreated);
+                            return self.recreate(want, &pause, &now, ids).await.map(recreated);
                         }
                         _ => last = Some(Failure::Store(error)),
                     }
@@ -178,10 +173,7 @@ impl<S: ScheduleStore> Apply<'_, S> {
                         return Ok(kept_pause);
                     }
                     ReadBack::Applied(held) if adopt => {
-                        return self
-                            .recreate(want, &pause, &held.search_attributes, ids)
-                            .await
-                            .map(recreated);
+                        return self.recreate(want, &pause, &held, ids).await.map(recreated);
                     }
                     // Someone else's schedule took its place meanwhile.
                     ReadBack::Applied(_) => return Ok(Effect::Conflict),
@@ -192,16 +184,20 @@ impl<S: ScheduleStore> Apply<'_, S> {
     }
 
     /// Adopts a schedule by deleting it and creating it again with our
-    /// marker, in `pause` state, keeping the search attributes it `held`:
-    /// the only way to set a memo on Temporal 1.29, and on 1.32 for a
-    /// workflow-backed schedule.
+    /// marker, in `pause` state, keeping the search attributes and the count
+    /// of a limit on actions that it `held`: the only way to set a memo on
+    /// Temporal 1.29, and on 1.32 for a workflow-backed schedule.
     async fn recreate(
         &self,
         want: &DesiredSchedule,
         pause: &PauseState,
-        held: &HashMap<String, Payload>,
+        held: &Described,
         ids: &mut RequestIds,
     ) -> Result<Effect, Failure> {
+        let mut kept = want.clone();
+        keep_remaining_actions(&mut kept.schedule, held);
+        let want = &kept;
+        let held = &held.search_attributes;
         tracing::info!(
             schedule_id = want.schedule_id,
             "the server takes no memo with an update; re-creating the schedule to adopt it"

@@ -767,3 +767,151 @@ async fn a_claim_never_overwrites_a_claim_made_since_the_fence_was_read() {
         );
     }
 }
+
+/// The count a limit on actions has left in `store`.
+fn remaining(store: &MemoryStore, id: &str) -> (bool, i64) {
+    let state = store.get(id).unwrap().state.unwrap_or_default();
+    (state.limited_actions, state.remaining_actions)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_limit_on_actions_is_set_at_create_and_its_countdown_is_never_reset() {
+    let store = fenced_store();
+    let limited = "id: l\nschedule:\n  every: 1h\n  remaining_actions: 3\n";
+    let report = reconcile(&store, &project(&[limited]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(report.converged(), "{report:#?}");
+    assert_eq!(remaining(&store, "foo.l"), (true, 3));
+
+    // The server counts it down: no drift, no write.
+    assert!(store.take_action("foo.l") && store.take_action("foo.l"));
+    let writes = store.writes();
+    let calls = store.calls().len();
+    let report = reconcile(&store, &project(&[limited]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(report.plan.steps.is_empty(), "{report:#?}");
+    assert_eq!(store.calls()[calls..], ["ListSchedules"]);
+    assert_eq!(store.writes(), writes);
+
+    // An update for another field, or for the limit itself, keeps the count.
+    for file in [
+        "id: l\nschedule:\n  every: 1h\n  jitter: 5s\n  remaining_actions: 3\n",
+        "id: l\nschedule:\n  every: 1h\n  jitter: 5s\n  remaining_actions: 10\n",
+    ] {
+        let report = reconcile(&store, &project(&[file]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        assert!(
+            report.converged() && report.plan.steps.len() == 1,
+            "{report:#?}"
+        );
+        assert_eq!(remaining(&store, "foo.l"), (true, 1), "{file}");
+    }
+    assert!(store.take_action("foo.l"));
+    assert!(!store.take_action("foo.l"), "spent");
+
+    // Dropping the key lifts the limit.
+    let unlimited = "id: l\nschedule:\n  every: 1h\n  jitter: 5s\n";
+    let report = reconcile(&store, &project(&[unlimited]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(report.converged(), "{report:#?}");
+    assert_eq!(remaining(&store, "foo.l"), (false, 0));
+}
+
+const OWN: &str = "id: report\nschedule:\n  id: daily-billing-report\n  every: 1h\n";
+
+#[tokio::test(start_paused = true)]
+async fn a_schedule_with_an_id_of_its_own_is_adopted_tracked_and_deleted_like_any_other() {
+    let store = MemoryStore::behaving_as(SchedulerModel::Chasm132);
+    let made_by_an_sdk = desired(&project(&[OWN]))[0].schedule.clone();
+    store.insert_unowned("daily-billing-report", made_by_an_sdk);
+
+    // Not ours until adopted.
+    let report = reconcile(&store, &project(&[A, B, OWN]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(report.plan.untouched.contains(&Untouched::Conflict {
+        schedule_id: "daily-billing-report".into(),
+        owner: None
+    }));
+    let mut adopt = ReconcileOptions::default();
+    adopt.plan.adopt = true;
+    let report = reconcile(&store, &project(&[A, B, OWN]), adopt)
+        .await
+        .unwrap();
+    assert!(report.converged(), "{report:#?}");
+    assert_eq!(store.owner("daily-billing-report").as_deref(), Some("foo"));
+    let fence = store.get(&crate::fence::fence_id("foo")).unwrap();
+    assert!(
+        crate::fence::recorded(&fence.state.unwrap().notes).contains("daily-billing-report"),
+        "the fence records it"
+    );
+
+    // The no-op: the listing, and one describe for it.
+    let calls = store.calls().len();
+    let writes = store.writes();
+    let report = reconcile(&store, &project(&[A, B, OWN]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(report.plan.steps.is_empty(), "{report:#?}");
+    assert_eq!(
+        store.calls()[calls..],
+        ["ListSchedules", "DescribeSchedule"]
+    );
+    assert_eq!(store.writes(), writes);
+
+    // Drift is corrected.
+    store.operator_edit("daily-billing-report", |s| {
+        s.spec.as_mut().unwrap().interval[0].interval = Some(prost_wkt_types::Duration {
+            seconds: 60,
+            nanos: 0,
+        });
+    });
+    let report = reconcile(&store, &project(&[A, B, OWN]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.plan.steps.len(), 1, "{report:#?}");
+    assert!(report.converged());
+
+    // Its file is removed: found through the fence's record, and deleted.
+    let report = reconcile(&store, &project(&[A, B]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        report.plan.steps,
+        vec![Step::Delete {
+            schedule_id: "daily-billing-report".into()
+        }]
+    );
+    assert!(report.converged(), "{report:#?}");
+    assert!(store.get("daily-billing-report").is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn removing_the_files_of_most_schedules_with_ids_of_their_own_is_held() {
+    let store = fenced_store();
+    let own = |n: u32| format!("id: r{n}\nschedule:\n  id: report-{n}\n  every: 1h\n");
+    let files: Vec<String> = (0..3).map(own).collect();
+    let all: Vec<&str> = files.iter().map(String::as_str).chain([A]).collect();
+    let report = reconcile(&store, &project(&all), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(report.converged(), "{report:#?}");
+    let report = reconcile(&store, &project(&[A]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(report.plan.steps.is_empty(), "{report:#?}");
+    assert_eq!(
+        report
+            .plan
+            .untouched
+            .iter()
+            .filter(|u| matches!(u, Untouched::HeldDeletion { .. }))
+            .count(),
+        3
+    );
+    assert!(store.get("report-0").is_some());
+}

@@ -28,11 +28,11 @@ pub struct FieldChange {
 pub fn field_changes(held: &Schedule, want: &Schedule) -> Vec<FieldChange> {
     let (held, want) = (normalized(held), normalized(want));
     let mut changes = Vec::new();
-    for (field, render) in FIELDS {
+    for (field, render) in FIELDS.iter().chain(&TIMING_FIELDS) {
         let (current, desired) = (render(&held), render(&want));
         if current != desired {
             changes.push(FieldChange {
-                field,
+                field: *field,
                 current,
                 desired,
             });
@@ -58,6 +58,7 @@ pub fn normalized(schedule: &Schedule) -> Schedule {
         for interval in &mut spec.interval {
             interval.phase = interval.phase.take().filter(|d| !is_zero(d));
         }
+        normal_calendars(spec);
     }
     if let Some(Action::StartWorkflow(start)) =
         schedule.action.as_mut().and_then(|a| a.action.as_mut())
@@ -241,6 +242,74 @@ fn ranges(ranges: &[Range], min: i32, max: i32) -> String {
         .join(",")
 }
 
+/// The fields of the newer timing keys, after [`FIELDS`].
+const TIMING_FIELDS: [(&str, Render); 2] = [
+    ("exclude", |s| {
+        spec(s)
+            .map(|s| {
+                s.exclude_structured_calendar
+                    .iter()
+                    .map(calendar)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_default()
+    }),
+    // Whether actions are limited, not how many are left: Temporal counts
+    // them down, and that is no change.
+    ("remaining_actions", |s| {
+        if s.state.as_ref().is_some_and(|s| s.limited_actions) {
+            "limited".to_owned()
+        } else {
+            String::new()
+        }
+    }),
+];
+
+/// Each calendar and excluded calendar of `spec` in its
+/// [`normal_calendar`] form.
+fn normal_calendars(spec: &mut ScheduleSpec) {
+    for calendar in spec
+        .structured_calendar
+        .iter_mut()
+        .chain(spec.exclude_structured_calendar.iter_mut())
+    {
+        *calendar = normal_calendar(calendar);
+    }
+}
+
+/// `calendar` with every range written out as the server reads it: an end
+/// before the start is the start, a step of 0 is 1, and a single value has
+/// step 1. An empty field stays empty: the server matches no value with it
+/// (an empty year is every year); the SDKs fill in the defaults they
+/// document before sending.
+pub fn normal_calendar(calendar: &StructuredCalendarSpec) -> StructuredCalendarSpec {
+    let normal = |ranges: &[Range]| ranges.iter().map(normal_range).collect::<Vec<_>>();
+    StructuredCalendarSpec {
+        second: normal(&calendar.second),
+        minute: normal(&calendar.minute),
+        hour: normal(&calendar.hour),
+        day_of_month: normal(&calendar.day_of_month),
+        month: normal(&calendar.month),
+        year: normal(&calendar.year),
+        day_of_week: normal(&calendar.day_of_week),
+        comment: calendar.comment.clone(),
+    }
+}
+
+fn normal_range(range: &Range) -> Range {
+    let end = range.end.max(range.start);
+    Range {
+        start: range.start,
+        end,
+        step: if end == range.start {
+            1
+        } else {
+            range.step.max(1)
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,6 +389,56 @@ mod tests {
         // A different value is still a change.
         start_input(&mut held, br#"{"b": 2, "a": [1, 2]}"#);
         assert_eq!(field_changes(&held, &want)[0].field, "input");
+        assert!(!crate::apply::compare::same_schedule(&held, &want));
+    }
+
+    #[test]
+    fn calendars_as_an_sdk_writes_them_equal_the_ones_a_file_declares() {
+        let want = schedule(
+            "id: a\nschedule:\n  calendar: {hour: 2, day_of_week: \"1-5\"}\n  exclude: {month: 12}\n",
+        );
+        // As the SDKs send a calendar: single values with no end or step,
+        // ranges with no step.
+        let mut held = want.clone();
+        let spec = held.spec.as_mut().unwrap();
+        for calendar in spec
+            .structured_calendar
+            .iter_mut()
+            .chain(spec.exclude_structured_calendar.iter_mut())
+        {
+            calendar.minute = vec![Range {
+                start: 0,
+                end: 0,
+                step: 0,
+            }];
+            calendar.day_of_month.iter_mut().for_each(|r| r.step = 0);
+            calendar
+                .hour
+                .iter_mut()
+                .for_each(|r| (r.end, r.step) = (0, 0));
+        }
+        assert_eq!(field_changes(&held, &want), Vec::new());
+        assert!(crate::apply::compare::same_schedule(&held, &want));
+        // An empty field matches nothing on the server: not the default.
+        let mut empty = held.clone();
+        empty.spec.as_mut().unwrap().structured_calendar[0]
+            .second
+            .clear();
+        assert_eq!(field_changes(&empty, &want)[0].field, "cron");
+        // A different exclusion is a change, and named.
+        held.spec.as_mut().unwrap().exclude_structured_calendar[0].month[0].start = 11;
+        assert_eq!(field_changes(&held, &want)[0].field, "exclude");
+    }
+
+    #[test]
+    fn the_countdown_of_a_limit_is_no_change_but_the_limit_is() {
+        let want = schedule("id: a\nschedule:\n  every: 1h\n  remaining_actions: 5\n");
+        let mut held = want.clone();
+        held.state.as_mut().unwrap().remaining_actions = 2;
+        assert_eq!(field_changes(&held, &want), Vec::new());
+        assert!(crate::apply::compare::same_schedule(&held, &want));
+        held.state.as_mut().unwrap().limited_actions = false;
+        assert_eq!(field_changes(&held, &want)[0].field, "remaining_actions");
         assert!(!crate::apply::compare::same_schedule(&held, &want));
     }
 

@@ -28,6 +28,7 @@
 //! with steps records us in the fence first, unless it names us already.
 
 pub mod changes;
+mod own_ids;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -211,6 +212,10 @@ pub struct Plan {
     pub untouched: Vec<Untouched>,
     /// The writer fence.
     pub fence: FenceStep,
+    /// The schedules with ids of their own that the fence records for the
+    /// project once it is claimed (see [`crate::fence::recorded`]).
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub record: BTreeSet<String>,
 }
 
 impl Plan {
@@ -262,18 +267,27 @@ pub fn plan(
     options: PlanOptions,
 ) -> Plan {
     let fence_id = fence_id(project);
-    let observed: BTreeMap<&str, &Observed> = observation
-        .schedules
-        .iter()
-        .filter(|o| owns_id(project, &o.schedule_id) && o.schedule_id != fence_id)
-        .map(|o| (o.schedule_id.as_str(), o))
-        .collect();
-    let fence = observation
+    let fence_notes = observation
         .schedules
         .iter()
         .find(|o| o.schedule_id == fence_id)
-        .map(|o| fence::parse(&o.notes));
-    let mut plan = Plan::default();
+        .map(|o| o.notes.as_str());
+    let fence = fence_notes.map(fence::parse);
+    let recorded = fence_notes.map(fence::recorded).unwrap_or_default();
+    let own = own_ids::own_ids(project, desired, &recorded);
+    let observed: BTreeMap<&str, &Observed> = observation
+        .schedules
+        .iter()
+        .filter(|o| {
+            (owns_id(project, &o.schedule_id) && o.schedule_id != fence_id)
+                || own.contains(o.schedule_id.as_str())
+        })
+        .map(|o| (o.schedule_id.as_str(), o))
+        .collect();
+    let mut plan = Plan {
+        record: own_ids::record(project, desired, &recorded, &observed),
+        ..Plan::default()
+    };
     for want in desired {
         let id = want.schedule_id.clone();
         let Some(seen) = observed.get(want.schedule_id.as_str()) else {
@@ -365,7 +379,7 @@ pub fn plan(
             plan.fence = FenceStep::Forced { over: newer };
         }
         Some(newer) if newer.key > options.writer => plan.give_way(newer),
-        Some(peer) if peer.key == options.writer => {}
+        Some(peer) if peer.key == options.writer && plan.record.is_subset(&recorded) => {}
         current => plan.fence = FenceStep::Claim { current },
     }
     plan

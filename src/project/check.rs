@@ -7,19 +7,27 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::diagnostic::Diagnostic;
-use super::model::{CronEntry, OverlapPolicy, Schedule, Timing, Workflow};
+use super::model::{CronEntry, OverlapPolicy, Schedule, Workflow};
 use super::names;
 use super::node::{Node, Position, Value, WORKFLOW_KEYS, quote};
 use crate::cron;
 use crate::duration::parse_duration;
 
+mod timing;
+
+pub use timing::{CALENDAR_KEYS, INTERVAL_KEYS, MAX_REMAINING_ACTIONS};
+
 /// The keys of `project.yaml`.
 pub const PROJECT_KEYS: [&str; 3] = ["name", "task_queue", "workflows"];
 /// The keys of a `schedule:` block.
-pub const SCHEDULE_KEYS: [&str; 12] = [
+pub const SCHEDULE_KEYS: [&str; 16] = [
     "cron",
+    "calendar",
     "every",
     "offset",
+    "exclude",
+    "remaining_actions",
+    "id",
     "timezone",
     "enabled",
     "jitter",
@@ -389,75 +397,34 @@ pub fn workflow_file(
 
 fn schedule(check: &mut FileCheck<'_>, node: &Node) -> Option<Schedule> {
     let Some(entries) = node.as_map() else {
-        check.wrong_type(node, "schedule", "a mapping with `cron` or `every`");
+        check.wrong_type(
+            node,
+            "schedule",
+            "a mapping with `cron`, `calendar` or `every`",
+        );
         return None;
     };
     check.unknown_keys(entries, &SCHEDULE_KEYS, "`schedule`", true);
     let errors_before = check.diagnostics.iter().filter(|d| d.is_error()).count();
 
-    let cron = get(entries, "cron");
-    let every = get(entries, "every");
-    let offset = get(entries, "offset");
     let timezone_node = get(entries, "timezone");
     let timezone = timezone_node.and_then(|n| {
         let text = check.string(n, "timezone")?;
         zone(check, n.at, text, "timezone")
     });
-
-    let timing = match (cron, every) {
-        (Some(_), Some(every)) => {
-            check
-                .error(every.at, "`schedule` has both `cron` and `every`")
-                .expected = Some("one of them".to_owned());
-            None
-        }
-        (None, None) => {
-            check
-                .error(node.at, "`schedule` has neither `cron` nor `every`")
-                .expected = Some("`cron: \"0 2 * * *\"` or `every: 15m`".to_owned());
-            None
-        }
-        (Some(cron), None) => {
-            if let Some(offset) = offset {
-                let d = check.error(offset.at, "`offset` goes with `every`, not with `cron`");
-                d.expected = Some("`offset` only next to `every: <interval>`".to_owned());
-                d.help = Some("for a cron interval with a phase write `@every 1h/15m`".to_owned());
-            }
-            cron_entries(
-                check,
-                cron,
-                timezone
-                    .as_deref()
-                    .map(|z| (z, timezone_node.map(|n| n.at))),
-            )
-        }
-        (None, Some(every_node)) => {
-            let every = check.duration(every_node, "every");
-            let phase = match offset {
-                Some(n) => check.duration(n, "offset"),
-                None => Some(Duration::ZERO),
-            };
-            match (every, phase) {
-                (Some(every), _) if every < Duration::from_secs(1) => {
-                    check
-                        .error(every_node.at, "`every` is shorter than 1s")
-                        .expected =
-                        Some("an interval of at least 1s (Temporal's minimum)".to_owned());
-                    None
-                }
-                (Some(every), Some(phase)) if phase >= every => {
-                    let at = offset.map_or(every_node.at, |n| n.at);
-                    check
-                        .error(at, "`offset` is not shorter than `every`")
-                        .expected =
-                        Some("an offset from 0s up to, not including, the interval".to_owned());
-                    None
-                }
-                (Some(every), Some(offset)) => Some(Timing::Every { every, offset }),
-                _ => None,
-            }
-        }
-    };
+    let timing = timing::timing(
+        check,
+        node,
+        entries,
+        timezone
+            .as_deref()
+            .map(|z| (z, timezone_node.map(|n| n.at))),
+    );
+    let exclude =
+        get(entries, "exclude").map_or(Some(Vec::new()), |n| timing::exclusions(check, n));
+    let remaining_actions =
+        get(entries, "remaining_actions").and_then(|n| timing::remaining_actions(check, n));
+    let schedule_id = get(entries, "id").and_then(|n| timing::schedule_id(check, n));
 
     let enabled = get(entries, "enabled").map_or(Some(true), |n| check.boolean(n, "enabled"));
     let pause_on_failure = get(entries, "pause_on_failure")
@@ -503,10 +470,7 @@ fn schedule(check: &mut FileCheck<'_>, node: &Node) -> Option<Schedule> {
     }
     let timing = timing?;
     let timezone = timezone
-        .or_else(|| match &timing {
-            Timing::Cron(entries) => entries.iter().find_map(|e| e.spec.timezone.clone()),
-            Timing::Every { .. } => None,
-        })
+        .or_else(|| timing.cron.iter().find_map(|e| e.spec.timezone.clone()))
         .unwrap_or_else(|| "UTC".to_owned());
     Some(Schedule {
         timing,
@@ -519,6 +483,9 @@ fn schedule(check: &mut FileCheck<'_>, node: &Node) -> Option<Schedule> {
         start_at,
         end_at,
         input,
+        exclude: exclude?,
+        remaining_actions,
+        id: schedule_id,
     })
 }
 
@@ -557,7 +524,7 @@ fn cron_entries(
     check: &mut FileCheck<'_>,
     node: &Node,
     timezone: Option<(&str, Option<Position>)>,
-) -> Option<Timing> {
+) -> Option<Vec<CronEntry>> {
     let items: Vec<&Node> = match &node.value {
         Value::Seq(items) if items.is_empty() => {
             check.error(node.at, "`cron` is an empty list").expected =
@@ -611,7 +578,7 @@ fn cron_entries(
             }
         }
     }
-    Some(Timing::Cron(entries))
+    Some(entries)
 }
 
 /// The position of character `offset` inside the scalar `text` that starts at

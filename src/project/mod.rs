@@ -7,16 +7,23 @@ mod files;
 mod model;
 pub mod names;
 pub mod node;
+mod schedule_ids;
+mod timing;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-pub use check::{DEFAULT_WORKFLOWS_GLOB, MIN_CATCHUP_WINDOW, SCHEDULE_KEYS};
+pub use check::{
+    CALENDAR_KEYS, DEFAULT_WORKFLOWS_GLOB, INTERVAL_KEYS, MAX_REMAINING_ACTIONS,
+    MIN_CATCHUP_WINDOW, SCHEDULE_KEYS,
+};
 pub use diagnostic::{Diagnostic, Related, Severity};
 pub use files::{MAX_FILE_BYTES, MAX_WORKFLOW_FILES};
-pub use model::{CronEntry, OverlapPolicy, Project, Schedule, Timing, Workflow};
+pub use model::{
+    CalendarEntry, CronEntry, Interval, OverlapPolicy, Project, Schedule, Timing, Workflow,
+};
 
 use check::{Defaults, FileCheck};
 use node::Position;
@@ -129,6 +136,7 @@ pub fn load(dir: &Path) -> Result<Loaded, InvalidProject> {
         .collect();
 
     diagnostics.extend(duplicates(dir, &outcomes));
+    diagnostics.extend(schedule_ids::collisions(dir, &declared.name, &outcomes));
     let mut workflows = Vec::with_capacity(outcomes.len());
     for outcome in outcomes {
         diagnostics.extend(outcome.diagnostics);
@@ -159,6 +167,8 @@ pub struct FileOutcome {
     pub workflow: Option<Workflow>,
     /// The `id` the file declares, valid or not, and the position of its key.
     pub declared_id: Option<(String, Position)>,
+    /// The `schedule.id` the file declares, and the position of its value.
+    pub declared_schedule_id: Option<(String, Position)>,
     /// Every problem in the file.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -170,6 +180,7 @@ fn load_workflow(dir: &Path, file: PathBuf, defaults: &Defaults<'_>) -> FileOutc
             file,
             workflow: None,
             declared_id: None,
+            declared_schedule_id: None,
             diagnostics: vec![*diagnostic],
         },
     }
@@ -194,6 +205,7 @@ pub fn check_workflow_source(file: PathBuf, source: &str, task_queue: &str) -> F
         file,
         workflow: None,
         declared_id: None,
+        declared_schedule_id: None,
         diagnostics: Vec::new(),
     };
     let root = match files::parse::<node::WorkflowRoot>(&outcome.file, source) {
@@ -209,6 +221,7 @@ pub fn check_workflow_source(file: PathBuf, source: &str, task_queue: &str) -> F
                 .then(|| value.as_str().map(|id| (id.to_owned(), key.at)))?
         })
     });
+    outcome.declared_schedule_id = schedule_ids::declared_schedule_id(&root);
     let defaults = Defaults { task_queue };
     let mut check = FileCheck::new(&outcome.file, source);
     outcome.workflow = check::workflow_file(&mut check, &root, outcome.file.clone(), &defaults);

@@ -9,6 +9,8 @@ use serde::Serialize;
 
 use crate::cron::CronSpec;
 
+pub use super::timing::{CalendarEntry, Interval, Timing};
+
 /// A loaded and validated project.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Project {
@@ -70,23 +72,13 @@ pub struct Schedule {
     pub end_at: Option<DateTime<Utc>>,
     /// The one argument passed to the workflow, as JSON.
     pub input: Option<serde_json::Value>,
-}
-
-/// The firing times of a schedule.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Timing {
-    /// One or more cron strings; the schedule fires at the union of their times.
-    Cron(Vec<CronEntry>),
-    /// A fixed interval.
-    Every {
-        /// Time between firings.
-        #[serde(with = "humane")]
-        every: Duration,
-        /// Shift from the epoch, below `every`.
-        #[serde(with = "humane")]
-        offset: Duration,
-    },
+    /// Times left out of `timing`.
+    pub exclude: Vec<CalendarEntry>,
+    /// How many actions the schedule takes before it stops, counted from
+    /// when it is created (Temporal counts down; nothing resets it).
+    pub remaining_actions: Option<u64>,
+    /// The schedule's own id, when it is not `<project>.<workflow id>`.
+    pub id: Option<String>,
 }
 
 /// A cron string as written, and what it means.
@@ -130,7 +122,7 @@ impl OverlapPolicy {
     ];
 }
 
-mod humane {
+pub(super) mod humane {
     use std::time::Duration;
 
     pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

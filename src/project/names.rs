@@ -19,6 +19,23 @@ pub const PROJECT_NAME_RULE: &str =
 pub const WORKFLOW_ID_RULE: &str =
     "1-128 ASCII letters, digits, `-`, `_` and `.`, starting with a letter or digit";
 
+/// The longest schedule id a workflow file may name.
+pub const MAX_SCHEDULE_ID: usize = 200;
+/// What a schedule's own id must look like, for messages.
+pub const SCHEDULE_ID_RULE: &str =
+    "1-200 ASCII letters, digits, `-`, `_`, `.` and `:`, starting with a letter or digit";
+
+/// Whether `id` is a schedule id a workflow file may name (`schedule.id`).
+pub fn is_schedule_id(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= MAX_SCHEDULE_ID
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
 /// Whether `name` is a valid project name.
 pub fn is_project_name(name: &str) -> bool {
     let bytes = name.as_bytes();

@@ -9,12 +9,16 @@ use chrono::{DateTime, Datelike, NaiveDate, Offset, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
 use crate::cron::{Calendar, Range, Timing as CronTiming};
-use crate::project::{Schedule, Timing};
+use crate::project::Schedule;
 
 /// The last year Temporal's calendar search looks at.
 const MAX_CALENDAR_YEAR: i32 = 2100;
 
 const HOUR: i64 = 3600;
+
+/// How many excluded times in a row end the search: a schedule whose
+/// exclusions cover all its times (every second of every day) has none.
+const MAX_EXCLUDED_IN_A_ROW: usize = 100_000;
 
 fn matches(ranges: &[Range], value: u32) -> bool {
     ranges.is_empty() || ranges.iter().any(|r| r.contains(value))
@@ -167,6 +171,22 @@ fn next_calendar(calendar: &Calendar, zone: Tz, after: DateTime<Utc>) -> Option<
     }
 }
 
+/// Whether `calendar` names the time `at` in `zone`, as the server checks
+/// a time against the calendars a spec excludes.
+fn calendar_matches(calendar: &Calendar, zone: Tz, at: DateTime<Utc>) -> bool {
+    let local = at.with_timezone(&zone);
+    matches(&calendar.year, u32::try_from(local.year()).unwrap_or(0))
+        && matches(&calendar.month, local.month())
+        && matches(&calendar.day_of_month, local.day())
+        && matches(
+            &calendar.day_of_week,
+            local.weekday().num_days_from_sunday(),
+        )
+        && matches(&calendar.hour, local.hour())
+        && matches(&calendar.minute, local.minute())
+        && matches(&calendar.second, local.second())
+}
+
 fn next_interval(every: Duration, phase: Duration, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let every = i64::try_from(every.as_secs()).ok()?.max(1);
     let phase = i64::try_from(phase.as_secs()).ok()?;
@@ -188,27 +208,45 @@ pub fn next_fire_times(
             .start_at
             .map_or(after, |s| s - chrono::Duration::seconds(1)),
     );
-    while out.len() < count {
-        let candidates: Vec<DateTime<Utc>> = match &schedule.timing {
-            Timing::Cron(entries) => entries
-                .iter()
-                .filter_map(|e| match &e.spec.timing {
-                    CronTiming::Calendar(c) => next_calendar(c, zone, cursor),
-                    CronTiming::Interval { every, phase } => next_interval(*every, *phase, cursor),
-                })
-                .collect(),
-            Timing::Every { every, offset } => {
-                next_interval(*every, *offset, cursor).into_iter().collect()
-            }
-        };
+    let mut excluded = 0;
+    while out.len() < count && excluded < MAX_EXCLUDED_IN_A_ROW {
+        let timing = &schedule.timing;
+        let candidates = timing
+            .cron
+            .iter()
+            .filter_map(|e| match &e.spec.timing {
+                CronTiming::Calendar(c) => next_calendar(c, zone, cursor),
+                CronTiming::Interval { every, phase } => next_interval(*every, *phase, cursor),
+            })
+            .chain(
+                timing
+                    .calendars
+                    .iter()
+                    .filter_map(|e| next_calendar(&e.calendar, zone, cursor)),
+            )
+            .chain(
+                timing
+                    .every
+                    .iter()
+                    .filter_map(|i| next_interval(i.every, i.offset, cursor)),
+            );
         let Some(next) = candidates.into_iter().min() else {
             break;
         };
         if schedule.end_at.is_some_and(|end| next > end) {
             break;
         }
-        out.push(next);
         cursor = next;
+        if schedule
+            .exclude
+            .iter()
+            .any(|e| calendar_matches(&e.calendar, zone, next))
+        {
+            excluded += 1;
+            continue;
+        }
+        excluded = 0;
+        out.push(next);
     }
     out
 }
@@ -284,6 +322,39 @@ mod tests {
             times(body, "2026-11-26T12:00:00Z", 5),
             ["2026-11-26T17:00:00+00:00", "2026-11-27T09:00:00+00:00"]
         );
+    }
+
+    #[test]
+    fn calendar_entries_intervals_and_cron_merge() {
+        let body = "  cron: \"0 9 * * *\"\n  calendar: {hour: 12, minute: 30}\n  \
+                    every: [{every: 1d, offset: 15h}]\n";
+        assert_eq!(
+            times(body, "2026-11-26T00:00:00Z", 4),
+            [
+                "2026-11-26T09:00:00+00:00",
+                "2026-11-26T12:30:00+00:00",
+                "2026-11-26T15:00:00+00:00",
+                "2026-11-27T09:00:00+00:00"
+            ]
+        );
+    }
+
+    #[test]
+    fn excluded_times_do_not_fire() {
+        // Daily at 9, but not on weekends and not on Christmas Day.
+        let body = "  cron: \"0 9 * * *\"\n  timezone: Europe/Berlin\n  \
+                    exclude: [\"* * * * sat,sun\", {month: 12, day_of_month: 25, hour: \"*\", minute: \"*\", second: \"*\"}]\n";
+        assert_eq!(
+            times(body, "2026-12-23T12:00:00Z", 3),
+            [
+                "2026-12-24T08:00:00+00:00",
+                "2026-12-28T08:00:00+00:00",
+                "2026-12-29T08:00:00+00:00"
+            ]
+        );
+        // Everything excluded: no time, and the search ends.
+        let never = "  every: 1h\n  exclude: {hour: \"*\", minute: \"*\", second: \"*\"}\n";
+        assert!(times(never, "2026-01-01T00:00:00Z", 1).is_empty());
     }
 
     #[test]

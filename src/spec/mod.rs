@@ -19,6 +19,7 @@
 //! Temporal's normalised read-back field by field.
 
 pub mod fire_times;
+pub(crate) mod timing;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -28,14 +29,12 @@ use sha2::{Digest, Sha256};
 use temporalio_common::protos::temporal::api::common::v1::{Payload, Payloads, WorkflowType};
 use temporalio_common::protos::temporal::api::enums::v1::ScheduleOverlapPolicy;
 use temporalio_common::protos::temporal::api::schedule::v1::{
-    IntervalSpec, Range as ProtoRange, Schedule, ScheduleAction, SchedulePolicies, ScheduleSpec,
-    ScheduleState, StructuredCalendarSpec, schedule_action,
+    Schedule, ScheduleAction, SchedulePolicies, ScheduleSpec, ScheduleState, schedule_action,
 };
 use temporalio_common::protos::temporal::api::taskqueue::v1::TaskQueue;
 use temporalio_common::protos::temporal::api::workflow::v1::NewWorkflowExecutionInfo;
 
-use crate::cron::{Calendar, Range, Timing as CronTiming};
-use crate::project::{OverlapPolicy, Project, Schedule as DeclaredSchedule, Timing, Workflow};
+use crate::project::{OverlapPolicy, Project, Schedule as DeclaredSchedule, Workflow};
 
 /// The memo key naming the project that owns a schedule.
 pub const MEMO_PROJECT: &str = "schedule-sync.project";
@@ -101,7 +100,10 @@ pub fn desired(project: &Project) -> Vec<DesiredSchedule> {
 }
 
 fn desired_one(project: &str, workflow: &Workflow, declared: &DeclaredSchedule) -> DesiredSchedule {
-    let schedule_id = schedule_id(project, &workflow.id);
+    let schedule_id = declared
+        .id
+        .clone()
+        .unwrap_or_else(|| schedule_id(project, &workflow.id));
     let canonical = canonical(workflow, declared);
     let digest = Sha256::digest(canonical_json(&canonical).as_bytes());
     let fingerprint = Fingerprint(digest.iter().map(|b| format!("{b:02x}")).collect());
@@ -161,15 +163,8 @@ pub fn canonical_json(value: &serde_json::Value) -> String {
 /// The canonical JSON of every managed field; [`canonical_json`] writes it
 /// with sorted keys, so equal schedules give equal text.
 fn canonical(workflow: &Workflow, declared: &DeclaredSchedule) -> serde_json::Value {
-    let timing = match &declared.timing {
-        Timing::Cron(entries) => json!({
-            "cron": entries.iter().map(|e| cron_json(&e.spec.timing, e.spec.comment.as_deref())).collect::<Vec<_>>()
-        }),
-        Timing::Every { every, offset } => {
-            json!({ "every": [every.as_millis() as u64, offset.as_millis() as u64] })
-        }
-    };
-    json!({
+    let timing = timing::canonical_timing(&declared.timing);
+    let mut canonical = json!({
         "version": FINGERPRINT_VERSION,
         "timing": timing,
         "timezone": declared.timezone,
@@ -183,28 +178,11 @@ fn canonical(workflow: &Workflow, declared: &DeclaredSchedule) -> serde_json::Va
         "catchup_window_ms": declared.catchup_window.map(|d| d.as_millis() as u64),
         "pause_on_failure": declared.pause_on_failure,
         "enabled": declared.enabled,
-    })
-}
-
-fn cron_json(timing: &CronTiming, comment: Option<&str>) -> serde_json::Value {
-    match timing {
-        CronTiming::Calendar(c) => {
-            let ranges = |rs: &[Range]| {
-                rs.iter()
-                    .map(|r| [r.start, r.end, r.step])
-                    .collect::<Vec<_>>()
-            };
-            json!({
-                "second": ranges(&c.second), "minute": ranges(&c.minute), "hour": ranges(&c.hour),
-                "day_of_month": ranges(&c.day_of_month), "month": ranges(&c.month),
-                "day_of_week": ranges(&c.day_of_week), "year": ranges(&c.year),
-                "comment": comment,
-            })
-        }
-        CronTiming::Interval { every, phase } => {
-            json!({ "every": [every.as_millis() as u64, phase.as_millis() as u64] })
-        }
+    });
+    if let serde_json::Value::Object(map) = &mut canonical {
+        map.extend(timing::canonical_extras(declared));
     }
+    canonical
 }
 
 fn duration(d: Duration) -> prost_wkt_types::Duration {
@@ -218,33 +196,6 @@ fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_wkt_types::Timestamp {
     prost_wkt_types::Timestamp {
         seconds: t.timestamp(),
         nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
-
-fn proto_ranges(ranges: &[Range]) -> Vec<ProtoRange> {
-    // The server stores every range with its end and step written out, so
-    // they are sent that way and read back unchanged.
-    let int = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
-    ranges
-        .iter()
-        .map(|r| ProtoRange {
-            start: int(r.start),
-            end: int(r.end),
-            step: int(r.step),
-        })
-        .collect()
-}
-
-fn structured(calendar: &Calendar, comment: Option<&str>) -> StructuredCalendarSpec {
-    StructuredCalendarSpec {
-        second: proto_ranges(&calendar.second),
-        minute: proto_ranges(&calendar.minute),
-        hour: proto_ranges(&calendar.hour),
-        day_of_month: proto_ranges(&calendar.day_of_month),
-        month: proto_ranges(&calendar.month),
-        year: proto_ranges(&calendar.year),
-        day_of_week: proto_ranges(&calendar.day_of_week),
-        comment: comment.unwrap_or_default().to_owned(),
     }
 }
 
@@ -276,25 +227,7 @@ fn schedule(schedule_id: &str, workflow: &Workflow, declared: &DeclaredSchedule)
         end_time: declared.end_at.map(timestamp),
         ..Default::default()
     };
-    match &declared.timing {
-        Timing::Cron(entries) => {
-            for entry in entries {
-                match &entry.spec.timing {
-                    CronTiming::Calendar(c) => spec
-                        .structured_calendar
-                        .push(structured(c, entry.spec.comment.as_deref())),
-                    CronTiming::Interval { every, phase } => spec.interval.push(IntervalSpec {
-                        interval: Some(duration(*every)),
-                        phase: (!phase.is_zero()).then(|| duration(*phase)),
-                    }),
-                }
-            }
-        }
-        Timing::Every { every, offset } => spec.interval.push(IntervalSpec {
-            interval: Some(duration(*every)),
-            phase: (!offset.is_zero()).then(|| duration(*offset)),
-        }),
-    }
+    timing::fill_spec(&mut spec, declared);
     let input = declared.input.as_ref().map(|value| Payloads {
         payloads: vec![json_payload(value)],
     });
@@ -335,7 +268,10 @@ fn schedule(schedule_id: &str, workflow: &Workflow, declared: &DeclaredSchedule)
             } else {
                 format!("{PAUSE_NOTE_PREFIX} in {}", workflow.file.display())
             },
-            ..Default::default()
+            limited_actions: declared.remaining_actions.is_some(),
+            remaining_actions: declared
+                .remaining_actions
+                .map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX)),
         }),
     }
 }
@@ -343,6 +279,7 @@ fn schedule(schedule_id: &str, workflow: &Workflow, declared: &DeclaredSchedule)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use temporalio_common::protos::temporal::api::schedule::v1::Range as ProtoRange;
 
     fn project(files: &[&str]) -> Project {
         crate::project::test_project("billing", files)
@@ -467,6 +404,102 @@ mod tests {
                     input: {zeta: 1, alpha: {y: 2, b: [3, {d: 4, c: 5}]}}\n";
         let want = desired(&project(&[file])).remove(0);
         assert_eq!(want.fingerprint.0, GOLDEN_FINGERPRINT);
+    }
+
+    /// The canonical form of the timing shapes the version before calendar
+    /// entries, interval lists, exclusions, limits and own ids wrote, as it
+    /// wrote them: a file that uses none of the newer keys keeps its
+    /// fingerprint, so an upgrade writes nothing.
+    #[test]
+    fn files_without_the_newer_keys_keep_the_canonical_form_of_the_version_before() {
+        let canonical_of = |file: &str| {
+            let p = project(&[file]);
+            let (workflow, schedule) = p.scheduled().next().unwrap();
+            canonical_json(&canonical(workflow, schedule))
+        };
+        let rest = r#""catchup_window_ms":null,"enabled":true,"end_at":null,"input":null,"jitter_ms":0,"overlap":"Skip","pause_on_failure":false,"start_at":null,"task_queue":"q","timezone":"UTC","#;
+        assert_eq!(
+            canonical_of("id: w\nschedule:\n  every: 15m\n  offset: 5m\n"),
+            format!(r#"{{{rest}"timing":{{"every":[900000,300000]}},"type":"w","version":1}}"#)
+        );
+        assert_eq!(
+            canonical_of("id: w\nschedule:\n  cron: [\"0 2 * * * # n\", \"@every 1h/1m\"]\n"),
+            format!(
+                r#"{{{rest}"timing":{{"cron":[{{"comment":"n","day_of_month":[[1,31,1]],"day_of_week":[[0,6,1]],"hour":[[2,2,1]],"minute":[[0,0,1]],"month":[[1,12,1]],"second":[[0,0,1]],"year":[]}},{{"every":[3600000,60000]}}]}},"type":"w","version":1}}"#
+            )
+        );
+        // One interval in a list is the same schedule, and the same fingerprint.
+        assert_eq!(
+            desired(&project(&["id: w\nschedule:\n  every: [15m]\n"]))[0].fingerprint,
+            desired(&project(&["id: w\nschedule:\n  every: 15m\n"]))[0].fingerprint
+        );
+    }
+
+    #[test]
+    fn the_fingerprint_sees_every_newer_key() {
+        let base = "id: w\nschedule:\n  cron: \"0 2 * * *\"\n";
+        let changes = [
+            "id: w\nschedule:\n  cron: \"0 2 * * *\"\n  calendar: {hour: 3}\n",
+            "id: w\nschedule:\n  calendar: {hour: 2}\n",
+            "id: w\nschedule:\n  calendar: {hour: 2, comment: x}\n",
+            "id: w\nschedule:\n  cron: \"0 2 * * *\"\n  every: 1h\n",
+            "id: w\nschedule:\n  every: [1h, 2h]\n",
+            "id: w\nschedule:\n  every: [1h, {every: 2h, offset: 1m}]\n",
+            "id: w\nschedule:\n  cron: \"0 2 * * *\"\n  exclude: \"* * 25 12 *\"\n",
+            "id: w\nschedule:\n  cron: \"0 2 * * *\"\n  exclude: {month: 12, day_of_month: 25}\n",
+            "id: w\nschedule:\n  cron: \"0 2 * * *\"\n  remaining_actions: 5\n",
+            "id: w\nschedule:\n  cron: \"0 2 * * *\"\n  remaining_actions: 6\n",
+            "id: w\nschedule:\n  cron: \"0 2 * * *\"\n  id: own-id\n",
+        ];
+        let mut seen = std::collections::HashSet::new();
+        seen.insert(desired(&project(&[base]))[0].fingerprint.clone());
+        for change in changes {
+            assert!(
+                seen.insert(desired(&project(&[change]))[0].fingerprint.clone()),
+                "{change}"
+            );
+        }
+    }
+
+    #[test]
+    fn calendars_intervals_exclusions_limits_and_own_ids_map_onto_temporal() {
+        let p = project(&[
+            "id: w\nschedule:\n  id: daily-billing-report\n  cron: \"0 2 * * *\"\n  \
+             calendar: [{hour: 9, day_of_week: mon-fri, comment: weekdays}]\n  \
+             every: [1h, {every: 1d, offset: 2h}]\n  exclude: [\"* * 25 12 *\", {month: 1}]\n  \
+             remaining_actions: 7\n",
+        ]);
+        let d = &desired(&p)[0];
+        assert_eq!(d.schedule_id, "daily-billing-report");
+        let Some(schedule_action::Action::StartWorkflow(start)) =
+            d.schedule.action.as_ref().unwrap().action.as_ref()
+        else {
+            panic!("no start action");
+        };
+        assert_eq!(start.workflow_id, "daily-billing-report");
+        let spec = d.schedule.spec.as_ref().unwrap();
+        let range = |start, end, step| vec![ProtoRange { start, end, step }];
+        assert_eq!(spec.structured_calendar.len(), 2);
+        assert_eq!(spec.structured_calendar[1].hour, range(9, 9, 1));
+        assert_eq!(spec.structured_calendar[1].minute, range(0, 0, 1));
+        assert_eq!(spec.structured_calendar[1].day_of_week, range(1, 5, 1));
+        assert_eq!(spec.structured_calendar[1].day_of_month, range(1, 31, 1));
+        assert_eq!(spec.structured_calendar[1].comment, "weekdays");
+        let seconds: Vec<(i64, Option<i64>)> = spec
+            .interval
+            .iter()
+            .map(|i| (i.interval.unwrap().seconds, i.phase.map(|p| p.seconds)))
+            .collect();
+        assert_eq!(seconds, [(3600, None), (86_400, Some(7200))]);
+        assert_eq!(spec.exclude_structured_calendar.len(), 2);
+        assert_eq!(
+            spec.exclude_structured_calendar[0].day_of_month,
+            range(25, 25, 1)
+        );
+        assert_eq!(spec.exclude_structured_calendar[1].month, range(1, 1, 1));
+        let state = d.schedule.state.as_ref().unwrap();
+        assert!(state.limited_actions);
+        assert_eq!(state.remaining_actions, 7);
     }
 
     const GOLDEN_FINGERPRINT: &str =

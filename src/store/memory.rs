@@ -25,7 +25,8 @@ use temporalio_common::protos::temporal::api::schedule::v1::Schedule;
 
 use super::{
     Created, Described, FINGERPRINT_ATTRIBUTE, Observation, Observed, PauseState, ScheduleStore,
-    StoreError, as_listed, marker_memo, merged_search_attributes, update_memo,
+    StoreError, as_listed, keep_remaining_actions, marker_memo, merged_search_attributes,
+    update_memo,
 };
 use crate::spec::{DesiredSchedule, Fingerprint, MEMO_PROJECT, json_payload, owns_id};
 
@@ -227,6 +228,31 @@ impl MemoryStore {
             state.notes = note.to_owned();
             entry.version = version;
         }
+    }
+
+    /// The schedule fires once, as the server's scheduler would at a
+    /// firing time: a limit on actions is counted down (and the conflict
+    /// token moves, as Temporal's does); a schedule whose limit is spent
+    /// takes no action. Whether it took one.
+    pub fn take_action(&self, schedule_id: &str) -> bool {
+        let mut inner = self.lock();
+        let version = inner.bump();
+        let Some(entry) = inner.schedules.get_mut(schedule_id) else {
+            return false;
+        };
+        let state = entry.schedule.state.get_or_insert_with(Default::default);
+        if state.paused {
+            return false;
+        }
+        if !state.limited_actions {
+            return true;
+        }
+        if state.remaining_actions <= 0 {
+            return false;
+        }
+        state.remaining_actions -= 1;
+        entry.version = version;
+        true
     }
 
     /// Changes a schedule's definition behind the project's back, as a person
@@ -467,6 +493,7 @@ impl ScheduleStore for MemoryStore {
             }
         }
         entry.schedule = with_pause(desired, pause);
+        keep_remaining_actions(&mut entry.schedule, current);
         entry.search_attributes = sent;
         if let (SchedulerModel::Chasm132, Some(memo)) = (self.model, memo) {
             entry.memo = memo;

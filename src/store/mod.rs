@@ -123,6 +123,22 @@ pub fn update_memo(
     Some(memo)
 }
 
+/// Keeps, in the schedule `sent` by an update, the count of actions left
+/// that `current` holds: Temporal counts a limit down as the schedule
+/// fires, an update replaces the whole state, and a limit is set at create
+/// (or when a file first declares one), never reset. A limit the file drops
+/// is lifted.
+pub fn keep_remaining_actions(
+    sent: &mut temporalio_common::protos::temporal::api::schedule::v1::Schedule,
+    current: &Described,
+) {
+    let held = current.schedule.state.as_ref();
+    let state = sent.state.get_or_insert_with(Default::default);
+    if let Some(held) = held.filter(|h| h.limited_actions && state.limited_actions) {
+        state.remaining_actions = held.remaining_actions;
+    }
+}
+
 /// A schedule as `DescribeSchedule` returns it, with the token that an update
 /// must send back.
 #[derive(Clone, Debug)]

@@ -17,7 +17,7 @@ use temporalio_common::protos::temporal::api::workflowservice::v1::{
 
 use super::{
     Created, Described, FINGERPRINT_ATTRIBUTE, Observation, Observed, PauseState, ScheduleStore,
-    StoreError, marker_memo, merged_search_attributes, update_memo,
+    StoreError, keep_remaining_actions, marker_memo, merged_search_attributes, update_memo,
 };
 use crate::connection::sanitise;
 use crate::spec::{DesiredSchedule, Fingerprint, MEMO_PROJECT, owns_id};
@@ -382,6 +382,7 @@ impl ScheduleStore for TemporalStore {
         let state = schedule.state.get_or_insert_with(Default::default);
         state.paused = pause.paused;
         state.notes = pause.notes.clone();
+        keep_remaining_actions(&mut schedule, current);
         let request = UpdateScheduleRequest {
             namespace: self.namespace.clone(),
             schedule_id: desired.schedule_id.clone(),

@@ -1,6 +1,5 @@
 //! Argument parsing and the commands of the binary.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -8,6 +7,8 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use schedule_sync::apply::Effect;
 use schedule_sync::project::{self, Diagnostic};
 use serde::Serialize;
+
+use crate::output::{self, Stream, errln, outln};
 
 /// Keeps Temporal Schedules in step with schedules declared in YAML workflow files.
 #[derive(Parser)]
@@ -190,13 +191,10 @@ enum LogFormat {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colour only for a person at a terminal, and never under NO_COLOR.
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(colour)
-        .with_writer(std::io::stderr);
+        .with_ansi(Stream::Err.colour())
+        .with_writer(output::Logs);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -205,7 +203,10 @@ fn init_logging(format: LogFormat) {
 
 /// Parses the arguments and runs the command.
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return parse_failed(&error),
+    };
     init_logging(cli.log_format);
     match cli.command {
         Command::Validate { dir, format } => validate(&dir, format),
@@ -270,7 +271,7 @@ pub fn run() -> ExitCode {
             match clap_mangen::Man::new(Cli::command()).render(&mut page) {
                 Ok(()) => print_bytes(&page),
                 Err(error) => {
-                    eprintln!("error: cannot render the manual page: {error}");
+                    errln!("error: cannot render the manual page: {error}");
                     ExitCode::FAILURE
                 }
             }
@@ -278,13 +279,28 @@ pub fn run() -> ExitCode {
     }
 }
 
-/// Writes `bytes` to standard output; a closed pipe is a failure, not a panic.
+/// Prints clap's help, version or usage error, as `Parser::parse` would, but
+/// through [`output::write`].
+fn parse_failed(error: &clap::Error) -> ExitCode {
+    let stream = if error.use_stderr() {
+        Stream::Err
+    } else {
+        Stream::Out
+    };
+    let rendered = error.render();
+    let text = if stream.colour() {
+        rendered.ansi().to_string()
+    } else {
+        rendered.to_string()
+    };
+    output::write(stream, text.as_bytes());
+    ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2))
+}
+
+/// Writes `bytes` to standard output: 0, also when the reader left early.
 fn print_bytes(bytes: &[u8]) -> ExitCode {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(bytes).and_then(|()| out.flush()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(_) => ExitCode::FAILURE,
-    }
+    output::write(Stream::Out, bytes);
+    ExitCode::SUCCESS
 }
 
 /// `plan` (`write` false) and `apply` (`write` true).
@@ -294,21 +310,26 @@ fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: b
         Err(invalid) => {
             // A broken project never reaches Temporal.
             for diagnostic in &invalid.diagnostics {
-                eprintln!("{diagnostic}\n");
+                errln!("{diagnostic}\n");
             }
-            eprintln!("the project is invalid: nothing was sent to Temporal");
+            errln!("the project is invalid: nothing was sent to Temporal");
             return ExitCode::FAILURE;
         }
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
+            errln!("cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run_remote(&loaded.project, args, write)) {
-        Ok((report, changes, rpcs)) => {
+        Ok(Remote {
+            report,
+            changes,
+            rpcs,
+            fence_left,
+        }) => {
             let text = match format {
                 Format::Json => {
                     let mut json = serde_json::to_value(&report).unwrap_or_default();
@@ -329,6 +350,9 @@ fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: b
                         serde_json::to_value(next_fires(&loaded.project, &report))
                             .unwrap_or_default();
                     json["rpc_counts"] = serde_json::to_value(&rpcs).unwrap_or_default();
+                    if let Some(fence) = &fence_left {
+                        json["writer_fence_left"] = fence.as_str().into();
+                    }
                     serde_json::to_string_pretty(&json).unwrap_or_default()
                 }
                 Format::Text => {
@@ -338,7 +362,7 @@ fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: b
                         .map(|(rpc, codes)| format!("{rpc} {}", codes.values().sum::<u64>()))
                         .collect();
                     format!(
-                        "{fence}{}{}\nRPCs: {}",
+                        "{fence}{}{}{}\nRPCs: {}",
                         render_report(
                             &report,
                             &changes,
@@ -346,11 +370,15 @@ fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: b
                             write
                         ),
                         deletion_warnings(&report, &loaded.warnings),
+                        fence_left
+                            .as_deref()
+                            .map(fence_left_note)
+                            .unwrap_or_default(),
                         calls.join(", ")
                     )
                 }
             };
-            println!("{text}");
+            outln!("{text}");
             // Changes that a newer writer's fence holds back are pending too.
             let pending = !report.plan.steps.is_empty() || report.plan.superseded_by().is_some();
             match (write, report.converged(), pending) {
@@ -361,21 +389,26 @@ fn remote(dir: &std::path::Path, format: Format, args: &ConnectionArgs, write: b
             }
         }
         Err(error) => {
-            eprintln!("error: {error}");
+            errln!("error: {error}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// What `plan` or `apply` found and did.
+struct Remote {
+    report: schedule_sync::apply::Report,
+    changes: Changes,
+    rpcs: schedule_sync::store::RpcCounts,
+    /// The writer fence of a project that owns no schedule any more.
+    fence_left: Option<String>,
 }
 
 async fn run_remote(
     project: &schedule_sync::project::Project,
     args: &ConnectionArgs,
     write: bool,
-) -> anyhow::Result<(
-    schedule_sync::apply::Report,
-    Changes,
-    schedule_sync::store::RpcCounts,
-)> {
+) -> anyhow::Result<Remote> {
     use schedule_sync::apply::{ReconcileOptions, Report, preview, reconcile_with_progress};
     use schedule_sync::connection::{DEFAULT_CONNECT_TIMEOUT, Settings};
     use schedule_sync::runtime::{Connector, TemporalConnector};
@@ -408,20 +441,72 @@ async fn run_remote(
         };
         (report, preview.changes)
     };
-    Ok((report, changes, store.rpc_counts()))
+    let fence_left = fence_left(&store, project, &report, write).await;
+    Ok(Remote {
+        report,
+        changes,
+        rpcs: store.rpc_counts(),
+        fence_left,
+    })
+}
+
+/// The project's writer fence, when the project declares no schedule and
+/// owns none (any more, once `apply` is done): the fence is all that is
+/// left of it. One DescribeSchedule, only then.
+///
+/// The fence is not removed: a writer older than the one that emptied the
+/// project (an old replica still running, an old checkout) would find no
+/// fence and create again what was removed. Whoever knows that no writer of
+/// the project runs any more removes it by hand ([`fence_left_note`]).
+async fn fence_left(
+    store: &schedule_sync::store::TemporalStore,
+    project: &schedule_sync::project::Project,
+    report: &schedule_sync::apply::Report,
+    write: bool,
+) -> Option<String> {
+    use schedule_sync::store::ScheduleStore;
+    let empty = project.scheduled().next().is_none()
+        && report.plan.untouched.is_empty()
+        && if write {
+            report.converged()
+        } else {
+            report.plan.steps.is_empty()
+        };
+    if !empty {
+        return None;
+    }
+    let id = schedule_sync::fence::fence_id(&project.name);
+    match store.describe(&id).await {
+        Ok(Some(fence)) if fence.observed.owner.as_deref() == Some(project.name.as_str()) => {
+            Some(id)
+        }
+        _ => None,
+    }
+}
+
+/// Why the writer fence `id` of an emptied project stays, and how to remove it.
+fn fence_left_note(id: &str) -> String {
+    format!(
+        "\nnote: the project owns no schedule; its writer fence {id} stays, so that \
+         an older writer still running (an old replica, an old checkout) cannot create \
+         again what was removed. Once no writer of this project runs any more, remove \
+         it with: temporal schedule delete --schedule-id '{id}'"
+    )
 }
 
 /// For each update, the fields that differ.
 pub(crate) type Changes =
     std::collections::BTreeMap<String, Vec<schedule_sync::plan::changes::FieldChange>>;
 
-/// A progress bar on standard error; indicatif draws nothing when that is not
-/// a terminal.
+/// A progress bar on standard error, drawn only when that is a terminal.
 struct ProgressBar(indicatif::ProgressBar);
 
 impl Default for ProgressBar {
     fn default() -> Self {
-        let bar = indicatif::ProgressBar::new(0);
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(0),
+            crate::output::ProgressTerm::draw_target(),
+        );
         bar.set_style(
             indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} schedules {msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
@@ -647,37 +732,37 @@ fn validate(dir: &std::path::Path, format: Format) -> ExitCode {
             ExitCode::FAILURE,
         ),
     };
-    let mut out = std::io::stdout().lock();
-    let written = match format {
-        Format::Json => serde_json::to_writer_pretty(&mut out, &report)
-            .map_err(std::io::Error::other)
-            .and_then(|()| writeln!(out)),
-        Format::Text => write_text(&mut out, &report),
-    };
-    if written.is_err() {
-        return ExitCode::FAILURE;
+    match format {
+        Format::Json => outln!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        ),
+        Format::Text => output::write(Stream::Out, validate_text(&report).as_bytes()),
     }
     code
 }
 
-fn write_text(out: &mut impl Write, report: &ValidateReport<'_>) -> std::io::Result<()> {
+fn validate_text(report: &ValidateReport<'_>) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     for diagnostic in report.diagnostics {
-        writeln!(out, "{diagnostic}\n")?;
+        let _ = writeln!(out, "{diagnostic}\n");
     }
     if report.valid {
-        writeln!(
+        let _ = writeln!(
             out,
             "project `{}` is valid: {} workflow(s), {} schedule(s), {} warning(s)",
             report.project.unwrap_or_default(),
             report.workflows,
             report.schedules,
             report.warnings
-        )
+        );
     } else {
-        writeln!(
+        let _ = writeln!(
             out,
             "the project is invalid: {} error(s), {} warning(s)",
             report.errors, report.warnings
-        )
+        );
     }
+    out
 }

@@ -13,6 +13,7 @@ use schedule_sync::store::{Described, ScheduleStore, TemporalStore};
 use serde::Serialize;
 
 use crate::cli::{Changes, Format, TemporalArgs};
+use crate::output::{self, Stream, errln, outln};
 
 /// What `import` was asked.
 #[derive(clap::Args)]
@@ -76,18 +77,21 @@ pub fn run(args: &ImportArgs) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run_import(args)) {
         Ok((report, adopt_text)) => {
             match args.format {
-                Format::Json => println!(
+                Format::Json => outln!(
                     "{}",
                     serde_json::to_string_pretty(&report).unwrap_or_default()
                 ),
-                Format::Text => print!("{}", text(&report, adopt_text.as_deref(), args)),
+                Format::Text => output::write(
+                    Stream::Out,
+                    text(&report, adopt_text.as_deref(), args).as_bytes(),
+                ),
             }
             if report.skipped.is_empty() {
                 ExitCode::SUCCESS
@@ -96,8 +100,8 @@ pub fn run(args: &ImportArgs) -> ExitCode {
             }
         }
         Err(error) => {
-            eprintln!("error: {error:#}");
-            eprintln!("nothing was written");
+            errln!("error: {error:#}");
+            errln!("nothing was written");
             ExitCode::FAILURE
         }
     }
@@ -140,11 +144,19 @@ async fn run_import(args: &ImportArgs) -> anyhow::Result<(ImportReport, Option<S
         task_queue: &task_queue,
         folder: &args.out,
     };
-    let mut imported = Vec::new();
+    let mut imported: Vec<Imported> = Vec::new();
     for schedule in &described {
         match import(&target, schedule) {
             Ok(file) => {
-                if let Some(existing) = destination.declared.get(&file.workflow) {
+                if let Some(first) = imported.iter().find(|i| i.workflow == file.workflow) {
+                    skipped.push(Skipped {
+                        reason: format!(
+                            "its workflow would be `{}`, as the one of `{}`",
+                            file.workflow, first.schedule_id
+                        ),
+                        schedule_id: file.schedule_id,
+                    });
+                } else if let Some(existing) = destination.declared.get(&file.workflow) {
                     skipped.push(Skipped {
                         schedule_id: file.schedule_id,
                         reason: format!(
@@ -196,7 +208,7 @@ fn destination(args: &ImportArgs) -> anyhow::Result<Destination> {
     if args.dir.join(project::PROJECT_FILE).exists() {
         let loaded = project::load(&args.dir).map_err(|invalid| {
             for diagnostic in &invalid.diagnostics {
-                eprintln!("{diagnostic}\n");
+                errln!("{diagnostic}\n");
             }
             anyhow::anyhow!("the project in {} is invalid", args.dir.display())
         })?;

@@ -1,9 +1,14 @@
 //! The `schedule-sync` command line.
 
+// Everything printed goes through `output`, where a closed pipe ends the
+// printing, not the command (`print!` and friends panic on it).
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 mod cli;
 mod import;
+mod output;
 mod serve;
 
 fn main() -> std::process::ExitCode {
-    cli::run()
+    output::finish(cli::run())
 }

@@ -17,6 +17,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::output::{self, Stream, errln};
+
 /// What `serve` was asked to do.
 pub struct ServeArgs {
     /// The project folder.
@@ -46,14 +48,14 @@ pub fn serve(args: ServeArgs) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
+            errln!("cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            errln!("error: {error:#}");
             ExitCode::FAILURE
         }
     }
@@ -101,7 +103,7 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     for path in ["livez", "readyz", "healthz", "schedules", "metrics"] {
         urls.push_str(&format!("  http://{address}/{path}\n"));
     }
-    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), urls.as_bytes());
+    output::write(Stream::Out, urls.as_bytes());
     tokio::spawn(signals(shutdown.clone(), handle.clone(), args.dir.clone()));
 
     let server = tokio::spawn(serve_http(
