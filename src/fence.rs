@@ -30,8 +30,13 @@
 //!   from the last one. So writers started together do not race each
 //!   other's creates: each schedule is sent once, not once per writer.
 //! - While it writes, a writer looks at the fence again every
-//!   [`RECHECK`]; once a newer writer, or another peer, shows there, it
-//!   starts no more writes.
+//!   [`RECHECK`]; once a newer writer shows there, it starts no more
+//!   writes. A peer's claim does not stop it: the peer judged it idle from
+//!   a listing, and listings lag, so a writer that is writing can look
+//!   idle. It writes its plan out (at worst a schedule is sent twice, and
+//!   found there), so a writer that has begun writing always finishes, and
+//!   peers cannot keep taking the project from each other with nobody
+//!   finishing.
 //!
 //! The fence only ever moves forward, or to a peer that has the project to
 //! itself. A claim is an UpdateSchedule that carries the conflict token of

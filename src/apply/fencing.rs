@@ -19,8 +19,8 @@ use crate::store::{Created, Described, PauseState, ScheduleStore, StoreError};
 
 /// How often a claim is made again when the fence keeps naming an older
 /// writer, and how many peers in a row a writer lets go first before it
-/// goes on without the fence (its steps then stop at the first recheck
-/// that finds a peer there).
+/// goes on without the fence (a peer's claim never stops a writer's
+/// steps, so it then writes its plan out).
 const CLAIM_ATTEMPTS: u32 = 3;
 
 /// What the writing steps know of the fence.
@@ -292,8 +292,8 @@ impl<S: ScheduleStore> Apply<'_, S> {
         }
     }
 
-    /// The writer that now holds the fence and that the steps leave the
-    /// project to (a newer writer, or a peer that claimed after us), read
+    /// The newer writer that now holds the fence and that the steps leave
+    /// the project to (never a peer: see below), read
     /// again at most every [`RECHECK`] while steps run. A failed read
     /// changes nothing: the steps' own RPCs meet the same failure.
     pub(super) async fn newer_writer(&self) -> Option<Writer> {
@@ -319,9 +319,17 @@ impl<S: ScheduleStore> Apply<'_, S> {
         if due {
             let id = fence_id(self.project);
             if let Ok(Some(current)) = self.retrying(|| self.store.describe(&id)).await {
-                match self.holder(parse(&current.observed.notes)) {
-                    Holder::Newer(other) | Holder::Peer(other) => self.give_way_to(other),
-                    Holder::Us | Holder::Older(_) => {}
+                // Only a newer writer stops the steps. A peer's claim does
+                // not: the peer judged us idle from a listing, and listings
+                // lag (a writer whose creates are not listed yet looks
+                // idle). Were we to stop, each peer could in turn claim over
+                // the one writing and stop it, planning again from a
+                // listing that lags as much, and no writer would finish. We
+                // go on to the end of our plan (a create the peer sent
+                // first is found there, AlreadyExists): at worst a schedule
+                // is sent twice, never left unwritten.
+                if let Holder::Newer(other) = self.holder(parse(&current.observed.notes)) {
+                    self.give_way_to(other);
                 }
             }
         }

@@ -707,6 +707,41 @@ async fn peers_started_together_let_the_first_claim_write() {
     }
 }
 
+/// Listings that lag behind every write (the visibility store behind):
+/// each peer that waits sees no progress and claims over the one writing.
+/// A peer's claim stops no writer, so every peer that begins writing
+/// finishes, and every schedule is written.
+#[tokio::test(start_paused = true)]
+async fn peers_converge_though_listings_never_show_their_writes() {
+    for model in [SchedulerModel::Workflow129, SchedulerModel::Chasm132] {
+        let store = MemoryStore::behaving_as(model);
+        store.freeze_listing();
+        let project = hourly(400);
+        let peer = WriterKey::revision(7);
+        store.delay("CreateSchedule", std::time::Duration::from_millis(200));
+        let names = ["pod-a/1", "pod-b/1", "pod-c/1"];
+        let reports = futures_util::future::join_all(
+            names
+                .iter()
+                .map(|name| run(&store, &project, as_writer(peer), &(), name)),
+        )
+        .await;
+        for report in reports {
+            let report = report.unwrap();
+            assert!(
+                report
+                    .outcomes
+                    .iter()
+                    .all(|o| o.effect != Effect::Superseded),
+                "{model:?}: a peer's claim stopped a writer"
+            );
+        }
+        for i in 0..400 {
+            assert!(store.get(&format!("foo.w{i}")).is_some(), "{model:?}: w{i}");
+        }
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_peer_that_makes_no_progress_is_claimed_over_after_one_listing() {
     let store = MemoryStore::new();

@@ -32,7 +32,7 @@ pub fn field_changes(held: &Schedule, want: &Schedule) -> Vec<FieldChange> {
         let (current, desired) = (render(&held), render(&want));
         if current != desired {
             changes.push(FieldChange {
-                field: *field,
+                field,
                 current,
                 desired,
             });
