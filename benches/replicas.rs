@@ -3,7 +3,9 @@
 //! the time until every replica is ready and the listing shows every
 //! schedule, the RPCs each replica made (from its `/metrics`), and the
 //! writes that took effect (from the audit log lines): each schedule must be
-//! created once in total, not once per replica, with no update.
+//! created once in total, not once per replica, with no update, and sent in
+//! at most 1.1 N CreateSchedule RPCs in total (besides one create of the
+//! writer fence per replica).
 //!
 //! `cargo bench --bench replicas` runs 3 and 5 replicas on 1,000 schedules
 //! (`BENCH_REPLICAS`, `BENCH_SIZE`); under `cargo test` it runs 2 replicas on
@@ -144,6 +146,7 @@ async fn run(replicas: usize, size: usize) {
     // Each replica has finished its reconcile: no RPC is added any more.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut total_writes: BTreeMap<String, u64> = BTreeMap::new();
+    let mut total_rpcs: BTreeMap<String, u64> = BTreeMap::new();
     println!(
         "{replicas} replicas, {size} schedules: converged after {:.1} s",
         converged.as_secs_f64()
@@ -151,6 +154,9 @@ async fn run(replicas: usize, size: usize) {
     for (i, replica) in running.iter().enumerate() {
         let (_, metrics) = get(&replica.address, "/metrics").unwrap();
         let rpcs = rpcs(&metrics);
+        for (rpc, count) in &rpcs {
+            *total_rpcs.entry(rpc.clone()).or_default() += count;
+        }
         let writes = writes(&replica.log);
         for (operation, count) in &writes {
             *total_writes.entry(operation.clone()).or_default() += count;
@@ -160,7 +166,17 @@ async fn run(replicas: usize, size: usize) {
             rpcs.values().sum::<u64>()
         );
     }
-    println!("  all replicas: writes that took effect {total_writes:?}");
+    println!(
+        "  all replicas: {} RPCs {total_rpcs:?}; writes that took effect {total_writes:?}",
+        total_rpcs.values().sum::<u64>()
+    );
+    // Each schedule is sent once, not once per replica: at most 1.1 N
+    // creates, besides one create of the writer fence per replica.
+    let creates = total_rpcs.get("CreateSchedule").copied().unwrap_or(0);
+    assert!(
+        creates as f64 <= 1.1 * size as f64 + replicas as f64,
+        "{creates} CreateSchedule RPCs for {size} schedules"
+    );
     assert_eq!(
         total_writes.get("create").copied().unwrap_or(0),
         size as u64,

@@ -17,17 +17,34 @@
 //!
 //! - A writer whose key is **older** than the fence's writes nothing: every
 //!   schedule it would change is reported `superseded`, and it stays ready.
-//! - A writer with a **newer** key that has something to write first records
-//!   itself in the fence, reads the fence back, then writes. Writers with
-//!   an **equal** key are peers (replicas of one revision) and need not.
+//! - A writer that has something to write first records itself in the
+//!   fence (its *claim*), reads the fence back, then writes. It claims over
+//!   an older writer at once; over a **peer** (another process with an
+//!   equal key: a replica of the same revision) only once that peer has
+//!   stopped making progress. One-off writers without a rank (an `apply`
+//!   without a revision) are not peers of each other but one writer.
+//! - A writer that may have taken the project from a writer in the middle
+//!   of its writes (it claimed over another process), or that found a peer
+//!   in the fence, lets that writer go first: it lists the project every
+//!   [`SETTLE`] until two listings in a row show no progress, then plans
+//!   from the last one. So writers started together do not race each
+//!   other's creates: each schedule is sent once, not once per writer.
 //! - While it writes, a writer looks at the fence again every
 //!   [`RECHECK`]; once a newer writer shows there, it starts no more
-//!   writes.
+//!   writes. A peer's claim does not stop it: the peer judged it idle from
+//!   a listing, and listings lag, so a writer that is writing can look
+//!   idle. It writes its plan out (at worst a schedule is sent twice, and
+//!   found there), so a writer that has begun writing always finishes, and
+//!   peers cannot keep taking the project from each other with nobody
+//!   finishing.
 //!
-//! The fence only ever moves forward: a writer records itself only over an
-//! older key. Temporal 1.29 has no compare-and-set for this (it ignores the
-//! conflict token), so two writers that claim within the same moment can
-//! both write once; the read-back and the recheck make the older one stop.
+//! The fence only ever moves forward, or to a peer that has the project to
+//! itself. A claim is an UpdateSchedule that carries the conflict token of
+//! the fence as it was read: on Temporal 1.32's CHASM scheduler it is a
+//! compare-and-set (a claim over a fence that changed since is refused with
+//! `FailedPrecondition`, and the claimer reads the fence again); Temporal
+//! 1.29 answers OK and drops a stale update, so there the read-back tells
+//! the claimer that another claim came first.
 
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
@@ -50,6 +67,10 @@ pub const FENCE_SUFFIX: &str = "~writer";
 pub const NOTES_PREFIX: &str = "schedule-sync writer:";
 /// How often a writer that is writing looks at the fence again.
 pub const RECHECK: Duration = Duration::from_secs(1);
+/// How long a writer that lets another one go first waits between two
+/// listings while it watches that writer's progress: twice [`RECHECK`], so
+/// that a writer whose claim was just taken over has seen it and stopped.
+pub const SETTLE: Duration = Duration::from_secs(2);
 
 /// The id of `project`'s fence.
 ///
@@ -154,11 +175,21 @@ pub fn this_process() -> &'static str {
 
 /// The fence's notes naming `key`, written by this process.
 pub fn notes(key: WriterKey) -> String {
+    notes_by(key, this_process())
+}
+
+/// The fence's notes naming `key`, written by the writer called `name` (a
+/// name without whitespace, as [`this_process`] gives).
+///
+/// ```
+/// use schedule_sync::fence::{WriterKey, notes_by, parse};
+/// let writer = parse(&notes_by(WriterKey::revision(3), "pod-b/1")).unwrap();
+/// assert_eq!(writer.name, "pod-b/1");
+/// ```
+pub fn notes_by(key: WriterKey, name: &str) -> String {
     format!(
-        "{NOTES_PREFIX} revision={} started={} by={}",
-        key.revision,
-        key.started_ms,
-        this_process()
+        "{NOTES_PREFIX} revision={} started={} by={name}",
+        key.revision, key.started_ms,
     )
 }
 
@@ -179,7 +210,12 @@ pub const RECORD_FIELD: &str = "schedules";
 /// assert_eq!(recorded(&notes), own);
 /// ```
 pub fn notes_recording(key: WriterKey, own: &BTreeSet<String>) -> String {
-    let mut notes = notes(key);
+    notes_recording_by(key, this_process(), own)
+}
+
+/// [`notes_recording`], written by the writer called `name`.
+pub fn notes_recording_by(key: WriterKey, name: &str, own: &BTreeSet<String>) -> String {
+    let mut notes = notes_by(key, name);
     if !own.is_empty() {
         let ids: Vec<&str> = own.iter().map(String::as_str).collect();
         notes.push_str(&format!(" {RECORD_FIELD}={}", ids.join(",")));

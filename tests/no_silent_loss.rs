@@ -1,6 +1,7 @@
-//! Regression tests on the real dev server for the ways a reconcile could
+//! Regression tests on real Temporal servers for the ways a reconcile could
 //! lose a schedule or report success without it: each runs the binary as a
-//! user would and reads the result back with the `temporal` CLI.
+//! user would and reads the result back with the `temporal` CLI. Each test
+//! runs once per server version, as `v1_29::<name>` and `v1_32::<name>`.
 
 mod support;
 
@@ -13,6 +14,7 @@ use tokio::time::Instant;
 
 use schedule_sync::dev_server::DevServer;
 use schedule_sync::store::TemporalStore;
+use support::Version;
 
 fn run(args: &[&str], server: &DevServer) -> Output {
     support::run_binary(server, args)
@@ -89,9 +91,10 @@ fn ids(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|n| format!("acme.{n}")).collect()
 }
 
-#[tokio::test]
-async fn a_schedule_deleted_by_hand_or_dropped_and_declared_again_is_created_again() {
-    let server = support::dev_server().await;
+async fn a_schedule_deleted_by_hand_or_dropped_and_declared_again_is_created_again(
+    version: Version,
+) {
+    let server = support::server_of(version).await;
     let (w1, w2, w3) = (
         workflow("w1", "0 1 * * *"),
         workflow("w2", "0 2 * * *"),
@@ -123,9 +126,8 @@ async fn a_schedule_deleted_by_hand_or_dropped_and_declared_again_is_created_aga
     listed_exactly(&server, &ids(&["w1", "w2", "w3"])).await;
 }
 
-#[tokio::test]
-async fn an_adopted_schedule_stays_ours() {
-    let server = support::dev_server().await;
+async fn an_adopted_schedule_stays_ours(version: Version) {
+    let server = support::server_of(version).await;
     let made = Command::new(server.cli())
         .args(["schedule", "create", "--schedule-id", "acme.w1"])
         .args(["--cron", "0 5 * * *", "--workflow-id", "by-hand"])
@@ -151,9 +153,8 @@ async fn an_adopted_schedule_stays_ours() {
     assert_eq!(plan.status.code(), Some(0), "{plan:?}");
 }
 
-#[tokio::test]
-async fn an_update_keeps_a_tag_that_another_tool_set() {
-    let server = support::dev_server_with_team().await;
+async fn an_update_keeps_a_tag_that_another_tool_set(version: Version) {
+    let server = support::server_with_team(version).await;
     let dir = support::project_dir("acme", &[&workflow("w1", "0 1 * * *")]);
     assert_eq!(apply(dir.path(), &server, &[]).0, 0);
     let store = TemporalStore::new(
@@ -179,9 +180,8 @@ async fn an_update_keeps_a_tag_that_another_tool_set() {
     );
 }
 
-#[tokio::test]
-async fn twelve_cron_entries_cost_no_write_when_unchanged() {
-    let server = support::dev_server().await;
+async fn twelve_cron_entries_cost_no_write_when_unchanged(version: Version) {
+    let server = support::server_of(version).await;
     let crons: String = (0..12)
         .map(|h| format!("    - \"0 {h} * * *\"\n"))
         .collect();
@@ -202,9 +202,8 @@ async fn twelve_cron_entries_cost_no_write_when_unchanged() {
     assert_eq!(plan.status.code(), Some(0), "{plan:?}");
 }
 
-#[tokio::test]
-async fn a_vanished_folder_deletes_nothing() {
-    let server = support::dev_server().await;
+async fn a_vanished_folder_deletes_nothing(version: Version) {
+    let server = support::server_of(version).await;
     let texts: Vec<String> = (0..10)
         .map(|i| workflow(&format!("w{i}"), "0 1 * * *"))
         .collect();
@@ -253,9 +252,8 @@ async fn a_vanished_folder_deletes_nothing() {
     assert!(text.contains("workflows/team/*.yaml"), "{text}");
 }
 
-#[tokio::test]
-async fn temporal_killed_mid_apply_ends_it_within_30_s_and_a_restart_converges() {
-    let mut server = support::dev_server().await;
+async fn temporal_killed_mid_apply_ends_it_within_30_s_and_a_restart_converges(version: Version) {
+    let mut server = support::server_of(version).await;
     let texts: Vec<String> = (0..300)
         .map(|i| workflow(&format!("w{i}"), "0 1 * * *"))
         .collect();
@@ -316,9 +314,8 @@ async fn temporal_killed_mid_apply_ends_it_within_30_s_and_a_restart_converges()
     assert_eq!(writes(&report), 0, "{report:#}");
 }
 
-#[tokio::test]
-async fn a_schedule_deleted_since_the_listing_is_no_error() {
-    let server = support::dev_server().await;
+async fn a_schedule_deleted_since_the_listing_is_no_error(version: Version) {
+    let server = support::server_of(version).await;
     let texts: Vec<String> = (0..4)
         .map(|i| workflow(&format!("w{i}"), "0 1 * * *"))
         .collect();
@@ -342,3 +339,13 @@ async fn a_schedule_deleted_since_the_listing_is_no_error() {
     }
     listed_exactly(&server, &ids(&["w0", "w1", "w2"])).await;
 }
+
+on_each_version!(
+    a_schedule_deleted_by_hand_or_dropped_and_declared_again_is_created_again,
+    an_adopted_schedule_stays_ours,
+    an_update_keeps_a_tag_that_another_tool_set,
+    twelve_cron_entries_cost_no_write_when_unchanged,
+    a_vanished_folder_deletes_nothing,
+    temporal_killed_mid_apply_ends_it_within_30_s_and_a_restart_converges,
+    a_schedule_deleted_since_the_listing_is_no_error,
+);

@@ -2,7 +2,8 @@
 //! (old and new `serve` replicas side by side, each reconciling every
 //! second), the old replicas leaving, a rollback, and a person running
 //! `apply` with an older checkout. An observer describes every schedule
-//! four times a second and counts how often each one changed.
+//! four times a second and counts how often each one changed. The test runs
+//! once per server version, as `v1_29::<name>` and `v1_32::<name>`.
 
 mod support;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use schedule_sync::dev_server::{DevServer, free_port};
 use schedule_sync::store::{ScheduleStore, TemporalStore};
+use support::Version;
 use support::serve::Serve;
 
 const IDS: [&str; 8] = ["w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8"];
@@ -147,6 +149,18 @@ fn statuses(replica: &Serve) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// How many CreateSchedule RPCs a replica sent, whatever their answer.
+fn creates_sent(replica: &Serve) -> u64 {
+    replica
+        .metrics()
+        .lines()
+        .filter(|l| {
+            l.starts_with("schedule_sync_rpc_total{") && l.contains("rpc=\"CreateSchedule\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
 async fn all_in_sync(replica: &Serve, count: usize) {
     replica
         .wait_for("/schedules", Duration::from_secs(20), |_, body| {
@@ -157,9 +171,10 @@ async fn all_in_sync(replica: &Serve, count: usize) {
         .await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_rolling_deploy_and_a_rollback_change_each_schedule_at_most_once() {
-    let server = support::dev_server().await;
+async fn a_rolling_deploy_and_a_rollback_change_each_schedule_at_most_once(
+    server_version: Version,
+) {
+    let server = support::server_of(server_version).await;
     let (old_dir, new_dir) = (version(false), version(true));
     let old = [
         serve(old_dir.path(), &server),
@@ -168,6 +183,13 @@ async fn a_rolling_deploy_and_a_rollback_change_each_schedule_at_most_once() {
     for replica in &old {
         all_in_sync(replica, 6).await;
     }
+    // Started together, the two sent one create per schedule between them,
+    // not one each, besides one create each of the writer fence.
+    let creates: u64 = old.iter().map(creates_sent).sum();
+    assert!(
+        creates <= 6 + 2,
+        "{creates} CreateSchedule RPCs for 6 schedules"
+    );
     let client = support::client(&server).await;
     let (seen, passes, observer) = observe(TemporalStore::new(
         client,
@@ -262,4 +284,24 @@ async fn a_rolling_deploy_and_a_rollback_change_each_schedule_at_most_once() {
     observed_again(&passes, 2).await;
     assert_eq!(changes(&seen, "w1"), 2, "{}", history(&seen));
     observer.abort();
+}
+
+mod v1_29 {
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_rolling_deploy_and_a_rollback_change_each_schedule_at_most_once() {
+        super::a_rolling_deploy_and_a_rollback_change_each_schedule_at_most_once(
+            super::Version::V1_29,
+        )
+        .await;
+    }
+}
+
+mod v1_32 {
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_rolling_deploy_and_a_rollback_change_each_schedule_at_most_once() {
+        super::a_rolling_deploy_and_a_rollback_change_each_schedule_at_most_once(
+            super::Version::V1_32,
+        )
+        .await;
+    }
 }

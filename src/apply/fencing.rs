@@ -1,5 +1,7 @@
-//! The writer fence during a reconcile (see [`crate::fence`]): claiming it
-//! before the first write, and looking at it again while writing.
+//! The writer fence during a reconcile (see [`crate::fence`]): taking a
+//! turn before the first write (claiming the fence, and letting a writer
+//! that may be writing go first), and looking at the fence again while
+//! writing.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,14 +10,18 @@ use std::sync::{Mutex, OnceLock};
 use tokio::time::Instant;
 
 use super::calls::RequestIds;
-use super::{Apply, VERIFY_POLL, VERIFY_TIMEOUT};
-use crate::fence::{RECHECK, Writer, fence_id, fence_schedule, notes_recording, parse, recorded};
-use crate::plan::outranked;
-use crate::store::{Created, PauseState, ScheduleStore, StoreError};
+use super::{Apply, ReconcileOptions, VERIFY_POLL, VERIFY_TIMEOUT};
+use crate::fence::{
+    RECHECK, SETTLE, Writer, WriterKey, fence_id, fence_schedule, notes_recording_by, parse,
+    recorded,
+};
+use crate::plan::Plan;
+use crate::store::{Created, Described, PauseState, ScheduleStore, StoreError};
 
 /// How often a claim is made again when the fence keeps naming an older
-/// writer (another claim overwrote ours, on a server without
-/// compare-and-set).
+/// writer, and how many peers in a row a writer lets go first before it
+/// goes on without the fence (a peer's claim never stops a writer's
+/// steps, so it then writes its plan out).
 const CLAIM_ATTEMPTS: u32 = 3;
 
 /// What the writing steps know of the fence.
@@ -23,38 +29,150 @@ const CLAIM_ATTEMPTS: u32 = 3;
 pub(super) struct FenceWatch {
     /// When the fence was last read.
     checked: Mutex<Option<Instant>>,
-    /// The newer writer found there, once one is.
+    /// The writer found there that the steps give way to, once one is.
     newer: OnceLock<Writer>,
     /// Set while one step reads the fence: the others do not wait for it.
     reading: AtomicBool,
 }
 
+/// Who the fence names, from the point of view of one writer.
+enum Holder {
+    /// This writer.
+    Us,
+    /// A writer that outranks this one.
+    Newer(Writer),
+    /// Another process of this writer's rank.
+    Peer(Writer),
+    /// An older writer, or no writer (a fence without notes of ours).
+    Older(Option<Writer>),
+}
+
+/// What a claim found.
+enum Claim {
+    /// The fence names us (or we may write without it): write. `displaced`
+    /// is the other process our claim took the fence from, which may be
+    /// writing at this moment.
+    Held { displaced: Option<Writer> },
+    /// A newer writer holds it: write nothing.
+    Superseded(Writer),
+    /// A peer holds it, and may be writing what we would.
+    Peer(Writer),
+}
+
 impl<S: ScheduleStore> Apply<'_, S> {
-    /// Reads the project's fence afresh and, when we outrank the writer it
-    /// names, records us there and reads it back. `None` when the steps may
-    /// go ahead (the fence names us or a peer); the newer writer when it
-    /// names one (then nothing is written).
+    /// Takes this writer's turn before the first write of `plan`: claims the
+    /// fence, and first lets go a writer that may be writing the same
+    /// schedules (one whose claim ours took over, or a peer holding the
+    /// fence), by watching the listing until it shows no more progress and
+    /// planning again from it. Returns the plan to carry out: the one given,
+    /// a newer one, or one that gave way to a newer writer.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] when a listing fails while watching (nothing is
+    /// written then). A failed claim is no error: the steps' own RPCs meet
+    /// the same trouble and report it, and the fence is read again while
+    /// they run.
+    pub(super) async fn take_turn(
+        &self,
+        mut plan: Plan,
+        options: ReconcileOptions,
+    ) -> Result<Plan, StoreError> {
+        let mut idle_peer = None;
+        for _ in 0..CLAIM_ATTEMPTS {
+            match self.claim(idle_peer.as_ref(), &plan.record).await {
+                Ok(Claim::Held { displaced: None }) => return Ok(plan),
+                Ok(Claim::Held {
+                    displaced: Some(other),
+                }) => {
+                    if idle_peer.as_ref() == Some(&other) {
+                        return Ok(plan);
+                    }
+                    tracing::info!(
+                        other = %other,
+                        "took this project's writer fence over from another writer; \
+                         letting its writes in progress finish first"
+                    );
+                    return self.settle(plan, options).await;
+                }
+                Ok(Claim::Superseded(newer)) => {
+                    plan.give_way(newer);
+                    return Ok(plan);
+                }
+                Ok(Claim::Peer(peer)) => {
+                    tracing::info!(
+                        peer = %peer,
+                        "a peer holds this project's writer fence; letting it write first"
+                    );
+                    plan = self.settle(plan, options).await?;
+                    if plan.steps.is_empty() || plan.superseded_by().is_some() {
+                        return Ok(plan);
+                    }
+                    idle_peer = Some(peer);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot claim the writer fence; writing without it");
+                    return Ok(plan);
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Lists and plans again every [`SETTLE`] while another writer makes
+    /// progress (each listing leaves fewer steps than the one before), and
+    /// returns the plan of the first listing that shows none.
+    async fn settle(&self, mut plan: Plan, options: ReconcileOptions) -> Result<Plan, StoreError> {
+        loop {
+            tokio::time::sleep(SETTLE).await;
+            let next = self.observe_and_plan(options).await?;
+            let progressed = next.steps.len() < plan.steps.len();
+            plan = next;
+            if !progressed || plan.steps.is_empty() {
+                return Ok(plan);
+            }
+        }
+    }
+
+    /// Who `held` (the writer a fence names) is to us. One-off writers
+    /// without a rank (an `apply` without a revision) are all one writer:
+    /// they neither wait for nor claim over each other, as before peers
+    /// took turns.
+    fn holder(&self, held: Option<Writer>) -> Holder {
+        let unranked = self.writer == WriterKey::default();
+        match held {
+            Some(w) if w.key > self.writer => Holder::Newer(w),
+            Some(w) if w.key == self.writer && (w.name == self.name || unranked) => Holder::Us,
+            Some(w) if w.key == self.writer => Holder::Peer(w),
+            older => Holder::Older(older),
+        }
+    }
+
+    /// Reads the project's fence afresh and, unless it names us (recording
+    /// every id of `record` already), a newer writer or a peer (other than
+    /// `idle_peer`, one found idle), records us there, with the ids of
+    /// `record`, by a compare-and-set on its conflict token, and reads it
+    /// back.
     ///
     /// # Errors
     ///
     /// A [`StoreError`] when the fence cannot be read or written, or keeps
-    /// naming an older writer after [`CLAIM_ATTEMPTS`] claims. The caller
-    /// then writes without a claim: its steps meet the same trouble, and the
-    /// recheck while they run still stops them for a newer writer.
-    pub(super) async fn claim(
+    /// naming an older writer after [`CLAIM_ATTEMPTS`] claims.
+    async fn claim(
         &self,
+        idle_peer: Option<&Writer>,
         record: &BTreeSet<String>,
-    ) -> Result<Option<Writer>, StoreError> {
+    ) -> Result<Claim, StoreError> {
         let id = fence_id(self.project);
+        let fence = fence_schedule(self.project);
         let pause = PauseState {
             paused: true,
-            notes: notes_recording(self.writer, record),
+            notes: notes_recording_by(self.writer, self.name, record),
         };
         let mut ids = RequestIds::new();
         for _ in 0..CLAIM_ATTEMPTS {
-            match self.retrying(|| self.store.describe(&id)).await? {
+            let before = match self.retrying(|| self.store.describe(&id)).await? {
                 None => {
-                    let fence = fence_schedule(self.project);
                     let keep = HashMap::new();
                     let request_id = ids.next("claim");
                     let created = self
@@ -67,6 +185,7 @@ impl<S: ScheduleStore> Apply<'_, S> {
                         // Another writer made it first: look at whom it names.
                         continue;
                     }
+                    None
                 }
                 Some(current) => {
                     if current.observed.owner.as_deref() != Some(self.project) {
@@ -74,42 +193,60 @@ impl<S: ScheduleStore> Apply<'_, S> {
                             schedule_id = %id,
                             "the writer fence's id is taken by a schedule without this project's marker; writing without a fence"
                         );
-                        return Ok(None);
+                        return Ok(Claim::Held { displaced: None });
                     }
                     let held = parse(&current.observed.notes);
-                    if let Some(found) = self.gives_way(held.as_ref()) {
-                        return Ok(Some(found));
-                    }
                     let recorded_all = record.is_subset(&recorded(&current.observed.notes));
-                    if held.is_some_and(|w| {
-                        w.key > self.writer || (w.key == self.writer && recorded_all)
-                    }) {
-                        // A peer that records what we would (or, forced, a
-                        // newer writer) holds it.
-                        return Ok(None);
-                    }
+                    let displaced = match self.holder(held) {
+                        Holder::Us if recorded_all => return Ok(Claim::Held { displaced: None }),
+                        // Ours, but it must record more ids.
+                        Holder::Us => None,
+                        // Forced: the fence is left to the newer writer.
+                        Holder::Newer(_) if self.force => {
+                            return Ok(Claim::Held { displaced: None });
+                        }
+                        Holder::Newer(newer) => return Ok(self.superseded(newer)),
+                        Holder::Peer(peer) if idle_peer != Some(&peer) => {
+                            return Ok(Claim::Peer(peer));
+                        }
+                        Holder::Peer(peer) => Some(peer),
+                        Holder::Older(older) => older,
+                    };
                     let request_id = ids.next("claim");
-                    self.write("claim", &id, &request_id, || {
-                        self.store.set_paused(&id, &pause)
-                    })
-                    .await?;
-                }
-            }
-            match self.read_back_claim(&id).await? {
-                Some(held) if held.key == self.writer => return Ok(None),
-                Some(held) if held.key > self.writer => {
-                    if let Some(found) = self.gives_way(Some(&held)) {
-                        return Ok(Some(found));
+                    let claimed = self
+                        .write("claim", &id, &request_id, || {
+                            self.store
+                                .update(self.project, &fence, &pause, &current, &request_id)
+                        })
+                        .await;
+                    match claimed {
+                        // Another claim came first (a refused stale token):
+                        // look at whom it names.
+                        Err(error) if error.is_conflict() => continue,
+                        Err(error) => return Err(error),
+                        Ok(()) => {}
                     }
-                    return Ok(None);
+                    Some((current, displaced))
                 }
-                _ => tracing::info!(
+            };
+            let (notes_before, displaced) = match &before {
+                Some((current, displaced)) => {
+                    (Some(current.observed.notes.as_str()), displaced.clone())
+                }
+                None => (None, None),
+            };
+            match self.holder(self.read_back_claim(&id, notes_before).await?) {
+                Holder::Us => return Ok(Claim::Held { displaced }),
+                Holder::Newer(_) if self.force => return Ok(Claim::Held { displaced: None }),
+                Holder::Newer(newer) => return Ok(self.superseded(newer)),
+                Holder::Peer(peer) => return Ok(Claim::Peer(peer)),
+                Holder::Older(_) => tracing::info!(
                     "the writer fence names an older writer after our claim; claiming again"
                 ),
             }
         }
         Err(StoreError {
-            rpc: "PatchSchedule",
+            rpc: "UpdateSchedule",
             code: tonic::Code::Aborted,
             message: format!(
                 "the writer fence {id} kept naming an older writer after {CLAIM_ATTEMPTS} claims"
@@ -117,42 +254,51 @@ impl<S: ScheduleStore> Apply<'_, S> {
         })
     }
 
-    /// The fence's writer once it names us or a newer writer, or whatever
-    /// it names when [`VERIFY_TIMEOUT`] has passed.
-    async fn read_back_claim(&self, id: &str) -> Result<Option<Writer>, StoreError> {
+    /// The fence's writer once its notes differ from `before` (what the
+    /// claim was made over; `None` for a fence just created), or whatever
+    /// it names when [`VERIFY_TIMEOUT`] has passed: the server applies an
+    /// update asynchronously, and Temporal 1.29 drops one with a stale token
+    /// without a word.
+    async fn read_back_claim(
+        &self,
+        id: &str,
+        before: Option<&str>,
+    ) -> Result<Option<Writer>, StoreError> {
         let deadline = Instant::now() + VERIFY_TIMEOUT;
         loop {
-            let held = self
-                .retrying(|| self.store.describe(id))
-                .await?
-                .and_then(|d| parse(&d.observed.notes));
-            if held.as_ref().is_some_and(|w| w.key >= self.writer) || Instant::now() >= deadline {
-                return Ok(held);
+            let held: Option<Described> = self.retrying(|| self.store.describe(id)).await?;
+            let notes = held.map(|d| d.observed.notes);
+            let changed = notes.as_deref().is_some_and(|n| Some(n) != before);
+            if changed || Instant::now() >= deadline {
+                return Ok(notes.as_deref().and_then(parse));
             }
             tokio::time::sleep(VERIFY_POLL).await;
         }
     }
 
-    /// The newer writer that `held` names, when we must give way to it (not
-    /// when forced), logged once.
-    fn gives_way(&self, held: Option<&Writer>) -> Option<Writer> {
-        if self.force || !outranked(held, self.writer) {
-            return None;
-        }
-        let newer = held.cloned()?;
-        if self.watch.newer.set(newer.clone()).is_ok() {
-            tracing::warn!(
-                newer = %newer,
-                ours = %self.writer,
-                "a newer writer holds this project's fence; its schedules are left to it (superseded)"
-            );
-        }
-        Some(newer)
+    /// [`Claim::Superseded`] by `newer`, remembered for the steps and
+    /// logged once.
+    fn superseded(&self, newer: Writer) -> Claim {
+        self.give_way_to(newer.clone());
+        Claim::Superseded(newer)
     }
 
-    /// The newer writer that now holds the fence, read again at most every
-    /// [`RECHECK`] while steps run. A failed read changes nothing: the
-    /// steps' own RPCs meet the same failure.
+    /// Remembers `other` as the writer the steps leave the project to, and
+    /// logs it once.
+    fn give_way_to(&self, other: Writer) {
+        if self.watch.newer.set(other.clone()).is_ok() {
+            tracing::warn!(
+                other = %other,
+                ours = %self.writer,
+                "another writer holds this project's fence; its schedules are left to it (superseded)"
+            );
+        }
+    }
+
+    /// The newer writer that now holds the fence and that the steps leave
+    /// the project to (never a peer: see below), read
+    /// again at most every [`RECHECK`] while steps run. A failed read
+    /// changes nothing: the steps' own RPCs meet the same failure.
     pub(super) async fn newer_writer(&self) -> Option<Writer> {
         if self.force {
             return None;
@@ -182,13 +328,25 @@ impl<S: ScheduleStore> Apply<'_, S> {
             let read = self.store.describe(&id).await;
             self.watch.reading.store(false, Ordering::SeqCst);
             if let Ok(Some(current)) = read {
-                return self.gives_way(parse(&current.observed.notes).as_ref());
+                // Only a newer writer stops the steps. A peer's claim does
+                // not: the peer judged us idle from a listing, and listings
+                // lag (a writer whose creates are not listed yet looks
+                // idle). Were we to stop, each peer could in turn claim over
+                // the one writing and stop it, planning again from a
+                // listing that lags as much, and no writer would finish. We
+                // go on to the end of our plan (a create the peer sent
+                // first is found there, AlreadyExists): at worst a schedule
+                // is sent twice, never left unwritten.
+                if let Holder::Newer(other) = self.holder(parse(&current.observed.notes)) {
+                    self.give_way_to(other);
+                }
             }
         }
         self.watch.newer.get().cloned()
     }
 
-    /// The newer writer found in the fence during this reconcile, if any.
+    /// The writer found in the fence during this reconcile that the steps
+    /// left the project to, if any.
     pub(super) fn newer_writer_seen(&self) -> Option<Writer> {
         self.watch.newer.get().cloned()
     }

@@ -215,22 +215,32 @@ pub async fn reconcile_with_progress<S: ScheduleStore>(
     options: ReconcileOptions,
     progress: &dyn Progress,
 ) -> Result<Report, StoreError> {
+    run(
+        store,
+        project,
+        options,
+        progress,
+        crate::fence::this_process(),
+    )
+    .await
+}
+
+/// [`reconcile_with_progress`] as the writer called `name` in the fence.
+async fn run<S: ScheduleStore>(
+    store: &S,
+    project: &Project,
+    options: ReconcileOptions,
+    progress: &dyn Progress,
+    name: &str,
+) -> Result<Report, StoreError> {
     let wanted = desired(project);
-    let apply = Apply::new(store, &project.name, &wanted, options.plan);
+    let apply = Apply::new(store, &project.name, &wanted, options.plan, name);
     let mut plan = apply.observe_and_plan(options).await?;
     // The listing may be seconds old: before the first write, the fence is
-    // read afresh (and claimed, when we outrank its writer), even when the
-    // listing showed a peer there.
+    // read afresh (and claimed, when it names no newer writer), even when
+    // the listing showed a peer there.
     if !plan.steps.is_empty() && matches!(plan.fence, FenceStep::Claim { .. } | FenceStep::None) {
-        match apply.claim(&plan.record).await {
-            Ok(Some(newer)) => plan.give_way(newer),
-            Ok(None) => {}
-            // The steps' own RPCs meet the same trouble and report it; the
-            // fence is read again while they run.
-            Err(error) => {
-                tracing::warn!(%error, "cannot claim the writer fence; writing without it")
-            }
-        }
+        plan = apply.take_turn(plan, options).await?;
         apply.fence_read();
     }
     progress.planned(plan.steps.len());
@@ -278,7 +288,8 @@ pub async fn preview<S: ScheduleStore>(
     options: ReconcileOptions,
 ) -> Result<Preview, StoreError> {
     let wanted = desired(project);
-    let apply = Apply::new(store, &project.name, &wanted, options.plan);
+    let name = crate::fence::this_process();
+    let apply = Apply::new(store, &project.name, &wanted, options.plan, name);
     let plan = apply.observe_and_plan(options).await?;
     let apply = &apply;
     let updated = plan.steps.iter().filter_map(|step| match step {
@@ -310,6 +321,8 @@ struct Apply<'a, S> {
     outage: Outage,
     /// Our rank among the project's writers.
     writer: WriterKey,
+    /// Our name in the fence: this process, unless a test says otherwise.
+    name: &'a str,
     /// Write even when a newer writer holds the fence.
     force: bool,
     watch: fencing::FenceWatch,
@@ -321,6 +334,7 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
         project: &'a str,
         wanted: &'a [DesiredSchedule],
         options: PlanOptions,
+        name: &'a str,
     ) -> Self {
         Apply {
             store,
@@ -329,6 +343,7 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
             ordered: wanted,
             outage: Outage::default(),
             writer: options.writer,
+            name,
             force: options.force,
             watch: fencing::FenceWatch::default(),
         }

@@ -13,7 +13,12 @@ fn project(files: &[&str]) -> Project {
 /// as after a first write, so that counts and injected faults concern the
 /// schedules only.
 fn fenced_store() -> MemoryStore {
-    let store = MemoryStore::new();
+    fenced_store_as(SchedulerModel::Workflow129)
+}
+
+/// [`fenced_store`], behaving as `model`.
+fn fenced_store_as(model: SchedulerModel) -> MemoryStore {
+    let store = MemoryStore::behaving_as(model);
     let mut fence = crate::fence::fence_schedule("foo").schedule;
     fence.state.as_mut().unwrap().notes = crate::fence::notes(WriterKey::default());
     store.insert_unowned_with_memo(
@@ -656,6 +661,167 @@ async fn only_a_create_sent_twice_is_read_back() {
     assert_eq!(store.calls_of("CreateSchedule"), 3);
     assert_eq!(store.calls_of("DescribeSchedule"), 2);
     assert!(store.get("foo.a").is_some() && store.get("foo.b").is_some());
+}
+
+/// `n` workflows that each fire hourly.
+fn hourly(n: usize) -> Project {
+    let files: Vec<String> = (0..n)
+        .map(|i| format!("id: w{i}\nschedule:\n  every: 1h\n"))
+        .collect();
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    project(&files)
+}
+
+/// Reconciles `project` as three writers started together, each named in
+/// the fence as `name` with rank `keys[i]`, against `store`, whose creates
+/// take 200 ms (about the dev server's pace at a concurrency of 16).
+async fn three_writers(store: &MemoryStore, project: &Project, keys: [WriterKey; 3]) {
+    store.delay("CreateSchedule", std::time::Duration::from_millis(200));
+    let names = ["pod-a/1", "pod-b/1", "pod-c/1"];
+    let reports = futures_util::future::join_all(
+        keys.iter()
+            .zip(names)
+            .map(|(key, name)| run(store, project, as_writer(*key), &(), name)),
+    )
+    .await;
+    for report in reports {
+        report.unwrap();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn writers_started_together_send_each_create_about_once() {
+    let start =
+        |ms| WriterKey::started_at(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms));
+    for model in [SchedulerModel::Workflow129, SchedulerModel::Chasm132] {
+        let store = MemoryStore::behaving_as(model);
+        let project = hourly(400);
+        three_writers(&store, &project, [start(1_000), start(1_004), start(1_009)]).await;
+        for i in 0..400 {
+            assert!(store.get(&format!("foo.w{i}")).is_some(), "{model:?}: w{i}");
+        }
+        // Three creates of the fence (one made, two found taken), and one
+        // create per schedule, with at most a few sent twice.
+        let creates = store.calls_of("CreateSchedule");
+        assert!(
+            (403..=410).contains(&creates),
+            "{model:?}: {creates} creates"
+        );
+        assert_eq!(fence_writer(&store), Some(start(1_009)), "{model:?}");
+        assert_eq!(store.calls_of("DeleteSchedule"), 0);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn peers_started_together_let_the_first_claim_write() {
+    for model in [SchedulerModel::Workflow129, SchedulerModel::Chasm132] {
+        let store = MemoryStore::behaving_as(model);
+        let project = hourly(400);
+        let peer = WriterKey::revision(7);
+        three_writers(&store, &project, [peer; 3]).await;
+        for i in 0..400 {
+            assert!(store.get(&format!("foo.w{i}")).is_some(), "{model:?}: w{i}");
+        }
+        let creates = store.calls_of("CreateSchedule");
+        assert_eq!(creates, 403, "{model:?}: {creates} creates");
+        assert_eq!(store.calls_of("UpdateSchedule"), 0, "{model:?}");
+    }
+}
+
+/// Listings that lag behind every write (the visibility store behind):
+/// each peer that waits sees no progress and claims over the one writing.
+/// A peer's claim stops no writer, so every peer that begins writing
+/// finishes, and every schedule is written.
+#[tokio::test(start_paused = true)]
+async fn peers_converge_though_listings_never_show_their_writes() {
+    for model in [SchedulerModel::Workflow129, SchedulerModel::Chasm132] {
+        let store = MemoryStore::behaving_as(model);
+        store.freeze_listing();
+        let project = hourly(400);
+        let peer = WriterKey::revision(7);
+        store.delay("CreateSchedule", std::time::Duration::from_millis(200));
+        let names = ["pod-a/1", "pod-b/1", "pod-c/1"];
+        let reports = futures_util::future::join_all(
+            names
+                .iter()
+                .map(|name| run(&store, &project, as_writer(peer), &(), name)),
+        )
+        .await;
+        for report in reports {
+            let report = report.unwrap();
+            assert!(
+                report
+                    .outcomes
+                    .iter()
+                    .all(|o| o.effect != Effect::Superseded),
+                "{model:?}: a peer's claim stopped a writer"
+            );
+        }
+        for i in 0..400 {
+            assert!(store.get(&format!("foo.w{i}")).is_some(), "{model:?}: w{i}");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_makes_no_progress_is_claimed_over_after_one_listing() {
+    let store = MemoryStore::new();
+    let peer = WriterKey::revision(7);
+    let mut fence = crate::fence::fence_schedule("foo").schedule;
+    fence.state.as_mut().unwrap().notes = crate::fence::notes_by(peer, "gone/1");
+    store.insert_unowned_with_memo(
+        &crate::fence::fence_id("foo"),
+        fence,
+        &[(crate::spec::MEMO_PROJECT, "foo")],
+    );
+    let started = tokio::time::Instant::now();
+    let report = run(&store, &project(&[A, B]), as_writer(peer), &(), "here/2")
+        .await
+        .unwrap();
+    assert!(report.converged(), "{report:#?}");
+    let fence = store.get(&crate::fence::fence_id("foo")).unwrap();
+    let holder = crate::fence::parse(&fence.state.unwrap().notes).unwrap();
+    assert_eq!(holder.name, "here/2");
+    assert_eq!(
+        store.calls_of("ListSchedules"),
+        2,
+        "one listing more, to watch"
+    );
+    assert_eq!(store.calls_of("CreateSchedule"), 2);
+    assert!(started.elapsed() < crate::fence::SETTLE * 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_claim_never_overwrites_a_claim_made_since_the_fence_was_read() {
+    for model in [SchedulerModel::Workflow129, SchedulerModel::Chasm132] {
+        let store = fenced_store_as(model);
+        // Our claim takes a second to arrive; a newer writer claims meanwhile.
+        store.delay("UpdateSchedule", std::time::Duration::from_secs(1));
+        let racing = async {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            store.operator_pause(
+                &crate::fence::fence_id("foo"),
+                &crate::fence::notes_by(WriterKey::revision(5), "newer/1"),
+            );
+        };
+        let project = project(&[A]);
+        let (report, ()) = tokio::join!(
+            reconcile(&store, &project, as_writer(WriterKey::revision(3))),
+            racing
+        );
+        let report = report.unwrap();
+        assert_eq!(store.calls_of("UpdateSchedule"), 1, "{model:?}");
+        assert_eq!(
+            fence_writer(&store),
+            Some(WriterKey::revision(5)),
+            "{model:?}: the newer claim stays"
+        );
+        assert_eq!(store.calls_of("CreateSchedule"), 0, "{model:?}");
+        assert_eq!(
+            report.plan.superseded_by().unwrap().key,
+            WriterKey::revision(5)
+        );
+    }
 }
 
 /// The count a limit on actions has left in `store`.

@@ -1,0 +1,336 @@
+//! Memory at scale: a generated project of 100,000 workflow files (the
+//! generator of the load benchmark), and what holding it costs.
+//!
+//! 1. `schedule-sync validate DIR`: peak RSS, from `/usr/bin/time -v`.
+//! 2. `schedule-sync serve DIR` with Temporal away (a closed port): RSS
+//!    (`VmRSS`) and peak RSS (`VmHWM`) from `/proc/<pid>/status`, once the
+//!    project is loaded and two attempts have failed.
+//! 3. After a sync: the reconciler that `serve` embeds, in this process,
+//!    loading the same folder and reconciling it against a store whose
+//!    listing shows every schedule in sync (a no-op sync: the case of every
+//!    restart of `serve`); RSS and peak RSS of this process once it is
+//!    `Synced`, and the part of it that the stand-in store itself holds
+//!    (its listing), measured by a counting allocator.
+//!
+//! `cargo bench --features cli,dev-server --bench memory` runs 100,000
+//! workflows (`BENCH_MEMORY_SIZE`); under `cargo test` it runs 2,000 as a
+//! smoke test. The figures go in BENCHMARKS.md.
+
+// Wall-clock waits on another process: tokio's clock is not involved.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use schedule_sync::runtime::{Options, Reconciler};
+use schedule_sync::spec::{DesiredSchedule, PAUSE_NOTE_PREFIX};
+use schedule_sync::store::{
+    Created, Described, Observation, Observed, PauseState, ScheduleStore, StoreError, as_listed,
+};
+use temporalio_common::protos::temporal::api::common::v1::Payload;
+use tokio_util::sync::CancellationToken;
+
+mod common;
+
+/// The system allocator, counting the bytes live on the heap.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn grew(size: usize) {
+    let live = LIVE.fetch_add(size, Ordering::Relaxed) + size;
+    PEAK.fetch_max(live, Ordering::Relaxed);
+}
+
+// SAFETY: every call is forwarded to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        grew(layout.size());
+        // SAFETY: the caller's contract is the system allocator's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract is the system allocator's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        grew(new_size);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract is the system allocator's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`).
+fn status_kib(pid: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// Peak RSS of `schedule-sync validate dir`, in KiB, from `/usr/bin/time -v`.
+fn validate(dir: &std::path::Path) -> (u64, Duration) {
+    let started = Instant::now();
+    let output = Command::new("/usr/bin/time")
+        .arg("-v")
+        .arg(env!("CARGO_BIN_EXE_schedule-sync"))
+        .arg("validate")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .output()
+        .expect("/usr/bin/time runs (Debian package `time`)");
+    let took = started.elapsed();
+    let report = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "validate failed: {report}");
+    let peak = report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes):"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("time -v reports the peak RSS");
+    (peak, took)
+}
+
+fn healthz(address: &str) -> Option<serde_json::Value> {
+    let mut stream = TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    serde_json::from_str(text.split_once("\r\n\r\n")?.1).ok()
+}
+
+/// RSS and peak RSS (KiB) of `serve dir` with Temporal away, once two
+/// attempts have failed, and how long that took.
+fn serve_away(dir: &std::path::Path) -> (u64, u64, Duration) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_schedule-sync"))
+        .arg("serve")
+        .arg(dir)
+        .args(["--listen", &address, "--address", "127.0.0.1:1"])
+        .env_remove("TEMPORAL_ADDRESS")
+        .env("RUST_LOG", "off")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    loop {
+        let attempt = healthz(&address)
+            .and_then(|h| h["attempt"].as_u64())
+            .unwrap_or(0);
+        if attempt >= 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "serve never retried"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let took = started.elapsed();
+    std::thread::sleep(Duration::from_secs(1));
+    let pid = child.id().to_string();
+    let measured = (status_kib(&pid, "VmRSS"), status_kib(&pid, "VmHWM"), took);
+    let _ = child.kill();
+    let _ = child.wait();
+    measured
+}
+
+/// A store whose listing shows every schedule of a project as in sync: the
+/// answer of Temporal to a project applied before. Nothing else is asked
+/// of it by a no-op sync.
+struct InSync {
+    listing: Vec<Observed>,
+}
+
+impl InSync {
+    fn of(desired: Vec<DesiredSchedule>) -> Self {
+        let listing = desired
+            .into_iter()
+            .map(|want| Observed {
+                schedule_id: want.schedule_id,
+                owner: Some("bench".to_owned()),
+                fingerprint: Some(want.fingerprint),
+                paused: !want.enabled,
+                notes: if want.enabled {
+                    String::new()
+                } else {
+                    format!("{PAUSE_NOTE_PREFIX} in the project")
+                },
+                spec: want.schedule.spec.as_ref().map(as_listed),
+            })
+            .collect();
+        InSync { listing }
+    }
+}
+
+fn unexpected(rpc: &'static str) -> StoreError {
+    StoreError {
+        rpc,
+        code: tonic::Code::Unimplemented,
+        message: "a no-op sync makes no such call".into(),
+    }
+}
+
+impl ScheduleStore for InSync {
+    async fn list(&self, _project: &str) -> Result<Observation, StoreError> {
+        Ok(Observation {
+            schedules: self.listing.clone(),
+            complete: true,
+        })
+    }
+    async fn describe(&self, _: &str) -> Result<Option<Described>, StoreError> {
+        Err(unexpected("DescribeSchedule"))
+    }
+    async fn create(
+        &self,
+        _: &str,
+        _: &DesiredSchedule,
+        _: &PauseState,
+        _: &HashMap<String, Payload>,
+        _: &str,
+    ) -> Result<Created, StoreError> {
+        Err(unexpected("CreateSchedule"))
+    }
+    async fn update(
+        &self,
+        _: &str,
+        _: &DesiredSchedule,
+        _: &PauseState,
+        _: &Described,
+        _: &str,
+    ) -> Result<(), StoreError> {
+        Err(unexpected("UpdateSchedule"))
+    }
+    async fn set_paused(&self, _: &str, _: &PauseState) -> Result<(), StoreError> {
+        Err(unexpected("PatchSchedule"))
+    }
+    async fn delete(&self, _: &str) -> Result<(), StoreError> {
+        Err(unexpected("DeleteSchedule"))
+    }
+    async fn search_attribute_types(
+        &self,
+    ) -> Result<schedule_sync::store::AttributeTypes, StoreError> {
+        Err(unexpected("ListSearchAttributes"))
+    }
+}
+
+/// RSS, peak RSS (KiB) and the stand-in store's heap bytes after a no-op
+/// sync of `dir` by the reconciler in this process.
+async fn after_sync(dir: &std::path::Path) -> (u64, u64, usize, Duration) {
+    let before = LIVE.load(Ordering::Relaxed);
+    let store = {
+        let project = schedule_sync::project::load(dir).unwrap().project;
+        Arc::new(InSync::of(schedule_sync::spec::desired(&project)))
+    };
+    let store_bytes = LIVE.load(Ordering::Relaxed).saturating_sub(before);
+    // The listing above was built with a project loaded and dropped: start
+    // the measured part from a process that holds only the store.
+    reset_peak();
+    let started = Instant::now();
+    let shutdown = CancellationToken::new();
+    let handle =
+        Reconciler::new(store, Options::default()).spawn_from(dir.to_path_buf(), shutdown.clone());
+    handle.wait_synced().await.expect("the no-op sync succeeds");
+    let took = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let measured = (
+        status_kib("self", "VmRSS"),
+        status_kib("self", "VmHWM"),
+        store_bytes,
+        took,
+    );
+    shutdown.cancel();
+    handle.join().await;
+    measured
+}
+
+/// Resets this process's peak RSS to its current RSS (Linux 4.0+).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+#[tokio::main]
+async fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let size = if bench {
+        std::env::var("BENCH_MEMORY_SIZE")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(100_000)
+    } else {
+        2_000
+    };
+    let dir = tempfile::tempdir().unwrap();
+    common::write_project(dir.path(), size);
+    println!("{size} workflows");
+
+    // Where the heap goes, in this process (the counting allocator).
+    let base = LIVE.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let project = schedule_sync::project::load(dir.path()).unwrap().project;
+    let loaded = LIVE.load(Ordering::Relaxed) - base;
+    let load_peak = PEAK.load(Ordering::Relaxed) - base;
+    let desired = schedule_sync::spec::desired(&project);
+    let with_desired = LIVE.load(Ordering::Relaxed) - base;
+    println!(
+        "  heap: the loaded project {:.1} MiB (peak while loading {:.1} MiB); its desired schedules {:.1} MiB more",
+        loaded as f64 / MIB,
+        load_peak as f64 / MIB,
+        (with_desired - loaded) as f64 / MIB
+    );
+    drop((desired, project));
+
+    let (peak, took) = validate(dir.path());
+    println!(
+        "  validate: peak RSS {:.1} MiB ({:.1} s)",
+        mib(peak),
+        took.as_secs_f64()
+    );
+
+    let (rss, hwm, took) = serve_away(dir.path());
+    println!(
+        "  serve, Temporal away: RSS {:.1} MiB, peak {:.1} MiB (second failed attempt after {:.1} s)",
+        mib(rss),
+        mib(hwm),
+        took.as_secs_f64()
+    );
+
+    let (rss, hwm, store, took) = after_sync(dir.path()).await;
+    println!(
+        "  reconciler after a no-op sync (in process): RSS {:.1} MiB, peak {:.1} MiB, of which the stand-in store's listing {:.1} MiB; synced after {:.1} s",
+        mib(rss),
+        mib(hwm),
+        store as f64 / MIB,
+        took.as_secs_f64()
+    );
+}
