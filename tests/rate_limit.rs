@@ -165,10 +165,17 @@ async fn serve_under_a_10_rps_limit_converges_without_a_failed_attempt() {
             .and_then(|v| v.parse::<f64>().ok())
     };
     assert!(
-        value("schedule_sync_pace_requests_per_second", "").is_some(),
+        value(
+            "schedule_sync_pace_requests_per_second",
+            "project=\"served\""
+        )
+        .is_some(),
         "{metrics}"
     );
-    assert!(value("schedule_sync_throttled_total", "").unwrap_or(0.0) > 0.0);
+    assert!(
+        value("schedule_sync_throttled_total", "project=\"served\"").unwrap_or(0.0) > 0.0,
+        "{metrics}"
+    );
     assert_eq!(
         value("schedule_sync_reconcile_total", "outcome=\"success\""),
         Some(1.0),

@@ -118,14 +118,18 @@ pub fn describe() {
 /// attempts grows; two attempts that finish before the observer runs once
 /// (which takes two attempts well under a millisecond apart) record one
 /// duration.
-pub async fn follow(mut status: watch::Receiver<Status>, label: String) {
+pub async fn follow(mut status: watch::Receiver<Status>, label: String, ceiling: Option<f64>) {
     let mut attempts_seen = 0;
     let mut labelled: Option<String> = None;
     loop {
         let current = status.borrow_and_update().clone();
         let project = current.project.clone().unwrap_or_else(|| label.clone());
-        if let Some(old) = labelled.take().filter(|old| *old != project) {
-            clear(&old);
+        if labelled.as_ref() != Some(&project) {
+            if let Some(old) = labelled.take() {
+                clear(&old);
+            }
+            // The pace series under the label that the RPCs now carry.
+            pace_started(&project, ceiling);
         }
         record(&project, &current, &mut attempts_seen);
         labelled = Some(project);
@@ -191,7 +195,8 @@ fn clear(project: &str) {
     for state in crate::runtime::ScheduleState::ALL {
         gauge!(SCHEDULES, PROJECT_LABEL => project.clone(), "status" => state.name()).set(0.0);
     }
-    gauge!(HELD_DELETIONS, PROJECT_LABEL => project).set(0.0);
+    gauge!(HELD_DELETIONS, PROJECT_LABEL => project.clone()).set(0.0);
+    gauge!(PACE, PROJECT_LABEL => project).set(0.0);
 }
 
 /// Records one RPC (the store calls this as each RPC ends), under the
@@ -210,7 +215,7 @@ pub fn pace(requests_per_second: f64) {
 /// Exports the pace of a reconciler that has just started: its ceiling (0
 /// without one) and no throttled answer yet, so that both series exist
 /// from the start.
-pub fn pace_started(project: &str, ceiling: Option<f64>) {
+fn pace_started(project: &str, ceiling: Option<f64>) {
     gauge!(PACE, PROJECT_LABEL => project.to_owned()).set(ceiling.unwrap_or(0.0));
     counter!(THROTTLED_TOTAL, PROJECT_LABEL => project.to_owned()).increment(0);
 }

@@ -178,8 +178,11 @@ impl<C: Connector> Reconciler<C> {
         // One pace for every RPC of this reconciler, across reconnects.
         let pace = Pace::new(self.options.max_rps).stopping_at(shutdown.clone());
         self.connector.pace_with(pace.clone());
-        crate::observe::pace_started(&label, pace.status().ceiling);
-        tokio::spawn(crate::observe::follow(status_rx.clone(), label));
+        tokio::spawn(crate::observe::follow(
+            status_rx.clone(),
+            label,
+            pace.status().ceiling,
+        ));
         let task = tokio::spawn(run::run(
             self.connector,
             self.options,
