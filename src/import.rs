@@ -590,7 +590,11 @@ mod tests {
                 fingerprint: None,
                 paused: state.paused,
                 notes: state.notes,
-                spec: want.schedule.spec.clone(),
+                spec: want
+                    .schedule
+                    .spec
+                    .as_ref()
+                    .map(crate::store::ListedSpec::of),
             },
             schedule: want.schedule,
             conflict_token: Vec::new(),

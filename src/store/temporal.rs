@@ -18,8 +18,9 @@ use temporalio_common::protos::temporal::api::workflowservice::v1::{
 
 use super::pace::{Answer, Pace};
 use super::{
-    Created, Described, FINGERPRINT_ATTRIBUTE, Observation, Observed, PauseState, ScheduleStore,
-    StoreError, keep_remaining_actions, marker_memo, merged_search_attributes, update_memo,
+    Created, Described, FINGERPRINT_ATTRIBUTE, ListedSpec, Observation, Observed, PauseState,
+    ScheduleStore, StoreError, keep_remaining_actions, marker_memo, merged_search_attributes,
+    update_memo,
 };
 use crate::connection::sanitise;
 use crate::project::action::AttributeType;
@@ -345,7 +346,7 @@ fn observed(
         fingerprint: fingerprint.map(Fingerprint),
         paused,
         notes,
-        spec,
+        spec: spec.as_ref().map(ListedSpec::of),
     }
 }
 
