@@ -28,7 +28,8 @@ pub use environment::{ENVIRONMENT_KEYS, ENVIRONMENT_VARIABLE, Environment};
 pub use files::{MAX_FILE_BYTES, MAX_WORKFLOW_FILES};
 pub use lint::{CROWD_THRESHOLD, CROWD_WINDOW};
 pub use model::{
-    CalendarEntry, CronEntry, Interval, OverlapPolicy, Project, Schedule, Timing, Workflow,
+    CalendarEntry, CronEntry, Interval, JsonText, OverlapPolicy, Project, Schedule, Timing,
+    Workflow,
 };
 
 use crate::spec::{CompactSchedule, DesiredProject};

@@ -36,7 +36,7 @@ use temporalio_common::protos::temporal::api::schedule::v1::{
 use temporalio_common::protos::temporal::api::taskqueue::v1::TaskQueue;
 use temporalio_common::protos::temporal::api::workflow::v1::NewWorkflowExecutionInfo;
 
-use crate::project::{OverlapPolicy, Project, Schedule as DeclaredSchedule, Workflow};
+use crate::project::{JsonText, OverlapPolicy, Project, Schedule as DeclaredSchedule, Workflow};
 
 pub use compact::{CompactSchedule, DesiredProject};
 
@@ -200,7 +200,7 @@ fn canonical(
         "end_at": declared.end_at.map(|t| t.to_rfc3339()),
         "type": workflow.workflow_type,
         "task_queue": workflow.task_queue,
-        "input": declared.input,
+        "input": declared.input.as_ref().map(JsonText::value),
         "overlap": format!("{:?}", declared.overlap_policy),
         "catchup_window_ms": declared.catchup_window.map(|d| d.as_millis() as u64),
         "pause_on_failure": declared.pause_on_failure,
@@ -258,8 +258,8 @@ fn schedule(schedule_id: &str, workflow: &Workflow, declared: &DeclaredSchedule)
         ..Default::default()
     };
     timing::fill_spec(&mut spec, declared);
-    let input = declared.input.as_ref().map(|value| Payloads {
-        payloads: vec![json_payload(value)],
+    let input = declared.input.as_ref().map(|text| Payloads {
+        payloads: vec![json_payload(&text.value())],
     });
     let mut start = NewWorkflowExecutionInfo {
         workflow_id: schedule_id.to_owned(),
