@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 use super::connector::{AttemptError, Connector, Guarded};
 use super::status::{Record, ScheduleView};
 use super::{Mailbox, Options, Status};
-use crate::apply::{Report, reconcile};
 use crate::project::{InvalidProject, Project};
+use crate::reconcile::{Report, reconcile};
 use crate::runtime::lifecycle::{ErrorKind, Event, State, transition};
 use crate::runtime::retry::JitterSource;
 
@@ -226,7 +226,7 @@ impl<C: Connector> Loop<C> {
         let started = Instant::now();
         let timeout = self.options.attempt_timeout;
         let outcome = {
-            let attempt = crate::observe::for_project(
+            let attempt = crate::telemetry::for_project(
                 project.name.clone(),
                 tokio::time::timeout(
                     timeout,
@@ -305,7 +305,7 @@ impl<C: Connector> Loop<C> {
         for outcome in report
             .outcomes
             .iter()
-            .filter(|o| o.effect != crate::apply::Effect::Superseded)
+            .filter(|o| o.effect != crate::reconcile::Effect::Superseded)
         {
             let result = if outcome.succeeded() {
                 "success"

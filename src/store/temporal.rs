@@ -49,7 +49,7 @@ async fn bounded<T>(
 /// off for every call of ours: it would retry ResourceExhausted with
 /// backoffs of many seconds, past [`RPC_TIMEOUT`], so that throttling would
 /// look like a server that never answers. The one retry policy is the
-/// reconcile's (`apply::calls`), and one call takes at most [`RPC_TIMEOUT`].
+/// reconcile's (`reconcile::calls`), and one call takes at most [`RPC_TIMEOUT`].
 fn once<T>(message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request
@@ -314,7 +314,7 @@ fn counted<T>(
         Ok(_) => tonic::Code::Ok,
         Err(status) => status.code(),
     };
-    crate::observe::rpc(rpc, code);
+    crate::telemetry::rpc(rpc, code);
     result
         .map(tonic::Response::into_inner)
         .map_err(|status| StoreError {

@@ -591,7 +591,7 @@ async fn a_busy_temporal_is_not_taken_for_an_outage() {
     assert!(report.outcomes[0].retryable);
     assert_eq!(
         store.calls_of("CreateSchedule"),
-        crate::apply::THROTTLED_ATTEMPTS as usize + 3 + 1
+        crate::reconcile::THROTTLED_ATTEMPTS as usize + 3 + 1
     );
 }
 
