@@ -16,7 +16,7 @@ use temporalio_common::protos::temporal::api::workflowservice::v1::{
     PatchScheduleRequest, UpdateScheduleRequest,
 };
 
-use super::pace::{Answer, Pace};
+use super::pace::{Answer, Pace, PaceStatus};
 use super::{
     Created, Described, FINGERPRINT_ATTRIBUTE, Observation, Observed, PauseState, ScheduleStore,
     StoreError, keep_remaining_actions, marker_memo, merged_search_attributes, update_memo,
@@ -534,6 +534,10 @@ impl ScheduleStore for TemporalStore {
                 Some((name, kind))
             })
             .collect())
+    }
+
+    fn pace_status(&self) -> Option<PaceStatus> {
+        Some(self.pace.status())
     }
 
     async fn delete(&self, schedule_id: &str) -> Result<(), StoreError> {
