@@ -7,9 +7,9 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use schedule_sync::apply::{Effect, ReconcileOptions, Report, reconcile};
 use schedule_sync::plan::{HoldReason, Step, Untouched, UpdateReason};
 use schedule_sync::project;
+use schedule_sync::reconcile::{Effect, ReconcileOptions, Report, reconcile};
 use schedule_sync::store::{ScheduleStore, TemporalStore};
 use support::Version;
 

@@ -48,8 +48,8 @@ pub use connector::{AttemptError, Connector, TemporalConnector};
 pub use run::FOLLOW_UP;
 pub use status::{HeldDeletion, ScheduleState, ScheduleStatus, Status};
 
-use crate::apply::ReconcileOptions;
 use crate::project::{InvalidProject, Project};
+use crate::reconcile::ReconcileOptions;
 use crate::runtime::lifecycle::State;
 use crate::runtime::retry::RetryPolicy;
 use crate::spec::DesiredProject;
@@ -167,7 +167,7 @@ impl<C: Connector> Reconciler<C> {
     ) -> ReconcilerHandle {
         // Ours to cancel; the host's token stays the host's.
         let shutdown = host.child_token();
-        crate::observe::describe();
+        crate::telemetry::describe();
         self.options.reconcile.plan.writer =
             crate::fence::WriterKey::of(self.options.revision, std::time::SystemTime::now());
         let first = match &source {
@@ -181,7 +181,7 @@ impl<C: Connector> Reconciler<C> {
         // One pace for every RPC of this reconciler, across reconnects.
         let pace = Pace::new(self.options.max_rps).stopping_at(shutdown.clone());
         self.connector.pace_with(pace.clone());
-        tokio::spawn(crate::observe::follow(
+        tokio::spawn(crate::telemetry::follow(
             status_rx.clone(),
             label,
             pace.status().ceiling,

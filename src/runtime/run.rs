@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 use super::connector::{AttemptError, Connector, Guarded};
 use super::status::{Record, ScheduleView};
 use super::{Mailbox, Options, Status};
-use crate::apply::{Report, reconcile_desired};
 use crate::project::InvalidProject;
+use crate::reconcile::{Report, reconcile_desired};
 use crate::runtime::lifecycle::{ErrorKind, Event, State, transition};
 use crate::runtime::retry::JitterSource;
 use crate::spec::DesiredProject;
@@ -230,7 +230,7 @@ impl<C: Connector> Loop<C> {
         let started = Instant::now();
         let timeout = self.options.attempt_timeout;
         let outcome = {
-            let attempt = crate::observe::for_project(
+            let attempt = crate::telemetry::for_project(
                 project.name.clone(),
                 tokio::time::timeout(
                     timeout,
@@ -309,7 +309,7 @@ impl<C: Connector> Loop<C> {
         for outcome in report
             .outcomes
             .iter()
-            .filter(|o| o.effect != crate::apply::Effect::Superseded)
+            .filter(|o| o.effect != crate::reconcile::Effect::Superseded)
         {
             let result = if outcome.succeeded() {
                 "success"

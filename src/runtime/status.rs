@@ -7,9 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::apply::{Effect, Report};
 use crate::fence::{Writer, WriterKey};
 use crate::plan::{HoldReason, Untouched};
+use crate::reconcile::{Effect, Report};
 use crate::runtime::lifecycle::State;
 use crate::spec::DesiredProject;
 

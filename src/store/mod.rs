@@ -317,6 +317,12 @@ pub trait ScheduleStore: Send + Sync {
     fn search_attribute_types(
         &self,
     ) -> impl Future<Output = Result<AttributeTypes, StoreError>> + Send;
+
+    /// The pace of this store's calls (see [`Pace`]), for a store that
+    /// paces them; `None` (the default) for one that does not.
+    fn pace_status(&self) -> Option<PaceStatus> {
+        None
+    }
 }
 
 /// Search attribute names and their types.
@@ -373,6 +379,10 @@ impl<S: ScheduleStore> ScheduleStore for std::sync::Arc<S> {
         &self,
     ) -> impl Future<Output = Result<AttributeTypes, StoreError>> + Send {
         (**self).search_attribute_types()
+    }
+
+    fn pace_status(&self) -> Option<PaceStatus> {
+        (**self).pace_status()
     }
 }
 

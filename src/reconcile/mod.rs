@@ -261,16 +261,22 @@ async fn run<S: ScheduleStore>(
     // Steps finish in any order (a slow one must not hold the others back);
     // outcomes are put back in plan order afterwards.
     let apply = &apply;
-    let mut outcomes: Vec<(usize, StepOutcome)> =
-        stream::iter(plan.steps.clone().into_iter().enumerate())
-            .map(|(index, step)| async move {
-                let outcome = apply.step(step).await;
-                progress.finished(&outcome);
-                (index, outcome)
-            })
-            .buffer_unordered(options.concurrency.max(1))
-            .collect()
-            .await;
+    let concurrency = options.concurrency.max(1);
+    apply.expect_steps(plan.steps.len());
+    let steps = stream::iter(plan.steps.clone().into_iter().enumerate())
+        .map(|(index, step)| async move {
+            let outcome = apply.step(step).await;
+            progress.finished(&outcome);
+            (index, outcome)
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<(usize, StepOutcome)>>();
+    // The fence is read again beside the steps while they run.
+    let mut outcomes = tokio::select! {
+        biased;
+        outcomes = steps => outcomes,
+        never = apply.watch_fence() => match never {},
+    };
     outcomes.sort_by_key(|(index, _)| *index);
     let outcomes = outcomes.into_iter().map(|(_, outcome)| outcome).collect();
     if let Some(newer) = apply.newer_writer_seen() {
@@ -395,7 +401,7 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
                 follow_up: false,
             };
         }
-        if let Some(newer) = self.newer_writer().await {
+        if let Some(newer) = self.newer_writer() {
             return StepOutcome {
                 step,
                 effect: Effect::Superseded,

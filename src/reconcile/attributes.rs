@@ -105,8 +105,8 @@ fn problems(written: &[DesiredSchedule], registered: &AttributeTypes) -> Vec<Str
 
 #[cfg(test)]
 mod tests {
-    use crate::apply::{ReconcileOptions, preview, reconcile};
     use crate::project::action::AttributeType;
+    use crate::reconcile::{ReconcileOptions, preview, reconcile};
     use crate::store::MemoryStore;
 
     const FILE: &str = "id: a\nschedule:\n  cron: \"0 2 * * *\"\n  \
