@@ -268,8 +268,8 @@ fn load_as<T: Send>(
         .files
         .into_par_iter()
         .map(|file| {
-            let mut outcome = load_workflow(dir, file, &defaults, patches.as_ref());
-            let workflow = outcome.workflow.take();
+            let outcome = load_workflow(dir, file, &defaults, patches.as_ref());
+            let workflow = outcome.workflow;
             let schedule = workflow.as_ref().and_then(|w| {
                 let own = w.schedule.as_ref()?.id.clone();
                 Some(ScheduleKey {
@@ -278,7 +278,12 @@ fn load_as<T: Send>(
                 })
             });
             Checked {
-                outcome,
+                outcome: FileIds {
+                    file: outcome.file,
+                    declared_id: outcome.declared_id,
+                    declared_schedule_id: outcome.declared_schedule_id,
+                    diagnostics: outcome.diagnostics,
+                },
                 schedule,
                 kept: workflow.map(|w| keep(&declared.name, w)),
             }
@@ -332,9 +337,18 @@ struct LoadedAs<T> {
 /// One checked workflow file: its outcome without the workflow, what the
 /// checks across files need of its schedule, and the workflow as kept.
 struct Checked<T> {
-    outcome: FileOutcome,
+    outcome: FileIds,
     schedule: Option<ScheduleKey>,
     kept: Option<T>,
+}
+
+/// A [`FileOutcome`] without its workflow, which is kept apart as
+/// [`load_as`]'s `keep` made it.
+struct FileIds {
+    file: PathBuf,
+    declared_id: Option<(String, Position)>,
+    declared_schedule_id: Option<(String, Position)>,
+    diagnostics: Vec<Diagnostic>,
 }
 
 /// The ids of a valid workflow's schedule, for the checks across files.

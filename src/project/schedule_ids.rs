@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::diagnostic::{Diagnostic, Related};
 use super::node::{Node, Position};
-use super::{Checked, FileOutcome};
+use super::{Checked, FileIds};
 use crate::spec::{owns_id, schedule_id};
 
 /// The position of the value of `schedule.id` in a workflow file's root.
@@ -27,9 +27,8 @@ fn find<'n>(entries: &'n [(Node, Node)], key: &str) -> Option<&'n Node> {
 /// One error per own id of `project`'s form, and per schedule id that two
 /// workflows would share (naming the first). Outcomes come sorted by file.
 pub(super) fn collisions<T>(dir: &Path, project: &str, outcomes: &[Checked<T>]) -> Vec<Diagnostic> {
-    let source = |outcome: &FileOutcome| {
-        std::fs::read_to_string(dir.join(&outcome.file)).unwrap_or_default()
-    };
+    let source =
+        |outcome: &FileIds| std::fs::read_to_string(dir.join(&outcome.file)).unwrap_or_default();
     let mut out = Vec::new();
     let mut first: HashMap<String, (&Path, Position)> = HashMap::new();
     for Checked {
