@@ -17,9 +17,9 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use schedule_sync::apply::{ReconcileOptions, reconcile};
 use schedule_sync::dev_server::{DevServer, DevServerOptions, find_cli};
 use schedule_sync::project::{Project, check_workflow_source};
+use schedule_sync::reconcile::{ReconcileOptions, reconcile};
 use schedule_sync::spec::{DesiredSchedule, desired};
 use schedule_sync::store::{ScheduleStore, TemporalStore};
 use tokio::time::Instant;

@@ -17,10 +17,10 @@
 
 use std::time::Duration;
 
-use schedule_sync::apply::{Effect, ReconcileOptions, reconcile};
 use schedule_sync::dev_server::{DevServer, DevServerOptions, find_cli};
 use schedule_sync::plan::Step;
 use schedule_sync::project::{Project, check_workflow_source};
+use schedule_sync::reconcile::{Effect, ReconcileOptions, reconcile};
 use schedule_sync::store::{Pace, TemporalStore};
 use tokio::time::Instant;
 

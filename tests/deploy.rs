@@ -261,9 +261,9 @@ fn used_metric_names() -> BTreeSet<String> {
     names
 }
 
-/// Every metric that `src/observe/mod.rs` names.
+/// Every metric that `src/telemetry/mod.rs` names.
 fn observe_metrics() -> BTreeSet<&'static str> {
-    use schedule_sync::observe::*;
+    use schedule_sync::telemetry::*;
     [
         STATE,
         STATE_ENTERED,
@@ -427,7 +427,7 @@ fn the_dashboard_uses_its_datasource_variable_and_every_metric() {
     for name in &used {
         assert!(
             observed.contains(base_metric(name)),
-            "{name} is used but src/observe/mod.rs has no such metric"
+            "{name} is used but src/telemetry/mod.rs has no such metric"
         );
     }
     let used_bases: BTreeSet<&str> = used.iter().map(|n| base_metric(n)).collect();

@@ -7,12 +7,11 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::apply::{Effect, Report};
 use crate::fence::{Writer, WriterKey};
 use crate::plan::{HoldReason, Untouched};
-use crate::project::Project;
+use crate::reconcile::{Effect, Report};
 use crate::runtime::lifecycle::State;
-use crate::spec::schedule_id;
+use crate::spec::DesiredProject;
 
 /// A snapshot of the reconciler, as its watch channel publishes it. Computed
 /// in one place, [`Status::of`], from the lifecycle state and what the run
@@ -78,7 +77,7 @@ pub(crate) struct Record {
     pub(crate) revision: u64,
     pub(crate) reload_error: Option<String>,
     /// The project being reconciled.
-    pub(crate) project: Option<Arc<Project>>,
+    pub(crate) project: Option<Arc<DesiredProject>>,
     /// The last report of a reconcile of that project.
     pub(crate) report: Option<Arc<Report>>,
     pub(crate) totals: Totals,
@@ -100,7 +99,7 @@ pub struct HeldDeletion {
 /// either changes, since a project may declare thousands of schedules.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ScheduleView {
-    project: Option<Arc<Project>>,
+    project: Option<Arc<DesiredProject>>,
     report: Option<Arc<Report>>,
     schedules: Arc<Vec<ScheduleStatus>>,
     held: Arc<Vec<HeldDeletion>>,
@@ -134,7 +133,7 @@ fn same<T>(a: &Option<Arc<T>>, b: &Option<Arc<T>>) -> bool {
 impl Status {
     /// The status of a reconciler that has just started, with `project`
     /// when the host handed one over (its schedules are then pending).
-    pub(crate) fn starting(at: SystemTime, project: Option<Arc<Project>>) -> Status {
+    pub(crate) fn starting(at: SystemTime, project: Option<Arc<DesiredProject>>) -> Status {
         let record = Record {
             revision: u64::from(project.is_some()),
             project,
@@ -191,7 +190,7 @@ impl Status {
 /// Each declared schedule of `project` with its status in `report` (pending
 /// when the report does not name it), and the deletions `report` held.
 fn schedule_statuses(
-    project: Option<&Project>,
+    project: Option<&DesiredProject>,
     report: Option<&Report>,
 ) -> (Vec<ScheduleStatus>, Vec<HeldDeletion>) {
     let mut by_id: HashMap<&str, (ScheduleState, Option<String>)> = HashMap::new();
@@ -227,16 +226,15 @@ fn schedule_statuses(
         by_id.insert(id, (status, None));
     }
     let schedules = project
-        .into_iter()
-        .flat_map(|p| p.scheduled().map(move |(workflow, _)| (p, workflow)))
-        .map(|(project, workflow)| {
-            let id = schedule_id(&project.name, &workflow.id);
+        .iter()
+        .flat_map(|p| &p.schedules)
+        .map(|want| {
             let (status, last_error) = by_id
-                .remove(id.as_str())
+                .remove(want.schedule_id.as_str())
                 .unwrap_or((ScheduleState::Pending, None));
             ScheduleStatus {
-                id,
-                workflow: workflow.id.clone(),
+                id: want.schedule_id.clone(),
+                workflow: want.workflow.clone(),
                 status,
                 last_error,
             }

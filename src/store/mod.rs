@@ -9,6 +9,9 @@ mod temporal;
 use std::collections::HashMap;
 use std::future::Future;
 
+use prost::Message;
+use sha2::Digest;
+
 pub use memory::{MemoryStore, SchedulerModel};
 pub use pace::{Answer, MIN_RATE, Pace, PaceStatus, THROTTLED_RECENTLY, Turn};
 pub use temporal::{RPC_TIMEOUT, RpcCounts, TemporalStore};
@@ -38,8 +41,8 @@ pub struct Observed {
     pub paused: bool,
     /// The pause notes.
     pub notes: String,
-    /// The spec, when the listing shows it (Temporal's does).
-    pub spec: Option<ScheduleSpec>,
+    /// The spec as a listing shows it, when it shows one (Temporal's does).
+    pub spec: Option<ListedSpec>,
 }
 
 impl Observed {
@@ -77,6 +80,37 @@ pub fn as_listed(spec: &ScheduleSpec) -> ScheduleSpec {
         .truncate(LISTED_SPEC_ENTRIES);
     listed.timezone_data.clear();
     listed
+}
+
+/// A spec as a listing shows it ([`as_listed`]), kept protobuf-encoded: a
+/// tenth of the decoded spec's size, which counts in a listing of 100,000
+/// schedules. Two are equal when their specs are (a spec has no map field,
+/// so its encoding is the same every time).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ListedSpec(Box<[u8]>);
+
+impl ListedSpec {
+    /// `spec` as a listing shows it.
+    pub fn of(spec: &ScheduleSpec) -> Self {
+        ListedSpec(as_listed(spec).encode_to_vec().into_boxed_slice())
+    }
+
+    /// The spec, decoded.
+    pub fn spec(&self) -> ScheduleSpec {
+        // Encoded by `of` from a spec: decoding it back cannot fail.
+        ScheduleSpec::decode(&*self.0).unwrap_or_default()
+    }
+
+    /// A SHA-256 of the encoded spec: equal digests, equal specs.
+    pub(crate) fn digest(&self) -> [u8; 32] {
+        sha2::Sha256::digest(&self.0).into()
+    }
+}
+
+impl std::fmt::Debug for ListedSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.spec().fmt(f)
+    }
 }
 
 /// The search attributes an update sends: every attribute the schedule holds

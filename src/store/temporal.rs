@@ -18,8 +18,9 @@ use temporalio_common::protos::temporal::api::workflowservice::v1::{
 
 use super::pace::{Answer, Pace, PaceStatus};
 use super::{
-    Created, Described, FINGERPRINT_ATTRIBUTE, Observation, Observed, PauseState, ScheduleStore,
-    StoreError, keep_remaining_actions, marker_memo, merged_search_attributes, update_memo,
+    Created, Described, FINGERPRINT_ATTRIBUTE, ListedSpec, Observation, Observed, PauseState,
+    ScheduleStore, StoreError, keep_remaining_actions, marker_memo, merged_search_attributes,
+    update_memo,
 };
 use crate::connection::sanitise;
 use crate::project::action::AttributeType;
@@ -49,7 +50,7 @@ async fn bounded<T>(
 /// off for every call of ours: it would retry ResourceExhausted with
 /// backoffs of many seconds, past [`RPC_TIMEOUT`], so that throttling would
 /// look like a server that never answers. The one retry policy is the
-/// reconcile's (`apply::calls`), and one call takes at most [`RPC_TIMEOUT`].
+/// reconcile's (`reconcile::calls`), and one call takes at most [`RPC_TIMEOUT`].
 fn once<T>(message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request
@@ -314,7 +315,7 @@ fn counted<T>(
         Ok(_) => tonic::Code::Ok,
         Err(status) => status.code(),
     };
-    crate::observe::rpc(rpc, code);
+    crate::telemetry::rpc(rpc, code);
     result
         .map(tonic::Response::into_inner)
         .map_err(|status| StoreError {
@@ -345,7 +346,7 @@ fn observed(
         fingerprint: fingerprint.map(Fingerprint),
         paused,
         notes,
-        spec,
+        spec: spec.as_ref().map(ListedSpec::of),
     }
 }
 

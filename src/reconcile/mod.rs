@@ -38,7 +38,7 @@ use crate::fence::WriterKey;
 use crate::plan::changes::{FieldChange, field_changes};
 use crate::plan::{FenceStep, Plan, PlanOptions, Step, plan};
 use crate::project::Project;
-use crate::spec::{DesiredSchedule, desired};
+use crate::spec::{CompactSchedule, DesiredProject, DesiredSchedule};
 use crate::store::{ScheduleStore, StoreError};
 use calls::{Outage, RequestIds};
 use failure::Failure;
@@ -204,6 +204,21 @@ pub async fn reconcile<S: ScheduleStore>(
     reconcile_with_progress(store, project, options, &()).await
 }
 
+/// [`reconcile`] of the compact desired schedules of a project, as the
+/// runtime keeps them: each Temporal schedule is decoded only when a step
+/// writes it.
+///
+/// # Errors
+///
+/// A [`StoreError`] when the listing fails; nothing is written then.
+pub async fn reconcile_desired<S: ScheduleStore>(
+    store: &S,
+    desired: &DesiredProject,
+    options: ReconcileOptions,
+) -> Result<Report, StoreError> {
+    run(store, desired, options, &(), crate::fence::this_process()).await
+}
+
 /// [`reconcile`], telling `progress` about each step as it finishes.
 ///
 /// # Errors
@@ -217,7 +232,7 @@ pub async fn reconcile_with_progress<S: ScheduleStore>(
 ) -> Result<Report, StoreError> {
     run(
         store,
-        project,
+        &DesiredProject::of(project),
         options,
         progress,
         crate::fence::this_process(),
@@ -225,16 +240,15 @@ pub async fn reconcile_with_progress<S: ScheduleStore>(
     .await
 }
 
-/// [`reconcile_with_progress`] as the writer called `name` in the fence.
+/// [`reconcile_desired`] as the writer called `name` in the fence.
 async fn run<S: ScheduleStore>(
     store: &S,
-    project: &Project,
+    desired: &DesiredProject,
     options: ReconcileOptions,
     progress: &dyn Progress,
     name: &str,
 ) -> Result<Report, StoreError> {
-    let wanted = desired(project);
-    let apply = Apply::new(store, &project.name, &wanted, options.plan, name);
+    let apply = Apply::new(store, &desired.name, &desired.schedules, options.plan, name);
     let mut plan = apply.observe_and_plan(options).await?;
     // The listing may be seconds old: before the first write, the fence is
     // read afresh (and claimed, when it names no newer writer), even when
@@ -293,13 +307,16 @@ pub async fn preview<S: ScheduleStore>(
     project: &Project,
     options: ReconcileOptions,
 ) -> Result<Preview, StoreError> {
-    let wanted = desired(project);
+    let desired = DesiredProject::of(project);
     let name = crate::fence::this_process();
-    let apply = Apply::new(store, &project.name, &wanted, options.plan, name);
+    let apply = Apply::new(store, &desired.name, &desired.schedules, options.plan, name);
     let plan = apply.observe_and_plan(options).await?;
     let apply = &apply;
     let updated = plan.steps.iter().filter_map(|step| match step {
-        Step::Update { schedule_id, .. } => apply.wanted.get(schedule_id.as_str()).copied(),
+        Step::Update { schedule_id, .. } => apply
+            .wanted
+            .get(schedule_id.as_str())
+            .map(|want| want.desired()),
         _ => None,
     });
     let changes = stream::iter(updated)
@@ -322,8 +339,8 @@ pub async fn preview<S: ScheduleStore>(
 struct Apply<'a, S> {
     store: &'a S,
     project: &'a str,
-    wanted: HashMap<&'a str, &'a DesiredSchedule>,
-    ordered: &'a [DesiredSchedule],
+    wanted: HashMap<&'a str, &'a CompactSchedule>,
+    ordered: &'a [CompactSchedule],
     outage: Outage,
     /// Our rank among the project's writers.
     writer: WriterKey,
@@ -338,7 +355,7 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
     fn new(
         store: &'a S,
         project: &'a str,
-        wanted: &'a [DesiredSchedule],
+        wanted: &'a [CompactSchedule],
         options: PlanOptions,
         name: &'a str,
     ) -> Self {
@@ -414,23 +431,23 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
         }
     }
 
-    /// The desired schedule a step names.
-    fn want(&self, schedule_id: &str) -> &'a DesiredSchedule {
+    /// The whole desired schedule a step names, decoded for the write.
+    fn want(&self, schedule_id: &str) -> DesiredSchedule {
         self.wanted
             .get(schedule_id)
-            .copied()
             .expect("the plan only names desired schedules for creates, updates and pauses")
+            .desired()
     }
 
     async fn execute(&self, step: &Step) -> Result<Effect, Failure> {
         let mut ids = RequestIds::new();
         match step {
-            Step::Create { schedule_id } => self.create(self.want(schedule_id), &mut ids).await,
+            Step::Create { schedule_id } => self.create(&self.want(schedule_id), &mut ids).await,
             Step::Update {
                 schedule_id, adopt, ..
-            } => self.update(self.want(schedule_id), *adopt, &mut ids).await,
+            } => self.update(&self.want(schedule_id), *adopt, &mut ids).await,
             Step::Pause { schedule_id } | Step::Unpause { schedule_id } => {
-                self.set_paused(self.want(schedule_id), &mut ids).await
+                self.set_paused(&self.want(schedule_id), &mut ids).await
             }
             Step::Delete { schedule_id } => self.delete(schedule_id).await,
         }

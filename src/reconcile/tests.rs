@@ -3,6 +3,7 @@
 use super::*;
 use crate::fence::WriterKey;
 use crate::plan::Untouched;
+use crate::spec::desired;
 use crate::store::{MemoryStore, SchedulerModel};
 
 fn project(files: &[&str]) -> Project {
@@ -591,7 +592,7 @@ async fn a_busy_temporal_is_not_taken_for_an_outage() {
     assert!(report.outcomes[0].retryable);
     assert_eq!(
         store.calls_of("CreateSchedule"),
-        crate::apply::THROTTLED_ATTEMPTS as usize + 3 + 1
+        crate::reconcile::THROTTLED_ATTEMPTS as usize + 3 + 1
     );
 }
 
@@ -678,10 +679,11 @@ fn hourly(n: usize) -> Project {
 async fn three_writers(store: &MemoryStore, project: &Project, keys: [WriterKey; 3]) {
     store.delay("CreateSchedule", std::time::Duration::from_millis(200));
     let names = ["pod-a/1", "pod-b/1", "pod-c/1"];
+    let desired = DesiredProject::of(project);
     let reports = futures_util::future::join_all(
         keys.iter()
             .zip(names)
-            .map(|(key, name)| run(store, project, as_writer(*key), &(), name)),
+            .map(|(key, name)| run(store, &desired, as_writer(*key), &(), name)),
     )
     .await;
     for report in reports {
@@ -741,10 +743,11 @@ async fn peers_converge_though_listings_never_show_their_writes() {
         let peer = WriterKey::revision(7);
         store.delay("CreateSchedule", std::time::Duration::from_millis(200));
         let names = ["pod-a/1", "pod-b/1", "pod-c/1"];
+        let desired = DesiredProject::of(&project);
         let reports = futures_util::future::join_all(
             names
                 .iter()
-                .map(|name| run(&store, &project, as_writer(peer), &(), name)),
+                .map(|name| run(&store, &desired, as_writer(peer), &(), name)),
         )
         .await;
         for report in reports {
@@ -775,7 +778,8 @@ async fn a_peer_that_makes_no_progress_is_claimed_over_after_one_listing() {
         &[(crate::spec::MEMO_PROJECT, "foo")],
     );
     let started = tokio::time::Instant::now();
-    let report = run(&store, &project(&[A, B]), as_writer(peer), &(), "here/2")
+    let desired = DesiredProject::of(&project(&[A, B]));
+    let report = run(&store, &desired, as_writer(peer), &(), "here/2")
         .await
         .unwrap();
     assert!(report.converged(), "{report:#?}");
