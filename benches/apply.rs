@@ -183,18 +183,14 @@ async fn main() {
 
     let mut cold_options = ReconcileOptions::default();
     if let Ok(concurrency) = std::env::var("BENCH_CONCURRENCY") {
-        cold_options.concurrency = concurrency
-            .parse()
-            .expect("BENCH_CONCURRENCY is a number");
+        cold_options.concurrency = concurrency.parse().expect("BENCH_CONCURRENCY is a number");
     }
     for &size in &sizes {
         let name = format!("cold{size}");
         let target = project(&name, size);
         let cold = fresh_store(&server).await;
         let started = Instant::now();
-        let report = reconcile(&cold, &target, cold_options)
-            .await
-            .unwrap();
+        let report = reconcile(&cold, &target, cold_options).await.unwrap();
         let elapsed = started.elapsed().as_secs_f64();
         assert!(report.converged());
         let rate = size as f64 / elapsed;
