@@ -192,7 +192,21 @@ async fn main() {
         let started = Instant::now();
         let report = reconcile(&cold, &target, cold_options).await.unwrap();
         let elapsed = started.elapsed().as_secs_f64();
-        assert!(report.converged());
+        if !report.converged() {
+            let failed: Vec<_> = report
+                .outcomes
+                .iter()
+                .filter(|o| !o.succeeded())
+                .take(5)
+                .map(|o| format!("{:?}: {:?}", o.effect, o.error))
+                .collect();
+            eprintln!(
+                "the cold apply of {size} did not converge ({:?}); first failures: {failed:#?}",
+                cold.rpc_counts()
+            );
+            server.stop();
+            std::process::exit(1);
+        }
         let rate = size as f64 / elapsed;
         println!(
             "cold apply of {size} (concurrency {}): {elapsed:.2} s, {rate:.0} schedules/s, {:.0}% of the ceiling ({ceiling:.0}/s), RPCs: {:?}",
