@@ -11,7 +11,8 @@
 //!
 //! Under `cargo test` (no `--bench` argument) it runs the same code on 50
 //! schedules as a smoke test. Sizes: `BENCH_SIZES` (default `1000,10000`),
-//! `BENCH_SHELL_COUNT` (default 200).
+//! `BENCH_SHELL_COUNT` (default 200); `BENCH_CONCURRENCY` sets the cold
+//! apply's concurrency (default: the reconcile's default).
 
 use std::time::Duration;
 
@@ -180,19 +181,36 @@ async fn main() {
         ceiling = ceiling.max(rate);
     }
 
+    let mut cold_options = ReconcileOptions::default();
+    if let Ok(concurrency) = std::env::var("BENCH_CONCURRENCY") {
+        cold_options.concurrency = concurrency.parse().expect("BENCH_CONCURRENCY is a number");
+    }
     for &size in &sizes {
         let name = format!("cold{size}");
         let target = project(&name, size);
         let cold = fresh_store(&server).await;
         let started = Instant::now();
-        let report = reconcile(&cold, &target, ReconcileOptions::default())
-            .await
-            .unwrap();
+        let report = reconcile(&cold, &target, cold_options).await.unwrap();
         let elapsed = started.elapsed().as_secs_f64();
-        assert!(report.converged());
+        if !report.converged() {
+            let failed: Vec<_> = report
+                .outcomes
+                .iter()
+                .filter(|o| !o.succeeded())
+                .take(5)
+                .map(|o| format!("{:?}: {:?}", o.effect, o.error))
+                .collect();
+            eprintln!(
+                "the cold apply of {size} did not converge ({:?}); first failures: {failed:#?}",
+                cold.rpc_counts()
+            );
+            server.stop();
+            std::process::exit(1);
+        }
         let rate = size as f64 / elapsed;
         println!(
-            "cold apply of {size}: {elapsed:.2} s, {rate:.0} schedules/s, {:.0}% of the ceiling ({ceiling:.0}/s), RPCs: {:?}",
+            "cold apply of {size} (concurrency {}): {elapsed:.2} s, {rate:.0} schedules/s, {:.0}% of the ceiling ({ceiling:.0}/s), RPCs: {:?}",
+            cold_options.concurrency,
             100.0 * rate / ceiling,
             cold.rpc_counts()
         );
