@@ -187,6 +187,12 @@ impl InSync {
                     format!("{PAUSE_NOTE_PREFIX} in the project")
                 },
                 spec: want.schedule.spec.as_ref().map(as_listed),
+                // What a listing shows of a schedule that fires: the
+                // reconciler keeps each schedule's health from it.
+                activity: Some(schedule_sync::health::Activity {
+                    next_action: Some(std::time::SystemTime::now() + Duration::from_secs(3600)),
+                    ..Default::default()
+                }),
             })
             .collect();
         InSync { listing }

@@ -591,6 +591,7 @@ mod tests {
                 paused: state.paused,
                 notes: state.notes,
                 spec: want.schedule.spec.clone(),
+                activity: None,
             },
             schedule: want.schedule,
             conflict_token: Vec::new(),

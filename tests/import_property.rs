@@ -230,6 +230,7 @@ fn held(draw: &mut Draw, case: u64) -> Described {
             paused: state.paused,
             notes: state.notes,
             spec: schedule.spec.clone(),
+            activity: None,
         },
         schedule,
         conflict_token: Vec::new(),

@@ -464,6 +464,7 @@ mod tests {
             fingerprint: Some(want.fingerprint.clone()),
             paused: !want.enabled,
             spec: want.schedule.spec.clone(),
+            activity: None,
             notes: if want.enabled {
                 String::new()
             } else {
@@ -827,6 +828,7 @@ mod tests {
             paused: true,
             notes: fence::notes(key),
             spec: None,
+            activity: None,
         }
     }
 

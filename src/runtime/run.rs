@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 use super::connector::{AttemptError, Connector, Guarded};
 use super::status::{Record, ScheduleView};
 use super::{Mailbox, Options, Status};
-use crate::apply::{Report, reconcile};
+use crate::apply::{Report, read_describes, reconcile};
+use crate::health::Reads;
 use crate::project::{InvalidProject, Project};
 use crate::runtime::lifecycle::{ErrorKind, Event, State, transition};
 use crate::runtime::retry::JitterSource;
@@ -68,6 +69,8 @@ struct Loop<C: Connector> {
     clock: Clock,
     jitter: JitterSource,
     store: Option<C::Store>,
+    /// What the Describes for health found so far.
+    reads: Reads,
     /// When the next attempt starts; `None` waits for a trigger.
     due: Option<Instant>,
 }
@@ -168,6 +171,7 @@ pub(super) async fn run<C: Connector>(
         sender,
         clock: Clock::new(),
         store: None,
+        reads: Reads::default(),
         due: None,
     };
     // Loading a large project takes a while: shutdown does not wait for it.
@@ -233,6 +237,7 @@ impl<C: Connector> Loop<C> {
                     attempt(
                         &self.connector,
                         &mut self.store,
+                        &mut self.reads,
                         &project,
                         &self.options,
                         shutdown,
@@ -485,6 +490,7 @@ impl<C: Connector> Loop<C> {
 async fn attempt<C: Connector>(
     connector: &C,
     store: &mut Option<C::Store>,
+    reads: &mut Reads,
     project: &Project,
     options: &Options,
     shutdown: &CancellationToken,
@@ -503,5 +509,13 @@ async fn attempt<C: Connector>(
         }
     };
     let guarded = Guarded { inner, shutdown };
-    Ok(reconcile(&guarded, project, options.reconcile).await?)
+    let mut report = reconcile(&guarded, project, options.reconcile).await?;
+    read_describes(
+        &guarded,
+        &mut report.health,
+        reads,
+        options.health_describes,
+    )
+    .await;
+    Ok(report)
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::apply::{Effect, Report};
 use crate::fence::{Writer, WriterKey};
+use crate::health::{Health, Watch};
 use crate::plan::{HoldReason, Untouched};
 use crate::project::Project;
 use crate::runtime::lifecycle::State;
@@ -176,6 +177,16 @@ impl Status {
         self.ever_synced && self.state != State::ShuttingDown
     }
 
+    /// How many declared schedules have each health, every health listed
+    /// (schedules no listing has shown yet are in none).
+    pub fn health_counts(&self) -> Vec<(Health, usize)> {
+        crate::health::counts(
+            self.schedules
+                .iter()
+                .filter_map(|s| s.watch.as_ref().map(|w| &w.health)),
+        )
+    }
+
     /// How many declared schedules are in each status, every status listed.
     pub fn counts(&self) -> Vec<(&'static str, usize)> {
         ScheduleState::ALL
@@ -228,17 +239,23 @@ fn schedule_statuses(
     }
     let schedules = project
         .into_iter()
-        .flat_map(|p| p.scheduled().map(move |(workflow, _)| (p, workflow)))
-        .map(|(project, workflow)| {
+        .flat_map(|p| {
+            p.scheduled()
+                .map(move |(workflow, declared)| (p, workflow, declared))
+        })
+        .map(|(project, workflow, declared)| {
             let id = schedule_id(&project.name, &workflow.id);
             let (status, last_error) = by_id
                 .remove(id.as_str())
                 .unwrap_or((ScheduleState::Pending, None));
+            let own_id = declared.id.as_deref().unwrap_or(&id);
+            let watch = report.and_then(|r| r.health.get(own_id)).copied();
             ScheduleStatus {
                 id,
                 workflow: workflow.id.clone(),
                 status,
                 last_error,
+                watch,
             }
         })
         .collect();
@@ -256,6 +273,11 @@ pub struct ScheduleStatus {
     pub status: ScheduleState,
     /// The error of the last write, if it failed.
     pub last_error: Option<String>,
+    /// How it fires (`health`, `last_action`, `next_action`, `running`,
+    /// `missed`), as the last reconcile's listing showed it; absent until a
+    /// listing shows the schedule.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<Watch>,
 }
 
 /// Where one declared schedule stands.

@@ -385,6 +385,8 @@ fn observed(schedule_id: &str, entry: &Entry, listed: bool) -> Observed {
         } else {
             spec.cloned()
         },
+        // Nothing fires in memory.
+        activity: None,
     }
 }
 

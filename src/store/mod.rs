@@ -16,6 +16,7 @@ pub use temporal::{RPC_TIMEOUT, RpcCounts, TemporalStore};
 use temporalio_common::protos::temporal::api::common::v1::Payload;
 use temporalio_common::protos::temporal::api::schedule::v1::ScheduleSpec;
 
+use crate::health::Activity;
 use crate::spec::{
     DesiredSchedule, Fingerprint, MEMO_FINGERPRINT, MEMO_PROJECT, PAUSE_NOTE_PREFIX, json_payload,
 };
@@ -40,6 +41,9 @@ pub struct Observed {
     pub notes: String,
     /// The spec, when the listing shows it (Temporal's does).
     pub spec: Option<ScheduleSpec>,
+    /// What the entry shows of the schedule's firing (last and next
+    /// actions; a describe adds its counters), when the store tells.
+    pub activity: Option<Activity>,
 }
 
 impl Observed {
