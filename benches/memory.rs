@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use schedule_sync::runtime::{Options, Reconciler};
 use schedule_sync::spec::{DesiredSchedule, PAUSE_NOTE_PREFIX};
 use schedule_sync::store::{
-    Created, Described, Observation, Observed, PauseState, ScheduleStore, StoreError, as_listed,
+    Created, Described, ListedSpec, Observation, Observed, PauseState, ScheduleStore, StoreError,
 };
 use temporalio_common::protos::temporal::api::common::v1::Payload;
 use tokio_util::sync::CancellationToken;
@@ -186,7 +186,7 @@ impl InSync {
                 } else {
                     format!("{PAUSE_NOTE_PREFIX} in the project")
                 },
-                spec: want.schedule.spec.as_ref().map(as_listed),
+                spec: want.schedule.spec.as_ref().map(ListedSpec::of),
                 // What a listing shows of a schedule that fires: the
                 // reconciler keeps each schedule's health from it.
                 activity: Some(schedule_sync::health::Activity {
@@ -308,13 +308,30 @@ async fn main() {
     let load_peak = PEAK.load(Ordering::Relaxed) - base;
     let desired = schedule_sync::spec::desired(&project);
     let with_desired = LIVE.load(Ordering::Relaxed) - base;
+    drop(desired);
+    let compact = schedule_sync::spec::DesiredProject::of(&project);
+    let with_compact = LIVE.load(Ordering::Relaxed) - base;
     println!(
-        "  heap: the loaded project {:.1} MiB (peak while loading {:.1} MiB); its desired schedules {:.1} MiB more",
+        "  heap: the loaded project {:.1} MiB (peak while loading {:.1} MiB); its desired schedules {:.1} MiB more; in the compact form {:.1} MiB more",
         loaded as f64 / MIB,
         load_peak as f64 / MIB,
-        (with_desired - loaded) as f64 / MIB
+        (with_desired - loaded) as f64 / MIB,
+        (with_compact - loaded) as f64 / MIB
     );
-    drop((desired, project));
+    drop((compact, project));
+
+    // What `serve` loads: the compact form, each workflow mapped as soon as
+    // its file is checked.
+    let base = LIVE.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let options = schedule_sync::project::LoadOptions::default();
+    let (compact, _) = schedule_sync::project::load_desired(dir.path(), &options).unwrap();
+    println!(
+        "  heap: the compact desired schedules as serve loads them {:.1} MiB (peak while loading {:.1} MiB)",
+        (LIVE.load(Ordering::Relaxed) - base) as f64 / MIB,
+        (PEAK.load(Ordering::Relaxed) - base) as f64 / MIB
+    );
+    drop(compact);
 
     let (peak, took) = validate(dir.path());
     println!(

@@ -53,7 +53,7 @@ fn install_metrics() -> Result<PrometheusHandle, Box<dyn std::error::Error>> {
         // Reconciles take from milliseconds (nothing to do) to minutes
         // (thousands of writes): buckets that show both.
         .set_buckets_for_metric(
-            Matcher::Full(schedule_sync::observe::RECONCILE_DURATION.to_owned()),
+            Matcher::Full(schedule_sync::telemetry::RECONCILE_DURATION.to_owned()),
             &[
                 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
             ],

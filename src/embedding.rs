@@ -30,7 +30,7 @@
 //!     let store = Arc::new(MemoryStore::new());
 //!     // Temporal is away for the whole first attempt (each RPC is tried
 //!     // RPC_ATTEMPTS times before the attempt gives up).
-//!     let away = schedule_sync::apply::RPC_ATTEMPTS as usize;
+//!     let away = schedule_sync::reconcile::RPC_ATTEMPTS as usize;
 //!     store.fail_next("ListSchedules", tonic::Code::Unavailable, away);
 //!     let host = CancellationToken::new();
 //!     let handle = Reconciler::new(store.clone(), Options::default()).spawn(project, host.clone());

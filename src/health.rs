@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::project::{OverlapPolicy, Project, Schedule};
 use crate::spec::fire_times::next_fire_times;
-use crate::spec::schedule_id;
+use crate::spec::{DesiredProject, schedule_id};
 use crate::store::{Observation, Observed};
 
 /// Temporal's catch-up window when a schedule names none: one year.
@@ -152,6 +152,80 @@ pub struct Watch {
     /// The firing that passed with no action (for `late` and `skipping`).
     #[serde(serialize_with = "rfc3339_option")]
     pub missed: Option<SystemTime>,
+    /// When the last action was due, before jitter.
+    #[serde(skip)]
+    pub last_scheduled: Option<SystemTime>,
+    /// Whether the last action's workflow is still running.
+    #[serde(skip)]
+    pub last_running: bool,
+}
+
+/// What the health of a schedule depends on besides its listing, kept
+/// small: the reconciler holds one per schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// The most jitter, in seconds.
+    pub jitter_seconds: u32,
+    /// The catch-up window in seconds; `None` for Temporal's default.
+    pub catchup_seconds: Option<u32>,
+    /// Whether a firing behind a running workflow is skipped (`skip`,
+    /// `buffer_one`).
+    pub skips: bool,
+}
+
+impl Policy {
+    /// The policy of a declared schedule.
+    pub fn of(declared: &Schedule) -> Policy {
+        let seconds = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+        Policy {
+            jitter_seconds: seconds(declared.jitter),
+            catchup_seconds: declared.catchup_window.map(seconds),
+            skips: matches!(
+                declared.overlap_policy,
+                OverlapPolicy::Skip | OverlapPolicy::BufferOne
+            ),
+        }
+    }
+
+    /// The policy of a Temporal schedule.
+    pub fn of_temporal(
+        schedule: &temporalio_common::protos::temporal::api::schedule::v1::Schedule,
+    ) -> Policy {
+        use temporalio_common::protos::temporal::api::enums::v1::ScheduleOverlapPolicy;
+        let seconds = |d: Option<&prost_wkt_types::Duration>| {
+            d.map(|d| u32::try_from(d.seconds).unwrap_or(0))
+        };
+        let policies = schedule.policies.clone().unwrap_or_default();
+        Policy {
+            jitter_seconds: seconds(schedule.spec.as_ref().and_then(|s| s.jitter.as_ref()))
+                .unwrap_or(0),
+            catchup_seconds: seconds(policies.catchup_window.as_ref()),
+            skips: matches!(
+                ScheduleOverlapPolicy::try_from(policies.overlap_policy),
+                Ok(ScheduleOverlapPolicy::Skip
+                    | ScheduleOverlapPolicy::BufferOne
+                    | ScheduleOverlapPolicy::Unspecified)
+            ),
+        }
+    }
+
+    fn jitter(&self) -> Duration {
+        Duration::from_secs(u64::from(self.jitter_seconds))
+    }
+
+    fn catchup_window(&self) -> Duration {
+        self.catchup_seconds
+            .map_or(DEFAULT_CATCHUP_WINDOW, |s| Duration::from_secs(u64::from(s)))
+    }
+}
+
+/// The first firing `declared` names after the last action that `activity`
+/// shows, if it acted.
+pub fn expected_after(declared: &Schedule, activity: &Activity) -> Option<SystemTime> {
+    let last = activity.last_action?;
+    next_fire_times(declared, DateTime::<Utc>::from(last.scheduled), 1)
+        .first()
+        .map(|&t| SystemTime::from(t))
 }
 
 fn rfc3339_option<S: serde::Serializer>(
@@ -172,20 +246,27 @@ pub fn rfc3339(time: SystemTime) -> String {
     DateTime::<Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// The health of a schedule declared as `declared`, paused or not, whose
-/// listing shows `activity`, at `now`.
-///
-/// The firing it expects is the first time `declared` names after the last
-/// action was due (with no action yet: the server's next action time). A
-/// schedule whose timing changed since its last action can read `late`
-/// until it fires under the new timing.
-pub fn classify(declared: &Schedule, paused: bool, activity: &Activity, now: SystemTime) -> Watch {
+/// The health of a schedule with `policy`, paused or not, whose listing
+/// shows `activity`, at `now`, against the firing `expected` after its last
+/// action (from its file, [`expected_after`], or the next action time an
+/// earlier listing showed). With no action yet, the server's next action
+/// time is the one expected. A schedule whose timing changed since its last
+/// action can read `late` until it fires under the new timing.
+pub fn classify(
+    policy: &Policy,
+    paused: bool,
+    activity: &Activity,
+    expected: Option<SystemTime>,
+    now: SystemTime,
+) -> Watch {
     let mut watch = Watch {
         health: Health::Firing,
         last_action: activity.last_action.map(|a| a.taken),
         next_action: activity.next_action,
         running: activity.running,
         missed: None,
+        last_scheduled: activity.last_action.map(|a| a.scheduled),
+        last_running: activity.last_running,
     };
     if paused {
         // A paused schedule takes no action; the times a listing shows for
@@ -198,24 +279,17 @@ pub fn classify(declared: &Schedule, paused: bool, activity: &Activity, now: Sys
         watch.health = Health::Ended;
         return watch;
     };
-    let expected = match activity.last_action {
-        Some(last) => next_fire_times(declared, DateTime::<Utc>::from(last.scheduled), 1)
-            .first()
-            .map(|&t| SystemTime::from(t)),
-        None => Some(next),
+    let expected = match (expected, activity.last_action) {
+        (Some(t), Some(last)) if t > last.scheduled && t < next => t,
+        (Some(_), Some(_)) | (None, Some(_)) => return watch,
+        (Some(t), None) => t.min(next),
+        (None, None) => next,
     };
-    let Some(expected) = expected.filter(|&t| t < next || activity.last_action.is_none()) else {
-        return watch;
-    };
-    let acted_by = expected + declared.jitter + LISTING_LAG;
-    let skips = matches!(
-        declared.overlap_policy,
-        OverlapPolicy::Skip | OverlapPolicy::BufferOne
-    );
-    if skips && activity.last_running && acted_by < now {
+    let acted_by = expected + policy.jitter() + LISTING_LAG;
+    if policy.skips && activity.last_running && acted_by < now {
         watch.health = Health::Skipping;
         watch.missed = Some(expected);
-    } else if acted_by + declared.catchup_window.unwrap_or(DEFAULT_CATCHUP_WINDOW) < now {
+    } else if acted_by + policy.catchup_window() < now {
         watch.health = Health::Late;
         watch.missed = Some(expected);
     }
@@ -243,8 +317,35 @@ pub fn watch_project(
                 .unwrap_or_else(|| schedule_id(&project.name, &workflow.id));
             let observed = seen.get(id.as_str())?;
             let activity = observed.activity.as_ref()?;
-            let watch = classify(declared, observed.paused, activity, now);
+            let expected = expected_after(declared, activity);
+            let watch = classify(&Policy::of(declared), observed.paused, activity, expected, now);
             Some((id, watch))
+        })
+        .collect()
+}
+
+/// The watch of each schedule of `desired` that `observation` shows with
+/// its firing, at `now`, by schedule id: as [`watch_project`], but with no
+/// file to tell the firing after the last action (a reconciler keeps only
+/// the compact form); [`Reads::expect`] adds it from the listing before.
+pub fn watch_desired(
+    desired: &DesiredProject,
+    observation: &Observation,
+    now: SystemTime,
+) -> BTreeMap<String, Watch> {
+    let seen: HashMap<&str, &Observed> = observation
+        .schedules
+        .iter()
+        .map(|o| (o.schedule_id.as_str(), o))
+        .collect();
+    desired
+        .schedules
+        .iter()
+        .filter_map(|want| {
+            let observed = seen.get(want.schedule_id.as_str())?;
+            let activity = observed.activity.as_ref()?;
+            let watch = classify(&want.health, observed.paused, activity, None, now);
+            Some((want.schedule_id.clone(), watch))
         })
         .collect()
 }
@@ -260,6 +361,9 @@ pub struct Reads {
     /// The reconciles done, to tell a fresh read from an older one.
     round: u64,
     seen: HashMap<String, Seen>,
+    /// Per schedule, the first firing that an earlier listing expected and
+    /// no action has answered yet (or the next one, while none is missed).
+    expected: HashMap<String, SystemTime>,
 }
 
 /// The last Describe of one schedule.
@@ -272,6 +376,59 @@ struct Seen {
 }
 
 impl Reads {
+    /// `health` (of [`watch_desired`]) checked against the next action
+    /// times that earlier listings showed: a firing expected then that
+    /// passed with no action since makes the schedule `skipping` or `late`
+    /// as [`classify`] tells. Remembers this listing's next action times.
+    pub fn expect(
+        &mut self,
+        health: &mut BTreeMap<String, Watch>,
+        desired: &DesiredProject,
+        now: SystemTime,
+    ) {
+        let policies: HashMap<&str, &Policy> = desired
+            .schedules
+            .iter()
+            .map(|w| (w.schedule_id.as_str(), &w.health))
+            .collect();
+        self.expected.retain(|id, _| health.contains_key(id));
+        for (id, watch) in health.iter_mut() {
+            let Some(policy) = policies.get(id.as_str()) else {
+                continue;
+            };
+            if matches!(watch.health, Health::Paused | Health::Ended) {
+                self.expected.remove(id);
+                continue;
+            }
+            let activity = Activity {
+                last_action: watch.last_scheduled.zip(watch.last_action).map(
+                    |(scheduled, taken)| Action { scheduled, taken },
+                ),
+                next_action: watch.next_action,
+                running: watch.running,
+                last_running: watch.last_running,
+                counters: None,
+            };
+            let earlier = self.expected.get(id).copied();
+            if watch.health == Health::Firing {
+                *watch = classify(policy, false, &activity, earlier, now);
+            }
+            // The first unanswered firing stays expected until an action
+            // answers it; otherwise the next one is.
+            let unanswered = earlier.filter(|&t| {
+                t <= now && watch.last_scheduled.is_none_or(|last| last < t)
+            });
+            match unanswered.or(watch.next_action) {
+                Some(t) => {
+                    self.expected.insert(id.clone(), t);
+                }
+                None => {
+                    self.expected.remove(id);
+                }
+            }
+        }
+    }
+
     /// The ids of `health` to describe in this reconcile: `budget` of them,
     /// taking turns, the schedules that the listing shows `late` or
     /// `skipping` first (a Describe tells how many runs were skipped or
@@ -382,6 +539,12 @@ mod tests {
         loaded.project.workflows[0].schedule.clone().unwrap()
     }
 
+    /// [`classify`] against the firing `declared` names after the last action.
+    fn check(declared: &Schedule, paused: bool, activity: &Activity, now: SystemTime) -> Watch {
+        let expected = expected_after(declared, activity);
+        classify(&Policy::of(declared), paused, activity, expected, now)
+    }
+
     fn at(text: &str) -> SystemTime {
         SystemTime::from(DateTime::parse_from_rfc3339(text).unwrap())
     }
@@ -407,7 +570,7 @@ mod tests {
     fn a_schedule_that_acted_on_its_last_firing_is_firing() {
         let hourly = declared("cron: \"0 * * * *\"\ncatchup_window: 1m");
         let activity = acted("2026-05-01T10:00:00Z", "2026-05-01T11:00:00Z");
-        let watch = classify(&hourly, false, &activity, at("2026-05-01T10:30:00Z"));
+        let watch = check(&hourly, false, &activity, at("2026-05-01T10:30:00Z"));
         assert_eq!(watch.health, Health::Firing);
         assert_eq!(watch.last_action, Some(at("2026-05-01T10:00:00Z")));
         assert_eq!(watch.next_action, Some(at("2026-05-01T11:00:00Z")));
@@ -420,9 +583,9 @@ mod tests {
         // The 11:00 firing never came; the server moved on to 12:00.
         let activity = acted("2026-05-01T10:00:00Z", "2026-05-01T12:00:00Z");
         let limit = at("2026-05-01T11:12:00Z") + LISTING_LAG;
-        let inside = classify(&hourly, false, &activity, limit);
+        let inside = check(&hourly, false, &activity, limit);
         assert_eq!(inside.health, Health::Firing, "still inside the window");
-        let outside = classify(&hourly, false, &activity, limit + Duration::from_secs(1));
+        let outside = check(&hourly, false, &activity, limit + Duration::from_secs(1));
         assert_eq!(outside.health, Health::Late);
         assert_eq!(outside.missed, Some(at("2026-05-01T11:00:00Z")));
     }
@@ -431,11 +594,11 @@ mod tests {
     fn without_a_catch_up_window_temporal_catches_up_for_a_year() {
         let hourly = declared("cron: \"0 * * * *\"");
         let activity = acted("2026-05-01T10:00:00Z", "2026-05-02T12:00:00Z");
-        let day_later = classify(&hourly, false, &activity, at("2026-05-02T11:00:00Z"));
+        let day_later = check(&hourly, false, &activity, at("2026-05-02T11:00:00Z"));
         assert_eq!(day_later.health, Health::Firing);
         let year_later = after("2026-05-01T11:00:00Z", "8761h");
         assert_eq!(
-            classify(&hourly, false, &activity, year_later).health,
+            check(&hourly, false, &activity, year_later).health,
             Health::Late
         );
     }
@@ -454,7 +617,7 @@ mod tests {
             ("buffer_all", Health::Firing),
         ] {
             let schedule = declared(&format!("{every_second}overlap_policy: {policy}"));
-            let watch = classify(&schedule, false, &activity, now);
+            let watch = check(&schedule, false, &activity, now);
             assert_eq!(watch.health, health, "{policy}");
             assert_eq!(watch.running, 1);
         }
@@ -462,7 +625,7 @@ mod tests {
         activity.last_running = false;
         let skip = declared(&format!("{every_second}overlap_policy: skip"));
         assert_eq!(
-            classify(&skip, false, &activity, now + Duration::from_secs(10)).health,
+            check(&skip, false, &activity, now + Duration::from_secs(10)).health,
             Health::Late
         );
     }
@@ -472,7 +635,7 @@ mod tests {
         let hourly = declared("cron: \"0 * * * *\"\ncatchup_window: 1m");
         let stale = acted("2026-05-01T10:00:00Z", "2026-05-01T12:00:00Z");
         let now = at("2026-05-03T00:00:00Z");
-        let paused = classify(&hourly, true, &stale, now);
+        let paused = check(&hourly, true, &stale, now);
         assert_eq!(paused.health, Health::Paused);
         assert_eq!(paused.next_action, None, "a paused schedule acts never");
         assert_eq!(paused.last_action, Some(at("2026-05-01T10:00:00Z")));
@@ -480,7 +643,7 @@ mod tests {
             next_action: None,
             ..stale
         };
-        let watch = classify(&hourly, false, &ended, now);
+        let watch = check(&hourly, false, &ended, now);
         assert_eq!(watch.health, Health::Ended);
         assert_eq!(watch.next_action, None);
     }
@@ -492,10 +655,10 @@ mod tests {
             next_action: Some(at("2026-05-01T11:00:00Z")),
             ..Activity::default()
         };
-        let before = classify(&hourly, false, &fresh, at("2026-05-01T10:59:00Z"));
+        let before = check(&hourly, false, &fresh, at("2026-05-01T10:59:00Z"));
         assert_eq!(before.health, Health::Firing);
         assert_eq!(before.last_action, None);
-        let stuck = classify(&hourly, false, &fresh, at("2026-05-01T11:02:00Z"));
+        let stuck = check(&hourly, false, &fresh, at("2026-05-01T11:02:00Z"));
         assert_eq!(stuck.health, Health::Late);
     }
 
@@ -505,8 +668,8 @@ mod tests {
         let activity = acted("2026-05-01T10:00:00Z", "2026-05-01T11:00:00Z");
         let now = at("2026-05-01T10:30:00Z");
         let mut health = BTreeMap::from([
-            ("a".to_owned(), classify(&hourly, false, &activity, now)),
-            ("b".to_owned(), classify(&hourly, true, &activity, now)),
+            ("a".to_owned(), check(&hourly, false, &activity, now)),
+            ("b".to_owned(), check(&hourly, true, &activity, now)),
         ]);
         let old = Counters {
             missed_catchup_window: 3,
@@ -543,7 +706,7 @@ mod tests {
     #[test]
     fn describes_take_turns_and_late_ones_go_first() {
         let hourly = declared("cron: \"0 * * * *\"\ncatchup_window: 1m");
-        let fine = classify(
+        let fine = check(
             &hourly,
             false,
             &acted("2026-05-01T10:00:00Z", "2026-05-01T11:00:00Z"),

@@ -9,10 +9,10 @@
 //! 3. [`store`] reads what Temporal holds ([`store::TemporalStore`], or
 //!    [`store::MemoryStore`] in tests), connected through [`connection`];
 //! 4. [`plan`] compares the two, a pure function;
-//! 5. [`apply`] carries out the plan's steps against the store;
+//! 5. [`reconcile`] carries out the plan's steps against the store;
 //! 6. [`runtime`] runs reconciles in the background of a host server, with
 //!    retries, readiness and shutdown, and publishes its status;
-//! 7. [`observe`] turns that status into metrics, and [`probes`] (feature
+//! 7. [`telemetry`] turns that status into metrics, and [`probes`] (feature
 //!    `http`) into HTTP endpoints.
 //!
 //! [`fence`] ranks the writers of one project (replicas, the versions of a
@@ -25,7 +25,6 @@
 //! for tests.
 #![deny(missing_docs)]
 
-pub mod apply;
 pub mod connection;
 pub mod cron;
 #[cfg(feature = "dev-server")]
@@ -35,11 +34,12 @@ pub mod embedding;
 pub mod fence;
 pub mod health;
 pub mod import;
-pub mod observe;
 pub mod plan;
 #[cfg(feature = "http")]
 pub mod probes;
 pub mod project;
+pub mod reconcile;
 pub mod runtime;
 pub mod spec;
 pub mod store;
+pub mod telemetry;

@@ -261,9 +261,9 @@ fn used_metric_names() -> BTreeSet<String> {
     names
 }
 
-/// Every metric that `src/observe/mod.rs` names.
+/// Every metric that `src/telemetry/mod.rs` names.
 fn observe_metrics() -> BTreeSet<&'static str> {
-    use schedule_sync::observe::*;
+    use schedule_sync::telemetry::*;
     [
         STATE,
         STATE_ENTERED,
@@ -290,7 +290,7 @@ fn observe_metrics() -> BTreeSet<&'static str> {
 /// The metrics of one series per schedule, which `serve` exports only with
 /// `--schedule-metrics` (the Deployment leaves them off).
 fn per_schedule_metrics() -> BTreeSet<&'static str> {
-    use schedule_sync::observe::*;
+    use schedule_sync::telemetry::*;
     [SCHEDULE_HEALTH, SCHEDULE_LAST_ACTION, SCHEDULE_NEXT_ACTION]
         .into_iter()
         .collect()
@@ -440,7 +440,7 @@ fn the_dashboard_uses_its_datasource_variable_and_every_metric() {
     for name in &used {
         assert!(
             observed.contains(base_metric(name)),
-            "{name} is used but src/observe/mod.rs has no such metric"
+            "{name} is used but src/telemetry/mod.rs has no such metric"
         );
     }
     let used_bases: BTreeSet<&str> = used.iter().map(|n| base_metric(n)).collect();

@@ -9,9 +9,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use prost::Message;
-use schedule_sync::apply::{ReconcileOptions, reconcile};
 use schedule_sync::plan::Step;
 use schedule_sync::project;
+use schedule_sync::reconcile::{ReconcileOptions, reconcile};
 use schedule_sync::store::TemporalStore;
 use temporalio_client::callback_based::{CallbackBasedGrpcService, GrpcSuccessResponse};
 use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};

@@ -899,7 +899,7 @@ async fn a_lost_race_is_followed_up_soon_without_a_periodic_resync() {
     store.fail_next(
         "UpdateSchedule",
         tonic::Code::FailedPrecondition,
-        schedule_sync::apply::RACE_ATTEMPTS as usize,
+        schedule_sync::reconcile::RACE_ATTEMPTS as usize,
     );
     handle.reload(loaded(&v2)).unwrap();
     let mut status = handle.subscribe();

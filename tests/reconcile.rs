@@ -7,9 +7,9 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use schedule_sync::apply::{Effect, ReconcileOptions, Report, reconcile};
 use schedule_sync::plan::{HoldReason, Step, Untouched, UpdateReason};
 use schedule_sync::project;
+use schedule_sync::reconcile::{Effect, ReconcileOptions, Report, reconcile};
 use schedule_sync::store::{ScheduleStore, TemporalStore};
 use support::Version;
 
@@ -489,7 +489,12 @@ async fn listed_interval(store: &TemporalStore, id: &str) -> Option<i64> {
         .schedules
         .into_iter()
         .find(|o| o.schedule_id == id)?;
-    seen.spec?.interval.first()?.interval.map(|d| d.seconds)
+    seen.spec?
+        .spec()
+        .interval
+        .first()?
+        .interval
+        .map(|d| d.seconds)
 }
 
 async fn an_edit_made_in_the_cli_is_detected_and_corrected(version: Version) {

@@ -13,8 +13,8 @@
 use std::path::{Path, PathBuf};
 
 use prost::Message;
-use schedule_sync::apply::{ReconcileOptions, preview, reconcile};
 use schedule_sync::project;
+use schedule_sync::reconcile::{ReconcileOptions, preview, reconcile};
 use schedule_sync::spec::{self, MEMO_FINGERPRINT, MEMO_PROJECT};
 use schedule_sync::store::{FINGERPRINT_ATTRIBUTE, MemoryStore};
 use temporalio_common::protos::temporal::api::schedule::v1::Schedule;

@@ -230,7 +230,7 @@ fn held(rng: &mut fastrand::Rng) -> Described {
             fingerprint: None,
             paused: state.paused,
             notes: state.notes,
-            spec: schedule.spec.clone(),
+            spec: schedule.spec.as_ref().map(crate::store::ListedSpec::of),
             activity: None,
         },
         schedule,

@@ -285,7 +285,7 @@ mod tests {
             .metadata
             .remove(ATTRIBUTE_TYPE_METADATA);
         assert_eq!(field_changes(&held, &want), Vec::new());
-        assert!(crate::apply::compare::same_schedule(&held, &want));
+        assert!(crate::reconcile::compare::same_schedule(&held, &want));
         // A different value is a change.
         start(&mut held)
             .memo
@@ -296,6 +296,6 @@ mod tests {
             .unwrap()
             .data = br#"{"x": 3, "y": 1}"#.to_vec();
         assert_eq!(field_changes(&held, &want)[0].field, "memo");
-        assert!(!crate::apply::compare::same_schedule(&held, &want));
+        assert!(!crate::reconcile::compare::same_schedule(&held, &want));
     }
 }

@@ -7,13 +7,12 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::apply::{Effect, Report};
 use crate::fence::{Writer, WriterKey};
 use crate::health::{Health, Watch};
 use crate::plan::{HoldReason, Untouched};
-use crate::project::Project;
+use crate::reconcile::{Effect, Report};
 use crate::runtime::lifecycle::State;
-use crate::spec::schedule_id;
+use crate::spec::DesiredProject;
 
 /// A snapshot of the reconciler, as its watch channel publishes it. Computed
 /// in one place, [`Status::of`], from the lifecycle state and what the run
@@ -79,7 +78,7 @@ pub(crate) struct Record {
     pub(crate) revision: u64,
     pub(crate) reload_error: Option<String>,
     /// The project being reconciled.
-    pub(crate) project: Option<Arc<Project>>,
+    pub(crate) project: Option<Arc<DesiredProject>>,
     /// The last report of a reconcile of that project.
     pub(crate) report: Option<Arc<Report>>,
     pub(crate) totals: Totals,
@@ -101,7 +100,7 @@ pub struct HeldDeletion {
 /// either changes, since a project may declare thousands of schedules.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ScheduleView {
-    project: Option<Arc<Project>>,
+    project: Option<Arc<DesiredProject>>,
     report: Option<Arc<Report>>,
     schedules: Arc<Vec<ScheduleStatus>>,
     held: Arc<Vec<HeldDeletion>>,
@@ -135,7 +134,7 @@ fn same<T>(a: &Option<Arc<T>>, b: &Option<Arc<T>>) -> bool {
 impl Status {
     /// The status of a reconciler that has just started, with `project`
     /// when the host handed one over (its schedules are then pending).
-    pub(crate) fn starting(at: SystemTime, project: Option<Arc<Project>>) -> Status {
+    pub(crate) fn starting(at: SystemTime, project: Option<Arc<DesiredProject>>) -> Status {
         let record = Record {
             revision: u64::from(project.is_some()),
             project,
@@ -202,7 +201,7 @@ impl Status {
 /// Each declared schedule of `project` with its status in `report` (pending
 /// when the report does not name it), and the deletions `report` held.
 fn schedule_statuses(
-    project: Option<&Project>,
+    project: Option<&DesiredProject>,
     report: Option<&Report>,
 ) -> (Vec<ScheduleStatus>, Vec<HeldDeletion>) {
     let mut by_id: HashMap<&str, (ScheduleState, Option<String>)> = HashMap::new();
@@ -238,21 +237,18 @@ fn schedule_statuses(
         by_id.insert(id, (status, None));
     }
     let schedules = project
-        .into_iter()
-        .flat_map(|p| {
-            p.scheduled()
-                .map(move |(workflow, declared)| (p, workflow, declared))
-        })
-        .map(|(project, workflow, declared)| {
-            let id = schedule_id(&project.name, &workflow.id);
+        .iter()
+        .flat_map(|p| &p.schedules)
+        .map(|want| {
             let (status, last_error) = by_id
-                .remove(id.as_str())
+                .remove(want.schedule_id.as_str())
                 .unwrap_or((ScheduleState::Pending, None));
-            let own_id = declared.id.as_deref().unwrap_or(&id);
-            let watch = report.and_then(|r| r.health.get(own_id)).copied();
+            let watch = report
+                .and_then(|r| r.health.get(&want.schedule_id))
+                .copied();
             ScheduleStatus {
-                id,
-                workflow: workflow.id.clone(),
+                id: want.schedule_id.clone(),
+                workflow: want.workflow.clone(),
                 status,
                 last_error,
                 watch,

@@ -203,7 +203,7 @@ impl Pace {
             Answer::Throttled => {
                 limiter.throttled += 1;
                 limiter.last_throttled = Some((now, SystemTime::now()));
-                crate::observe::throttled();
+                crate::telemetry::throttled();
                 if fresh {
                     prune(&mut limiter.fine, now);
                     prune(&mut limiter.sent, now);
@@ -229,7 +229,7 @@ impl Pace {
             }
         }
         if let Some(rate) = limiter.rate {
-            crate::observe::pace(rate);
+            crate::telemetry::pace(rate);
         }
     }
 

@@ -20,10 +20,11 @@ use temporalio_common::protos::temporal::api::workflowservice::v1::{
     PatchScheduleRequest, UpdateScheduleRequest,
 };
 
-use super::pace::{Answer, Pace};
+use super::pace::{Answer, Pace, PaceStatus};
 use super::{
-    Created, Described, FINGERPRINT_ATTRIBUTE, Observation, Observed, PauseState, ScheduleStore,
-    StoreError, keep_remaining_actions, marker_memo, merged_search_attributes, update_memo,
+    Created, Described, FINGERPRINT_ATTRIBUTE, ListedSpec, Observation, Observed, PauseState,
+    ScheduleStore, StoreError, keep_remaining_actions, marker_memo, merged_search_attributes,
+    update_memo,
 };
 use crate::connection::sanitise;
 use crate::health::{Action, Activity, Counters};
@@ -54,7 +55,7 @@ async fn bounded<T>(
 /// off for every call of ours: it would retry ResourceExhausted with
 /// backoffs of many seconds, past [`RPC_TIMEOUT`], so that throttling would
 /// look like a server that never answers. The one retry policy is the
-/// reconcile's (`apply::calls`), and one call takes at most [`RPC_TIMEOUT`].
+/// reconcile's (`reconcile::calls`), and one call takes at most [`RPC_TIMEOUT`].
 fn once<T>(message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request
@@ -320,7 +321,7 @@ fn counted<T>(
         Ok(_) => tonic::Code::Ok,
         Err(status) => status.code(),
     };
-    crate::observe::rpc(rpc, code);
+    crate::telemetry::rpc(rpc, code);
     result
         .map(tonic::Response::into_inner)
         .map_err(|status| StoreError {
@@ -352,7 +353,7 @@ fn observed(
         fingerprint: fingerprint.map(Fingerprint),
         paused,
         notes,
-        spec,
+        spec: spec.as_ref().map(ListedSpec::of),
         activity,
     }
 }
@@ -589,6 +590,10 @@ impl ScheduleStore for TemporalStore {
                 Some((name, kind))
             })
             .collect())
+    }
+
+    fn pace_status(&self) -> Option<PaceStatus> {
+        Some(self.pace.status())
     }
 
     async fn delete(&self, schedule_id: &str) -> Result<(), StoreError> {

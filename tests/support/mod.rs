@@ -199,9 +199,9 @@ fn walkdir_files(dir: &std::path::Path) -> Vec<PathBuf> {
 pub async fn apply<S: schedule_sync::store::ScheduleStore>(
     store: &S,
     dir: &std::path::Path,
-) -> schedule_sync::apply::Report {
+) -> schedule_sync::reconcile::Report {
     let project = schedule_sync::project::load(dir).unwrap().project;
-    schedule_sync::apply::reconcile(store, &project, Default::default())
+    schedule_sync::reconcile::reconcile(store, &project, Default::default())
         .await
         .unwrap()
 }

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
-use schedule_sync::apply::Effect;
 use schedule_sync::project::{self, Diagnostic};
+use schedule_sync::reconcile::Effect;
 use serde::Serialize;
 
 use crate::output::{self, Stream, errln, outln};
@@ -75,7 +75,7 @@ struct ConnectionArgs {
     #[arg(long, env = "SCHEDULE_SYNC_MAX_RPS", value_parser = requests_per_second)]
     max_rps: Option<f64>,
     /// Schedule writes in flight at once.
-    #[arg(long, default_value_t = schedule_sync::apply::DEFAULT_CONCURRENCY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=512))]
+    #[arg(long, default_value_t = schedule_sync::reconcile::DEFAULT_CONCURRENCY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=512))]
     concurrency: usize,
 }
 
@@ -539,7 +539,7 @@ pub(crate) fn connection_settings(
 
 /// What `plan` or `apply` found and did.
 struct Remote {
-    report: schedule_sync::apply::Report,
+    report: schedule_sync::reconcile::Report,
     changes: Changes,
     rpcs: schedule_sync::store::RpcCounts,
     /// The writer fence of a project that owns no schedule any more.
@@ -554,8 +554,8 @@ async fn run_remote(
     args: &ConnectionArgs,
     write: bool,
 ) -> anyhow::Result<Remote> {
-    use schedule_sync::apply::{ReconcileOptions, Report, preview, reconcile_with_progress};
     use schedule_sync::connection::DEFAULT_CONNECT_TIMEOUT;
+    use schedule_sync::reconcile::{ReconcileOptions, Report, preview, reconcile_with_progress};
     use schedule_sync::runtime::{Connector, TemporalConnector};
 
     // The same connect as `serve`: timeout, attribute check and its warning.
@@ -608,7 +608,7 @@ async fn run_remote(
 async fn fence_left(
     store: &schedule_sync::store::TemporalStore,
     project: &schedule_sync::project::Project,
-    report: &schedule_sync::apply::Report,
+    report: &schedule_sync::reconcile::Report,
     write: bool,
 ) -> Option<String> {
     use schedule_sync::store::ScheduleStore;
@@ -662,12 +662,12 @@ impl Default for ProgressBar {
     }
 }
 
-impl schedule_sync::apply::Progress for ProgressBar {
+impl schedule_sync::reconcile::Progress for ProgressBar {
     fn planned(&self, steps: usize) {
         self.0.set_length(steps as u64);
     }
 
-    fn finished(&self, outcome: &schedule_sync::apply::StepOutcome) {
+    fn finished(&self, outcome: &schedule_sync::reconcile::StepOutcome) {
         if !outcome.succeeded() {
             self.0.set_message("(with errors)");
         }
@@ -678,7 +678,7 @@ impl schedule_sync::apply::Progress for ProgressBar {
 /// The next 3 firing times of each schedule that the plan creates or updates.
 pub(crate) fn next_fires(
     project: &schedule_sync::project::Project,
-    report: &schedule_sync::apply::Report,
+    report: &schedule_sync::reconcile::Report,
 ) -> std::collections::BTreeMap<String, Vec<chrono::DateTime<chrono::Utc>>> {
     use schedule_sync::plan::Step;
     let now = chrono::Utc::now();
@@ -703,7 +703,7 @@ pub(crate) fn next_fires(
 }
 
 pub(crate) fn render_report(
-    report: &schedule_sync::apply::Report,
+    report: &schedule_sync::reconcile::Report,
     changes: &Changes,
     fires: &std::collections::BTreeMap<String, Vec<chrono::DateTime<chrono::Utc>>>,
     write: bool,
@@ -779,7 +779,7 @@ pub(crate) fn render_report(
 
 /// Why nothing was written, when a newer writer holds the project.
 fn superseded_note(
-    report: &schedule_sync::apply::Report,
+    report: &schedule_sync::reconcile::Report,
     args: &ConnectionArgs,
     write: bool,
 ) -> String {
@@ -805,7 +805,7 @@ fn superseded_note(
 
 /// The project's warnings, shown next to the deletions they may cause: a
 /// glob that matches no file drops every schedule it used to declare.
-fn deletion_warnings(report: &schedule_sync::apply::Report, warnings: &[Diagnostic]) -> String {
+fn deletion_warnings(report: &schedule_sync::reconcile::Report, warnings: &[Diagnostic]) -> String {
     use schedule_sync::plan::{Step, Untouched};
     let deletes = report
         .plan

@@ -439,7 +439,7 @@ async fn adopt_plan(
     store: &TemporalStore,
     dir: &Path,
 ) -> anyhow::Result<(serde_json::Value, String)> {
-    use schedule_sync::apply::{ReconcileOptions, Report, preview};
+    use schedule_sync::reconcile::{ReconcileOptions, Report, preview};
     let loaded = project::load(dir).map_err(|invalid| anyhow::anyhow!("{invalid}"))?;
     let mut options = ReconcileOptions::default();
     options.plan.adopt = true;

@@ -65,7 +65,7 @@ pub fn serve(args: ServeArgs) -> ExitCode {
 async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let metrics = PrometheusBuilder::new()
         .set_buckets_for_metric(
-            Matcher::Full(schedule_sync::observe::RECONCILE_DURATION.to_owned()),
+            Matcher::Full(schedule_sync::telemetry::RECONCILE_DURATION.to_owned()),
             &[
                 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
             ],

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use schedule_sync::apply::{ReconcileOptions, survey};
+use schedule_sync::reconcile::{ReconcileOptions, survey};
 use schedule_sync::health::{Watch, rfc3339};
 use schedule_sync::plan::{Plan, Step, Untouched};
 use schedule_sync::project::{self, Project};
@@ -310,6 +310,8 @@ mod tests {
             next_action: next,
             running: 1,
             missed: None,
+            last_scheduled: last,
+            last_running: false,
         }
     }
 

@@ -35,11 +35,11 @@ use futures_util::stream;
 use serde::Serialize;
 
 use crate::fence::WriterKey;
-use crate::health::{Reads, Watch, watch_project};
+use crate::health::{Reads, Watch, watch_desired, watch_project};
 use crate::plan::changes::{FieldChange, field_changes};
 use crate::plan::{FenceStep, Plan, PlanOptions, Step, plan};
 use crate::project::Project;
-use crate::spec::{DesiredSchedule, desired};
+use crate::spec::{CompactSchedule, DesiredProject, DesiredSchedule};
 use crate::store::{Observation, ScheduleStore, StoreError};
 use calls::{Outage, RequestIds};
 use failure::Failure;
@@ -209,6 +209,21 @@ pub async fn reconcile<S: ScheduleStore>(
     reconcile_with_progress(store, project, options, &()).await
 }
 
+/// [`reconcile`] of the compact desired schedules of a project, as the
+/// runtime keeps them: each Temporal schedule is decoded only when a step
+/// writes it.
+///
+/// # Errors
+///
+/// A [`StoreError`] when the listing fails; nothing is written then.
+pub async fn reconcile_desired<S: ScheduleStore>(
+    store: &S,
+    desired: &DesiredProject,
+    options: ReconcileOptions,
+) -> Result<Report, StoreError> {
+    run(store, desired, options, &(), crate::fence::this_process()).await
+}
+
 /// [`reconcile`], telling `progress` about each step as it finishes.
 ///
 /// # Errors
@@ -222,7 +237,7 @@ pub async fn reconcile_with_progress<S: ScheduleStore>(
 ) -> Result<Report, StoreError> {
     run(
         store,
-        project,
+        &DesiredProject::of(project),
         options,
         progress,
         crate::fence::this_process(),
@@ -230,17 +245,18 @@ pub async fn reconcile_with_progress<S: ScheduleStore>(
     .await
 }
 
-/// [`reconcile_with_progress`] as the writer called `name` in the fence.
+/// [`reconcile_desired`] as the writer called `name` in the fence.
 async fn run<S: ScheduleStore>(
     store: &S,
-    project: &Project,
+    desired: &DesiredProject,
     options: ReconcileOptions,
     progress: &dyn Progress,
     name: &str,
 ) -> Result<Report, StoreError> {
-    let wanted = desired(project);
-    let apply = Apply::new(store, &project.name, &wanted, options.plan, name);
-    let (observation, health) = apply.observe_with_health(project).await?;
+    let apply = Apply::new(store, &desired.name, &desired.schedules, options.plan, name);
+    let (observation, health) = apply
+        .observe_with_health(|o| watch_desired(desired, o, std::time::SystemTime::now()))
+        .await?;
     let mut plan = apply.plan_observed(&observation, options).await?;
     drop(observation);
     // The listing may be seconds old: before the first write, the fence is
@@ -254,16 +270,22 @@ async fn run<S: ScheduleStore>(
     // Steps finish in any order (a slow one must not hold the others back);
     // outcomes are put back in plan order afterwards.
     let apply = &apply;
-    let mut outcomes: Vec<(usize, StepOutcome)> =
-        stream::iter(plan.steps.clone().into_iter().enumerate())
-            .map(|(index, step)| async move {
-                let outcome = apply.step(step).await;
-                progress.finished(&outcome);
-                (index, outcome)
-            })
-            .buffer_unordered(options.concurrency.max(1))
-            .collect()
-            .await;
+    let concurrency = options.concurrency.max(1);
+    apply.expect_steps(plan.steps.len());
+    let steps = stream::iter(plan.steps.clone().into_iter().enumerate())
+        .map(|(index, step)| async move {
+            let outcome = apply.step(step).await;
+            progress.finished(&outcome);
+            (index, outcome)
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<(usize, StepOutcome)>>();
+    // The fence is read again beside the steps while they run.
+    let mut outcomes = tokio::select! {
+        biased;
+        outcomes = steps => outcomes,
+        never = apply.watch_fence() => match never {},
+    };
     outcomes.sort_by_key(|(index, _)| *index);
     let outcomes = outcomes.into_iter().map(|(_, outcome)| outcome).collect();
     if let Some(newer) = apply.newer_writer_seen() {
@@ -289,10 +311,12 @@ pub async fn survey<S: ScheduleStore>(
     project: &Project,
     options: ReconcileOptions,
 ) -> Result<(Plan, BTreeMap<String, Watch>), StoreError> {
-    let wanted = desired(project);
+    let desired = DesiredProject::of(project);
     let name = crate::fence::this_process();
-    let apply = Apply::new(store, &project.name, &wanted, options.plan, name);
-    let (observation, health) = apply.observe_with_health(project).await?;
+    let apply = Apply::new(store, &desired.name, &desired.schedules, options.plan, name);
+    let (observation, health) = apply
+        .observe_with_health(|o| watch_project(project, o, std::time::SystemTime::now()))
+        .await?;
     let plan = apply.plan_observed(&observation, options).await?;
     Ok((plan, health))
 }
@@ -350,15 +374,20 @@ pub async fn preview<S: ScheduleStore>(
     project: &Project,
     options: ReconcileOptions,
 ) -> Result<Preview, StoreError> {
-    let wanted = desired(project);
+    let desired = DesiredProject::of(project);
     let name = crate::fence::this_process();
-    let apply = Apply::new(store, &project.name, &wanted, options.plan, name);
-    let (observation, health) = apply.observe_with_health(project).await?;
+    let apply = Apply::new(store, &desired.name, &desired.schedules, options.plan, name);
+    let (observation, health) = apply
+        .observe_with_health(|o| watch_project(project, o, std::time::SystemTime::now()))
+        .await?;
     let plan = apply.plan_observed(&observation, options).await?;
     drop(observation);
     let apply = &apply;
     let updated = plan.steps.iter().filter_map(|step| match step {
-        Step::Update { schedule_id, .. } => apply.wanted.get(schedule_id.as_str()).copied(),
+        Step::Update { schedule_id, .. } => apply
+            .wanted
+            .get(schedule_id.as_str())
+            .map(|want| want.desired()),
         _ => None,
     });
     let changes = stream::iter(updated)
@@ -385,8 +414,8 @@ pub async fn preview<S: ScheduleStore>(
 struct Apply<'a, S> {
     store: &'a S,
     project: &'a str,
-    wanted: HashMap<&'a str, &'a DesiredSchedule>,
-    ordered: &'a [DesiredSchedule],
+    wanted: HashMap<&'a str, &'a CompactSchedule>,
+    ordered: &'a [CompactSchedule],
     outage: Outage,
     /// Our rank among the project's writers.
     writer: WriterKey,
@@ -401,7 +430,7 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
     fn new(
         store: &'a S,
         project: &'a str,
-        wanted: &'a [DesiredSchedule],
+        wanted: &'a [CompactSchedule],
         options: PlanOptions,
         name: &'a str,
     ) -> Self {
@@ -429,10 +458,10 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
     /// them fires.
     async fn observe_with_health(
         &self,
-        project: &Project,
+        watch: impl FnOnce(&Observation) -> BTreeMap<String, Watch>,
     ) -> Result<(Observation, BTreeMap<String, Watch>), StoreError> {
         let observation = self.observe().await?;
-        let health = watch_project(project, &observation, std::time::SystemTime::now());
+        let health = watch(&observation);
         Ok((observation, health))
     }
 
@@ -474,7 +503,7 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
                 follow_up: false,
             };
         }
-        if let Some(newer) = self.newer_writer().await {
+        if let Some(newer) = self.newer_writer() {
             return StepOutcome {
                 step,
                 effect: Effect::Superseded,
@@ -504,23 +533,23 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
         }
     }
 
-    /// The desired schedule a step names.
-    fn want(&self, schedule_id: &str) -> &'a DesiredSchedule {
+    /// The whole desired schedule a step names, decoded for the write.
+    fn want(&self, schedule_id: &str) -> DesiredSchedule {
         self.wanted
             .get(schedule_id)
-            .copied()
             .expect("the plan only names desired schedules for creates, updates and pauses")
+            .desired()
     }
 
     async fn execute(&self, step: &Step) -> Result<Effect, Failure> {
         let mut ids = RequestIds::new();
         match step {
-            Step::Create { schedule_id } => self.create(self.want(schedule_id), &mut ids).await,
+            Step::Create { schedule_id } => self.create(&self.want(schedule_id), &mut ids).await,
             Step::Update {
                 schedule_id, adopt, ..
-            } => self.update(self.want(schedule_id), *adopt, &mut ids).await,
+            } => self.update(&self.want(schedule_id), *adopt, &mut ids).await,
             Step::Pause { schedule_id } | Step::Unpause { schedule_id } => {
-                self.set_paused(self.want(schedule_id), &mut ids).await
+                self.set_paused(&self.want(schedule_id), &mut ids).await
             }
             Step::Delete { schedule_id } => self.delete(schedule_id).await,
         }
