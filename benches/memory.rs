@@ -190,6 +190,12 @@ impl InSync {
                     format!("{PAUSE_NOTE_PREFIX} in the project")
                 },
                 spec: want.schedule.spec.as_ref().map(ListedSpec::of),
+                // What a listing shows of a schedule that fires: the
+                // reconciler keeps each schedule's health from it.
+                activity: Some(schedule_sync::health::Activity {
+                    next_action: Some(std::time::SystemTime::now() + Duration::from_secs(3600)),
+                    ..Default::default()
+                }),
             })
             .collect::<Vec<_>>();
         // Collected in place, the listing would keep the larger buffer of

@@ -595,6 +595,7 @@ mod tests {
                     .spec
                     .as_ref()
                     .map(crate::store::ListedSpec::of),
+                activity: None,
             },
             schedule: want.schedule,
             conflict_token: Vec::new(),

@@ -32,6 +32,7 @@ pub mod dev_server;
 pub mod duration;
 pub mod embedding;
 pub mod fence;
+pub mod health;
 pub mod import;
 pub mod plan;
 #[cfg(feature = "http")]

@@ -233,6 +233,7 @@ fn held(draw: &mut Draw, case: u64) -> Described {
                 .spec
                 .as_ref()
                 .map(schedule_sync::store::ListedSpec::of),
+            activity: None,
         },
         schedule,
         conflict_token: Vec::new(),

@@ -231,6 +231,7 @@ fn held(rng: &mut fastrand::Rng) -> Described {
             paused: state.paused,
             notes: state.notes,
             spec: schedule.spec.as_ref().map(crate::store::ListedSpec::of),
+            activity: None,
         },
         schedule,
         conflict_token: Vec::new(),

@@ -463,6 +463,7 @@ mod tests {
             fingerprint: Some(want.fingerprint.clone()),
             paused: !want.enabled,
             spec: want.schedule.spec.as_ref().map(ListedSpec::of),
+            activity: None,
             notes: if want.enabled {
                 String::new()
             } else {
@@ -828,6 +829,7 @@ mod tests {
             paused: true,
             notes: fence::notes(key),
             spec: None,
+            activity: None,
         }
     }
 

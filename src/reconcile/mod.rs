@@ -35,11 +35,12 @@ use futures_util::stream;
 use serde::Serialize;
 
 use crate::fence::WriterKey;
+use crate::health::{Reads, Watch, watch_desired, watch_project};
 use crate::plan::changes::{FieldChange, field_changes};
 use crate::plan::{FenceStep, Plan, PlanOptions, Step, plan};
 use crate::project::Project;
 use crate::spec::{CompactSchedule, DesiredProject, DesiredSchedule};
-use crate::store::{ScheduleStore, StoreError};
+use crate::store::{Observation, ScheduleStore, StoreError};
 use calls::{Outage, RequestIds};
 use failure::Failure;
 
@@ -159,6 +160,10 @@ pub struct Report {
     pub plan: Plan,
     /// One outcome per step, in plan order.
     pub outcomes: Vec<StepOutcome>,
+    /// How each declared schedule that the listing showed is firing, by
+    /// schedule id (none when the store does not tell).
+    #[serde(skip)]
+    pub health: BTreeMap<String, Watch>,
 }
 
 impl Report {
@@ -249,7 +254,11 @@ async fn run<S: ScheduleStore>(
     name: &str,
 ) -> Result<Report, StoreError> {
     let apply = Apply::new(store, &desired.name, &desired.schedules, options.plan, name);
-    let mut plan = apply.observe_and_plan(options).await?;
+    let (observation, health) = apply
+        .observe_with_health(|o| watch_desired(desired, o, std::time::SystemTime::now()))
+        .await?;
+    let mut plan = apply.plan_observed(&observation, options).await?;
+    drop(observation);
     // The listing may be seconds old: before the first write, the fence is
     // read afresh (and claimed, when it names no newer writer), even when
     // the listing showed a peer there.
@@ -283,7 +292,61 @@ async fn run<S: ScheduleStore>(
         // Found while writing: the steps not yet started were left to it.
         plan.fence = FenceStep::Superseded { by: newer };
     }
-    Ok(Report { plan, outcomes })
+    Ok(Report {
+        plan,
+        outcomes,
+        health,
+    })
+}
+
+/// What `status` shows: the plan of `project` (what apply would do, so
+/// where each schedule stands) and how each schedule fires, from one
+/// listing, without writing and without describing anything.
+///
+/// # Errors
+///
+/// A [`StoreError`] when the listing fails.
+pub async fn survey<S: ScheduleStore>(
+    store: &S,
+    project: &Project,
+    options: ReconcileOptions,
+) -> Result<(Plan, BTreeMap<String, Watch>), StoreError> {
+    let desired = DesiredProject::of(project);
+    let name = crate::fence::this_process();
+    let apply = Apply::new(store, &desired.name, &desired.schedules, options.plan, name);
+    let (observation, health) = apply
+        .observe_with_health(|o| watch_project(project, o, std::time::SystemTime::now()))
+        .await?;
+    let plan = apply.plan_observed(&observation, options).await?;
+    Ok((plan, health))
+}
+
+/// Describes up to `budget` of the schedules in `health` (taking turns
+/// with the reconciles before, see [`Reads::pick`]) for what only a
+/// Describe shows, and corrects `health` with it. Each Describe waits on
+/// the store's pace like any RPC; a failed one ends the reads of this
+/// reconcile and fails nothing else.
+pub async fn read_describes<S: ScheduleStore>(
+    store: &S,
+    health: &mut BTreeMap<String, Watch>,
+    reads: &mut Reads,
+    budget: usize,
+) {
+    for id in reads.pick(health, budget) {
+        match store.describe(&id).await {
+            Ok(described) => {
+                let counters = described.and_then(|d| d.observed.activity?.counters);
+                if let Some(counters) = counters {
+                    reads.record(&id, counters);
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%error, schedule = %id, "a describe for health failed");
+                break;
+            }
+        }
+    }
+    reads.correct(health);
 }
 
 /// What `plan` shows before anything is written.
@@ -294,6 +357,10 @@ pub struct Preview {
     /// For each update, the fields that differ from what the server holds
     /// (an update of a schedule that vanished meanwhile has none).
     pub changes: BTreeMap<String, Vec<FieldChange>>,
+    /// How each declared schedule that the listing showed is firing, by
+    /// schedule id.
+    #[serde(skip)]
+    pub health: BTreeMap<String, Watch>,
 }
 
 /// Lists and plans `project` without writing, and describes each schedule
@@ -310,7 +377,11 @@ pub async fn preview<S: ScheduleStore>(
     let desired = DesiredProject::of(project);
     let name = crate::fence::this_process();
     let apply = Apply::new(store, &desired.name, &desired.schedules, options.plan, name);
-    let plan = apply.observe_and_plan(options).await?;
+    let (observation, health) = apply
+        .observe_with_health(|o| watch_project(project, o, std::time::SystemTime::now()))
+        .await?;
+    let plan = apply.plan_observed(&observation, options).await?;
+    drop(observation);
     let apply = &apply;
     let updated = plan.steps.iter().filter_map(|step| match step {
         Step::Update { schedule_id, .. } => apply
@@ -332,7 +403,11 @@ pub async fn preview<S: ScheduleStore>(
         .await
         .into_iter()
         .collect::<Result<_, _>>()?;
-    Ok(Preview { plan, changes })
+    Ok(Preview {
+        plan,
+        changes,
+        health,
+    })
 }
 
 /// One reconcile of one project against one store.
@@ -373,10 +448,37 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
     }
 
     /// Lists the project's schedules and plans the steps.
+    /// Lists and plans.
     async fn observe_and_plan(&self, options: ReconcileOptions) -> Result<Plan, StoreError> {
+        let observation = self.observe().await?;
+        self.plan_observed(&observation, options).await
+    }
+
+    /// Lists `project`'s schedules, and tells from the listing how each of
+    /// them fires.
+    async fn observe_with_health(
+        &self,
+        watch: impl FnOnce(&Observation) -> BTreeMap<String, Watch>,
+    ) -> Result<(Observation, BTreeMap<String, Watch>), StoreError> {
+        let observation = self.observe().await?;
+        let health = watch(&observation);
+        Ok((observation, health))
+    }
+
+    /// The listing, with what it leaves out filled in.
+    async fn observe(&self) -> Result<Observation, StoreError> {
         let mut observation = self.retrying(|| self.store.list(self.project)).await?;
         self.fill_fingerprints(&mut observation).await;
         self.observe_own_ids(&mut observation).await?;
+        Ok(observation)
+    }
+
+    /// The plan of `observation`.
+    async fn plan_observed(
+        &self,
+        observation: &Observation,
+        options: ReconcileOptions,
+    ) -> Result<Plan, StoreError> {
         let mut options = options.plan;
         // Schedules whose end has passed are not created again.
         options.now_seconds = options.now_seconds.or_else(|| {
@@ -385,7 +487,7 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
                 .ok()
                 .and_then(|d| i64::try_from(d.as_secs()).ok())
         });
-        let plan = plan(self.project, self.ordered, &observation, options);
+        let plan = plan(self.project, self.ordered, observation, options);
         self.check_search_attributes(&plan).await?;
         Ok(plan)
     }

@@ -85,6 +85,15 @@ pub struct Options {
     /// throttles (ResourceExhausted) and speeds up again while answers are
     /// fine. See [`crate::store::Pace`].
     pub max_rps: Option<f64>,
+    /// Export series per schedule (its health, last and next action), not
+    /// only counts by health: off by default, since 10,000 schedules would
+    /// make 70,000 series. See [`crate::telemetry::SCHEDULE_HEALTH`].
+    pub schedule_metrics: bool,
+    /// How many schedules each reconcile describes, round robin, for what
+    /// only a Describe shows (missed catch-up windows, overlap skips,
+    /// dropped buffered actions, running workflows); paced like every RPC.
+    /// 0 reads only the listing.
+    pub health_describes: usize,
 }
 
 impl Default for Options {
@@ -98,9 +107,15 @@ impl Default for Options {
             revision: None,
             environment: None,
             max_rps: None,
+            schedule_metrics: false,
+            health_describes: DEFAULT_HEALTH_DESCRIBES,
         }
     }
 }
+
+/// How many schedules a reconcile describes, by default, for the figures
+/// only a Describe shows ([`Options::health_describes`]).
+pub const DEFAULT_HEALTH_DESCRIBES: usize = 4;
 
 /// A reconciler, ready to spawn.
 pub struct Reconciler<C> {
@@ -185,6 +200,7 @@ impl<C: Connector> Reconciler<C> {
             status_rx.clone(),
             label,
             pace.status().ceiling,
+            self.options.schedule_metrics,
         ));
         let task = tokio::spawn(run::run(
             self.connector,

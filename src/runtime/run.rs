@@ -12,8 +12,9 @@ use tokio_util::sync::CancellationToken;
 use super::connector::{AttemptError, Connector, Guarded};
 use super::status::{Record, ScheduleView};
 use super::{Mailbox, Options, Status};
+use crate::health::Reads;
 use crate::project::InvalidProject;
-use crate::reconcile::{Report, reconcile_desired};
+use crate::reconcile::{Report, read_describes, reconcile_desired};
 use crate::runtime::lifecycle::{ErrorKind, Event, State, transition};
 use crate::runtime::retry::JitterSource;
 use crate::spec::DesiredProject;
@@ -69,6 +70,8 @@ struct Loop<C: Connector> {
     clock: Clock,
     jitter: JitterSource,
     store: Option<C::Store>,
+    /// What the Describes for health found so far.
+    reads: Reads,
     /// When the next attempt starts; `None` waits for a trigger.
     due: Option<Instant>,
 }
@@ -172,6 +175,7 @@ pub(super) async fn run<C: Connector>(
         sender,
         clock: Clock::new(),
         store: None,
+        reads: Reads::default(),
         due: None,
     };
     // Loading a large project takes a while: shutdown does not wait for it.
@@ -237,6 +241,7 @@ impl<C: Connector> Loop<C> {
                     attempt(
                         &self.connector,
                         &mut self.store,
+                        &mut self.reads,
                         &project,
                         &self.options,
                         shutdown,
@@ -489,6 +494,7 @@ impl<C: Connector> Loop<C> {
 async fn attempt<C: Connector>(
     connector: &C,
     store: &mut Option<C::Store>,
+    reads: &mut Reads,
     project: &DesiredProject,
     options: &Options,
     shutdown: &CancellationToken,
@@ -507,5 +513,14 @@ async fn attempt<C: Connector>(
         }
     };
     let guarded = Guarded { inner, shutdown };
-    Ok(reconcile_desired(&guarded, project, options.reconcile).await?)
+    let mut report = reconcile_desired(&guarded, project, options.reconcile).await?;
+    reads.expect(&mut report.health, project, std::time::SystemTime::now());
+    read_describes(
+        &guarded,
+        &mut report.health,
+        reads,
+        options.health_describes,
+    )
+    .await;
+    Ok(report)
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::fence::{Writer, WriterKey};
+use crate::health::{Health, Watch};
 use crate::plan::{HoldReason, Untouched};
 use crate::reconcile::{Effect, Report};
 use crate::runtime::lifecycle::State;
@@ -175,6 +176,16 @@ impl Status {
         self.ever_synced && self.state != State::ShuttingDown
     }
 
+    /// How many declared schedules have each health, every health listed
+    /// (schedules no listing has shown yet are in none).
+    pub fn health_counts(&self) -> Vec<(Health, usize)> {
+        crate::health::counts(
+            self.schedules
+                .iter()
+                .filter_map(|s| s.watch.as_ref().map(|w| &w.health)),
+        )
+    }
+
     /// How many declared schedules are in each status, every status listed.
     pub fn counts(&self) -> Vec<(&'static str, usize)> {
         ScheduleState::ALL
@@ -232,11 +243,15 @@ fn schedule_statuses(
             let (status, last_error) = by_id
                 .remove(want.schedule_id.as_str())
                 .unwrap_or((ScheduleState::Pending, None));
+            let watch = report
+                .and_then(|r| r.health.get(&want.schedule_id))
+                .copied();
             ScheduleStatus {
                 id: want.schedule_id.clone(),
                 workflow: want.workflow.clone(),
                 status,
                 last_error,
+                watch,
             }
         })
         .collect();
@@ -254,6 +269,11 @@ pub struct ScheduleStatus {
     pub status: ScheduleState,
     /// The error of the last write, if it failed.
     pub last_error: Option<String>,
+    /// How it fires (`health`, `last_action`, `next_action`, `running`,
+    /// `missed`), as the last reconcile's listing showed it; absent until a
+    /// listing shows the schedule.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<Watch>,
 }
 
 /// Where one declared schedule stands.

@@ -381,6 +381,8 @@ fn observed(schedule_id: &str, entry: &Entry) -> Observed {
         paused: state.paused,
         notes: state.notes,
         spec: spec.map(ListedSpec::of),
+        // Nothing fires in memory.
+        activity: None,
     }
 }
 

@@ -19,6 +19,7 @@ pub use temporal::{RPC_TIMEOUT, RpcCounts, TemporalStore};
 use temporalio_common::protos::temporal::api::common::v1::Payload;
 use temporalio_common::protos::temporal::api::schedule::v1::ScheduleSpec;
 
+use crate::health::Activity;
 use crate::spec::{
     DesiredSchedule, Fingerprint, MEMO_FINGERPRINT, MEMO_PROJECT, PAUSE_NOTE_PREFIX, json_payload,
 };
@@ -43,6 +44,9 @@ pub struct Observed {
     pub notes: String,
     /// The spec as a listing shows it, when it shows one (Temporal's does).
     pub spec: Option<ListedSpec>,
+    /// What the entry shows of the schedule's firing (last and next
+    /// actions; a describe adds its counters), when the store tells.
+    pub activity: Option<Activity>,
 }
 
 impl Observed {
