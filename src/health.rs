@@ -195,7 +195,7 @@ impl Policy {
         let seconds = |d: Option<&prost_wkt_types::Duration>| {
             d.map(|d| u32::try_from(d.seconds).unwrap_or(0))
         };
-        let policies = schedule.policies.clone().unwrap_or_default();
+        let policies = schedule.policies.unwrap_or_default();
         Policy {
             jitter_seconds: seconds(schedule.spec.as_ref().and_then(|s| s.jitter.as_ref()))
                 .unwrap_or(0),
