@@ -214,8 +214,9 @@ impl Policy {
     }
 
     fn catchup_window(&self) -> Duration {
-        self.catchup_seconds
-            .map_or(DEFAULT_CATCHUP_WINDOW, |s| Duration::from_secs(u64::from(s)))
+        self.catchup_seconds.map_or(DEFAULT_CATCHUP_WINDOW, |s| {
+            Duration::from_secs(u64::from(s))
+        })
     }
 }
 
@@ -318,7 +319,13 @@ pub fn watch_project(
             let observed = seen.get(id.as_str())?;
             let activity = observed.activity.as_ref()?;
             let expected = expected_after(declared, activity);
-            let watch = classify(&Policy::of(declared), observed.paused, activity, expected, now);
+            let watch = classify(
+                &Policy::of(declared),
+                observed.paused,
+                activity,
+                expected,
+                now,
+            );
             Some((id, watch))
         })
         .collect()
@@ -401,9 +408,10 @@ impl Reads {
                 continue;
             }
             let activity = Activity {
-                last_action: watch.last_scheduled.zip(watch.last_action).map(
-                    |(scheduled, taken)| Action { scheduled, taken },
-                ),
+                last_action: watch
+                    .last_scheduled
+                    .zip(watch.last_action)
+                    .map(|(scheduled, taken)| Action { scheduled, taken }),
                 next_action: watch.next_action,
                 running: watch.running,
                 last_running: watch.last_running,
@@ -415,9 +423,8 @@ impl Reads {
             }
             // The first unanswered firing stays expected until an action
             // answers it; otherwise the next one is.
-            let unanswered = earlier.filter(|&t| {
-                t <= now && watch.last_scheduled.is_none_or(|last| last < t)
-            });
+            let unanswered =
+                earlier.filter(|&t| t <= now && watch.last_scheduled.is_none_or(|last| last < t));
             match unanswered.or(watch.next_action) {
                 Some(t) => {
                     self.expected.insert(id.clone(), t);

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use schedule_sync::reconcile::{ReconcileOptions, survey};
 use schedule_sync::health::{Watch, rfc3339};
 use schedule_sync::plan::{Plan, Step, Untouched};
 use schedule_sync::project::{self, Project};
+use schedule_sync::reconcile::{ReconcileOptions, survey};
 use schedule_sync::store::TemporalStore;
 use serde::Serialize;
 
