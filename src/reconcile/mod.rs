@@ -423,6 +423,9 @@ struct Apply<'a, S> {
     name: &'a str,
     /// Write even when a newer writer holds the fence.
     force: bool,
+    /// Adopt a schedule without our marker that a create finds in the way
+    /// (the listing lagged behind its making), as `--adopt` asks.
+    adopt: bool,
     watch: fencing::FenceWatch,
 }
 
@@ -443,12 +446,12 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
             writer: options.writer,
             name,
             force: options.force,
+            adopt: options.adopt,
             watch: fencing::FenceWatch::default(),
         }
     }
 
     /// Lists the project's schedules and plans the steps.
-    /// Lists and plans.
     async fn observe_and_plan(&self, options: ReconcileOptions) -> Result<Plan, StoreError> {
         let observation = self.observe().await?;
         self.plan_observed(&observation, options).await

@@ -86,8 +86,8 @@ impl<S: ScheduleStore> Apply<'_, S> {
                 .await?;
             if created == Created::AlreadyExists {
                 // Taken since the listing (or the listing lagged): update it,
-                // if it is ours.
-                return self.update_boxed(want, false, ids).await;
+                // if it is ours, or adopt it if asked to.
+                return self.update_boxed(want, self.adopt, ids).await;
             }
             if sent.load(Ordering::Relaxed) - refused.load(Ordering::Relaxed) == 1 {
                 return Ok(Effect::Applied);

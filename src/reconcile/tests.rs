@@ -358,6 +358,32 @@ async fn a_schedule_without_our_marker_is_never_written_unless_adopted() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn adoption_of_a_schedule_the_listing_does_not_show_yet() {
+    let store = MemoryStore::new();
+    store.freeze_listing();
+    let foreign = desired(&project(&[A2]))[0].schedule.clone();
+    store.insert_unowned("foo.a", foreign.clone());
+    // Without --adopt, the create that finds the id taken leaves it alone.
+    let refused = reconcile(&store, &project(&[A]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(refused.outcomes[0].effect, Effect::Conflict, "{refused:#?}");
+    assert_eq!(store.get("foo.a").unwrap(), foreign);
+    assert_eq!(store.owner("foo.a"), None);
+    // With it, the create goes the update path and adopts it.
+    let mut options = ReconcileOptions::default();
+    options.plan.adopt = true;
+    let adopted = reconcile(&store, &project(&[A]), options).await.unwrap();
+    assert!(
+        matches!(adopted.plan.steps[..], [Step::Create { .. }]),
+        "{adopted:#?}"
+    );
+    assert!(adopted.converged(), "{adopted:#?}");
+    assert_eq!(store.owner("foo.a").as_deref(), Some("foo"));
+    assert_ne!(store.get("foo.a").unwrap(), foreign);
+}
+
+#[tokio::test(start_paused = true)]
 async fn flipping_enabled_pauses_and_resumes() {
     let store = MemoryStore::new();
     reconcile(&store, &project(&[A]), ReconcileOptions::default())
