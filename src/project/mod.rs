@@ -107,6 +107,22 @@ impl InvalidProject {
         summary
     }
 
+    /// A project that breaks the rules that `messages` state, each an error
+    /// of `project.yaml`.
+    pub(crate) fn of_messages(messages: &[String]) -> Self {
+        let diagnostics = messages
+            .iter()
+            .map(|m| {
+                Diagnostic::error(
+                    Path::new(PROJECT_FILE),
+                    Position { line: 0, column: 0 },
+                    m.clone(),
+                )
+            })
+            .collect();
+        InvalidProject { diagnostics }
+    }
+
     /// The project in `dir` could not be loaded at all: the loader failed
     /// (a bug) with `why`.
     pub(crate) fn load_failed(dir: &Path, why: &str) -> Self {

@@ -4,6 +4,7 @@
 
 mod memory;
 mod pace;
+mod rpc;
 mod temporal;
 
 use std::collections::HashMap;
@@ -11,6 +12,7 @@ use std::future::Future;
 
 pub use memory::{MemoryStore, SchedulerModel};
 pub use pace::{Answer, MIN_RATE, Pace, PaceStatus, THROTTLED_RECENTLY, Turn};
+pub use rpc::{Code, Rpc};
 pub use temporal::{RPC_TIMEOUT, RpcCounts, TemporalStore};
 
 use temporalio_common::protos::temporal::api::common::v1::Payload;

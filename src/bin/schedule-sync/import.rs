@@ -235,11 +235,11 @@ fn destination(args: &ImportArgs) -> anyhow::Result<Destination> {
             anyhow::anyhow!("the project in {} is invalid", args.dir.display())
         })?;
         let project = loaded.project;
-        if let Some(name) = args.project.as_ref().filter(|n| **n != project.name) {
+        if let Some(name) = args.project.as_ref().filter(|n| **n != project.name()) {
             bail!(
                 "--project {name} differs from the name in {}: {}",
                 args.dir.join(project::PROJECT_FILE).display(),
-                project.name
+                project.name()
             );
         }
         if args.task_queue.is_some() {
@@ -247,12 +247,12 @@ fn destination(args: &ImportArgs) -> anyhow::Result<Destination> {
         }
         return Ok(Destination {
             declared: project
-                .workflows
+                .workflows()
                 .iter()
                 .map(|w| (w.id.clone(), w.file.clone()))
                 .collect(),
-            name: project.name,
-            task_queue: Some(project.task_queue),
+            name: project.name().to_owned(),
+            task_queue: Some(project.task_queue().to_owned()),
             exists: true,
         });
     }
@@ -400,7 +400,7 @@ fn write_files(
             .filter(|file| {
                 !loaded
                     .project
-                    .workflows
+                    .workflows()
                     .iter()
                     .any(|w| w.id == file.workflow)
             })
