@@ -4,12 +4,15 @@
 //! - the ceiling: the best rate of raw parallel CreateSchedule calls at any of
 //!   several concurrencies;
 //! - cold applies of 1,000 and 10,000 schedules, as a ratio to the ceiling;
-//! - a no-op apply of 10,000 schedules: RPCs and wall time;
+//! - a no-op apply of each size: RPCs, and wall time against that of
+//!   `temporal schedule list` of the same schedules (three of each,
+//!   alternated, medians);
 //! - the naive way, a shell loop of `temporal schedule create`.
 //!
 //! Under `cargo test` (no `--bench` argument) it runs the same code on 50
 //! schedules as a smoke test. Sizes: `BENCH_SIZES` (default `1000,10000`),
-//! `BENCH_SHELL_COUNT` (default 200).
+//! `BENCH_SHELL_COUNT` (default 200); `BENCH_CONCURRENCY` sets the cold
+//! apply's concurrency (default: the reconcile's default).
 
 use std::time::Duration;
 
@@ -98,6 +101,38 @@ async fn wait_for_listing(store: &TemporalStore, name: &str, count: usize) {
     }
 }
 
+/// The median of `values` (sorted in place).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Seconds that `temporal schedule list` takes to show project `name`'s
+/// schedules (its ids only, as the apply lists them), checking that it
+/// shows at least `count` of them.
+async fn cli_list(server: &DevServer, name: &str, count: usize) -> f64 {
+    let started = Instant::now();
+    let output = tokio::process::Command::new(server.cli())
+        .args(["schedule", "list", "--query"])
+        .arg(format!("ScheduleId STARTS_WITH '{name}.'"))
+        .args(["--address", &server.address()])
+        .args(["--namespace", server.namespace()])
+        .output()
+        .await
+        .unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(output.status.success(), "temporal schedule list failed");
+    let shown = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.contains(&format!("{name}.job-")))
+        .count();
+    assert!(
+        shown >= count,
+        "temporal schedule list showed {shown} of {count}"
+    );
+    elapsed
+}
+
 #[tokio::main]
 async fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
@@ -142,34 +177,67 @@ async fn main() {
         ceiling = ceiling.max(rate);
     }
 
+    let mut cold_options = ReconcileOptions::default();
+    if let Ok(concurrency) = std::env::var("BENCH_CONCURRENCY") {
+        cold_options.concurrency = concurrency.parse().expect("BENCH_CONCURRENCY is a number");
+    }
     for &size in &sizes {
         let name = format!("cold{size}");
         let target = project(&name, size);
         let cold = fresh_store(&server).await;
         let started = Instant::now();
-        let report = reconcile(&cold, &target, ReconcileOptions::default())
-            .await
-            .unwrap();
+        let report = reconcile(&cold, &target, cold_options).await.unwrap();
         let elapsed = started.elapsed().as_secs_f64();
-        assert!(report.converged());
+        if !report.converged() {
+            let failed: Vec<_> = report
+                .outcomes
+                .iter()
+                .filter(|o| !o.succeeded())
+                .take(5)
+                .map(|o| format!("{:?}: {:?}", o.effect, o.error))
+                .collect();
+            eprintln!(
+                "the cold apply of {size} did not converge ({:?}); first failures: {failed:#?}",
+                cold.rpc_counts()
+            );
+            server.stop();
+            std::process::exit(1);
+        }
         let rate = size as f64 / elapsed;
         println!(
-            "cold apply of {size}: {elapsed:.2} s, {rate:.0} schedules/s, {:.0}% of the ceiling ({ceiling:.0}/s), RPCs: {:?}",
+            "cold apply of {size} (concurrency {}): {elapsed:.2} s, {rate:.0} schedules/s, {:.0}% of the ceiling ({ceiling:.0}/s), RPCs: {:?}",
+            cold_options.concurrency,
             100.0 * rate / ceiling,
             cold.rpc_counts()
         );
 
         wait_for_listing(&store, &name, size).await;
-        let counting = fresh_store(&server).await;
-        let started = Instant::now();
-        let again = reconcile(&counting, &target, ReconcileOptions::default())
-            .await
-            .unwrap();
-        let elapsed = started.elapsed();
-        assert!(again.plan.steps.is_empty(), "a no-op apply planned writes");
-        let counts = counting.rpc_counts();
-        let total: u64 = counts.values().flat_map(|codes| codes.values()).sum();
-        println!("no-op apply of {size}: {elapsed:.2?}, {total} RPC(s): {counts:?}");
+        // The no-op against what a person would run to see the same
+        // schedules, `temporal schedule list` of the project's ids;
+        // alternated, three times each, medians.
+        let mut noops = Vec::new();
+        let mut lists = Vec::new();
+        for run in 0..3 {
+            let counting = fresh_store(&server).await;
+            let started = Instant::now();
+            let again = reconcile(&counting, &target, ReconcileOptions::default())
+                .await
+                .unwrap();
+            noops.push(started.elapsed().as_secs_f64());
+            assert!(again.plan.steps.is_empty(), "a no-op apply planned writes");
+            if run == 0 {
+                let counts = counting.rpc_counts();
+                let total: u64 = counts.values().flat_map(|codes| codes.values()).sum();
+                println!("no-op apply of {size}: {total} RPC(s): {counts:?}");
+            }
+            lists.push(cli_list(&server, &name, size).await);
+        }
+        let (noop, list) = (median(&mut noops), median(&mut lists));
+        println!(
+            "no-op apply of {size}: median {noop:.2} s ({noops:.2?}); `temporal schedule list` of \
+             them: median {list:.2} s ({lists:.2?}); ratio {:.2}",
+            noop / list
+        );
     }
 
     // The naive way: one `temporal schedule create` process per schedule.

@@ -5,7 +5,8 @@
 //! 2. `schedule-sync serve DIR` with Temporal away (a closed port): RSS
 //!    (`VmRSS`) and peak RSS (`VmHWM`) from `/proc/<pid>/status`, once the
 //!    project is loaded and two attempts have failed.
-//! 3. After a sync: the reconciler that `serve` embeds, in this process,
+//! 3. After a sync (measured first, before this process holds anything
+//!    big): the reconciler that `serve` embeds, in this process,
 //!    loading the same folder and reconciling it against a store whose
 //!    listing shows every schedule in sync (a no-op sync: the case of every
 //!    restart of `serve`); RSS and peak RSS of this process once it is
@@ -29,9 +30,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use schedule_sync::runtime::{Options, Reconciler};
-use schedule_sync::spec::{DesiredSchedule, PAUSE_NOTE_PREFIX};
+use schedule_sync::spec::{DesiredProject, DesiredSchedule, PAUSE_NOTE_PREFIX};
 use schedule_sync::store::{
-    Created, Described, Observation, Observed, PauseState, ScheduleStore, StoreError, as_listed,
+    Created, Described, ListedSpec, Observation, Observed, PauseState, ScheduleStore, StoreError,
 };
 use temporalio_common::protos::temporal::api::common::v1::Payload;
 use tokio_util::sync::CancellationToken;
@@ -173,9 +174,11 @@ struct InSync {
 }
 
 impl InSync {
-    fn of(desired: Vec<DesiredSchedule>) -> Self {
-        let listing = desired
-            .into_iter()
+    fn of(desired: &DesiredProject) -> Self {
+        let mut listing = desired
+            .schedules
+            .iter()
+            .map(|compact| compact.desired())
             .map(|want| Observed {
                 schedule_id: want.schedule_id,
                 owner: Some("bench".to_owned()),
@@ -186,9 +189,18 @@ impl InSync {
                 } else {
                     format!("{PAUSE_NOTE_PREFIX} in the project")
                 },
-                spec: want.schedule.spec.as_ref().map(as_listed),
+                spec: want.schedule.spec.as_ref().map(ListedSpec::of),
+                // What a listing shows of a schedule that fires: the
+                // reconciler keeps each schedule's health from it.
+                activity: Some(schedule_sync::health::Activity {
+                    next_action: Some(std::time::SystemTime::now() + Duration::from_secs(3600)),
+                    ..Default::default()
+                }),
             })
-            .collect();
+            .collect::<Vec<_>>();
+        // Collected in place, the listing would keep the larger buffer of
+        // the desired schedules it was made from.
+        listing.shrink_to_fit();
         InSync { listing }
     }
 }
@@ -249,12 +261,15 @@ impl ScheduleStore for InSync {
 async fn after_sync(dir: &std::path::Path) -> (u64, u64, usize, Duration) {
     let before = LIVE.load(Ordering::Relaxed);
     let store = {
-        let project = schedule_sync::project::load(dir).unwrap().project;
-        Arc::new(InSync::of(schedule_sync::spec::desired(&project)))
+        // The compact form, so that the whole project never burdens this
+        // process before the measured part.
+        let options = schedule_sync::project::LoadOptions::default();
+        let (desired, _) = schedule_sync::project::load_desired(dir, &options).unwrap();
+        Arc::new(InSync::of(&desired))
     };
     let store_bytes = LIVE.load(Ordering::Relaxed).saturating_sub(before);
-    // The listing above was built with a project loaded and dropped: start
-    // the measured part from a process that holds only the store.
+    // The listing above was built with the compact form loaded and
+    // dropped: the measured part starts from a process that holds the store.
     reset_peak();
     let started = Instant::now();
     let shutdown = CancellationToken::new();
@@ -294,6 +309,17 @@ async fn main() {
     common::write_project(dir.path(), size);
     println!("{size} workflows");
 
+    // First, while this process has held nothing big yet (freed memory is
+    // not given back to the system, so a later phase would count it).
+    let (rss, hwm, store, took) = after_sync(dir.path()).await;
+    println!(
+        "  reconciler after a no-op sync (in process): RSS {:.1} MiB, peak {:.1} MiB, of which the stand-in store's listing {:.1} MiB; synced after {:.1} s",
+        mib(rss),
+        mib(hwm),
+        store as f64 / MIB,
+        took.as_secs_f64()
+    );
+
     // Where the heap goes, in this process (the counting allocator).
     let base = LIVE.load(Ordering::Relaxed);
     PEAK.store(base, Ordering::Relaxed);
@@ -302,13 +328,30 @@ async fn main() {
     let load_peak = PEAK.load(Ordering::Relaxed) - base;
     let desired = schedule_sync::spec::desired(&project);
     let with_desired = LIVE.load(Ordering::Relaxed) - base;
+    drop(desired);
+    let compact = schedule_sync::spec::DesiredProject::of(&project);
+    let with_compact = LIVE.load(Ordering::Relaxed) - base;
     println!(
-        "  heap: the loaded project {:.1} MiB (peak while loading {:.1} MiB); its desired schedules {:.1} MiB more",
+        "  heap: the loaded project {:.1} MiB (peak while loading {:.1} MiB); its desired schedules {:.1} MiB more; in the compact form {:.1} MiB more",
         loaded as f64 / MIB,
         load_peak as f64 / MIB,
-        (with_desired - loaded) as f64 / MIB
+        (with_desired - loaded) as f64 / MIB,
+        (with_compact - loaded) as f64 / MIB
     );
-    drop((desired, project));
+    drop((compact, project));
+
+    // What `serve` loads: the compact form, each workflow mapped as soon as
+    // its file is checked.
+    let base = LIVE.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let options = schedule_sync::project::LoadOptions::default();
+    let (compact, _) = schedule_sync::project::load_desired(dir.path(), &options).unwrap();
+    println!(
+        "  heap: the compact desired schedules as serve loads them {:.1} MiB (peak while loading {:.1} MiB)",
+        (LIVE.load(Ordering::Relaxed) - base) as f64 / MIB,
+        (PEAK.load(Ordering::Relaxed) - base) as f64 / MIB
+    );
+    drop(compact);
 
     let (peak, took) = validate(dir.path());
     println!(
@@ -322,15 +365,6 @@ async fn main() {
         "  serve, Temporal away: RSS {:.1} MiB, peak {:.1} MiB (second failed attempt after {:.1} s)",
         mib(rss),
         mib(hwm),
-        took.as_secs_f64()
-    );
-
-    let (rss, hwm, store, took) = after_sync(dir.path()).await;
-    println!(
-        "  reconciler after a no-op sync (in process): RSS {:.1} MiB, peak {:.1} MiB, of which the stand-in store's listing {:.1} MiB; synced after {:.1} s",
-        mib(rss),
-        mib(hwm),
-        store as f64 / MIB,
         took.as_secs_f64()
     );
 }

@@ -30,8 +30,13 @@
 //!   from the last one. So writers started together do not race each
 //!   other's creates: each schedule is sent once, not once per writer.
 //! - While it writes, a writer looks at the fence again every
-//!   [`RECHECK`]; once a newer writer shows there, it starts no more
-//!   writes. A peer's claim does not stop it: the peer judged it idle from
+//!   [`RECHECK`], beside its writes (no write waits for the read); once a
+//!   newer writer shows there, it starts no more writes. While the
+//!   server's rate limit paces its calls, a read takes a turn a write
+//!   could have had: it reads then at most [`RECHECK_SHARE`] of its pace
+//!   (every 5 s at 10 requests a second, never more than
+//!   [`RECHECK_PACED_MAX`] apart), and every [`RECHECK`] again once the
+//!   writes left fit in one such gap. A peer's claim does not stop it: the peer judged it idle from
 //!   a listing, and listings lag, so a writer that is writing can look
 //!   idle. It writes its plan out (at worst a schedule is sent twice, and
 //!   found there), so a writer that has begun writing always finishes, and
@@ -65,8 +70,16 @@ use crate::spec::{DesiredSchedule, Fingerprint};
 pub const FENCE_SUFFIX: &str = "~writer";
 /// How the fence's notes begin.
 pub const NOTES_PREFIX: &str = "schedule-sync writer:";
-/// How often a writer that is writing looks at the fence again.
+/// How often a writer that is writing looks at the fence again, while the
+/// server's limit does not pace its calls.
 pub const RECHECK: Duration = Duration::from_secs(1);
+/// While the server's limit paces a writer's calls, the most of the pace
+/// that its looks at the fence may take: one read every 5 s at 10 requests
+/// a second.
+pub const RECHECK_SHARE: f64 = 0.02;
+/// The longest a writer that is writing goes without looking at the fence,
+/// however slow the pace.
+pub const RECHECK_PACED_MAX: Duration = Duration::from_secs(10);
 /// How long a writer that lets another one go first waits between two
 /// listings while it watches that writer's progress: twice [`RECHECK`], so
 /// that a writer whose claim was just taken over has seen it and stopped.

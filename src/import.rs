@@ -590,7 +590,12 @@ mod tests {
                 fingerprint: None,
                 paused: state.paused,
                 notes: state.notes,
-                spec: want.schedule.spec.clone(),
+                spec: want
+                    .schedule
+                    .spec
+                    .as_ref()
+                    .map(crate::store::ListedSpec::of),
+                activity: None,
             },
             schedule: want.schedule,
             conflict_token: Vec::new(),

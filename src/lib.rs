@@ -45,6 +45,8 @@ pub mod embedding;
 #[doc(hidden)]
 pub mod fence;
 #[doc(hidden)]
+pub mod health;
+#[doc(hidden)]
 pub mod import;
 #[doc(hidden)]
 pub mod plan;

@@ -78,6 +78,11 @@ fn health(handle: &ReconcilerHandle) -> Value {
         .into_iter()
         .map(|(name, count)| (name.to_owned(), count.into()))
         .collect();
+    let health: serde_json::Map<String, Value> = status
+        .health_counts()
+        .into_iter()
+        .map(|(health, count)| (health.name().to_owned(), count.into()))
+        .collect();
     let reason = match &status.state {
         State::Failed { reason, .. } => serde_json::to_value(reason).ok(),
         _ => None,
@@ -97,6 +102,8 @@ fn health(handle: &ReconcilerHandle) -> Value {
         "config_revision": status.revision,
         "reload_error": status.reload_error,
         "schedules": counts,
+        // How the declared schedules fire, as the last listing showed.
+        "health": health,
         "held_deletions": *status.held_deletions,
         // Temporal answered ResourceExhausted within the last minute: the
         // reconciler goes on at a slower pace; it is no outage.

@@ -350,6 +350,29 @@ async fn commands_against_temporal_exit_quietly_and_apply_makes_every_write() {
         .await;
     }
 
+    // `status` of the project the first apply made: the table, its JSON, and
+    // `--watch`, which prints again and again until its reader leaves, then
+    // ends with 0 instead of printing into the void forever.
+    let watched = big_project("pipe-apply-0", "");
+    let statuses = [
+        Case::new(&["status", path(watched.path())], 0),
+        Case::new(&["status", path(watched.path()), "--format", "json"], 0),
+        Case::new(
+            &[
+                "status",
+                path(watched.path()),
+                "--watch",
+                "--interval",
+                "1s",
+            ],
+            0,
+        ),
+    ];
+    assert_output_overflows(&statuses[1].clone().against(&address), DEFAULT_PIPE_BUFFER);
+    for case in statuses {
+        assert_quiet_when_the_reader_leaves(&case.rounds(2).against(&address));
+    }
+
     // `import` of the schedules the first apply made, into a new folder
     // each round; it writes nothing to Temporal.
     for _ in 0..3 {

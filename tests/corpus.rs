@@ -221,7 +221,7 @@ fn the_example_project_is_valid_and_complete() {
     assert_eq!(report.task_queue, "reports");
     let schedule = report.schedule.as_ref().unwrap();
     assert_eq!(
-        schedule.input,
+        schedule.input.as_ref().map(|input| input.value()),
         Some(serde_json::json!({"region": "eu", "formats": ["pdf", "csv"]}))
     );
     let sweep = project.workflows()[1].schedule.as_ref().unwrap();

@@ -229,7 +229,11 @@ fn held(draw: &mut Draw, case: u64) -> Described {
             fingerprint: None,
             paused: state.paused,
             notes: state.notes,
-            spec: schedule.spec.clone(),
+            spec: schedule
+                .spec
+                .as_ref()
+                .map(schedule_sync::store::ListedSpec::of),
+            activity: None,
         },
         schedule,
         conflict_token: Vec::new(),

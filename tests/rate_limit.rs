@@ -14,10 +14,10 @@ use support::serve::Serve;
 /// The namespace's limit, in requests per second.
 const LIMIT: u32 = 10;
 
-/// A dev server whose namespace takes at most [`LIMIT`] requests a second,
-/// with a burst of one second's worth.
-async fn limited_server() -> DevServer {
-    let mut options = support::options(Version::V1_29);
+/// A server of `version` whose namespace takes at most [`LIMIT`] requests a
+/// second, with a burst of one second's worth.
+async fn limited_server(version: Version) -> DevServer {
+    let mut options = support::options(version);
     options.dynamic_config = vec![
         ("frontend.namespaceRPS".to_owned(), LIMIT.to_string()),
         ("frontend.namespaceBurstRatio".to_owned(), "1".to_owned()),
@@ -63,7 +63,7 @@ fn rpcs(output: &serde_json::Value) -> (u64, u64) {
 #[tokio::test]
 async fn a_cold_apply_under_a_10_rps_limit_converges_in_one_run() {
     const SCHEDULES: usize = 250;
-    let server = limited_server().await;
+    let server = limited_server(Version::V1_29).await;
     let dir = tempfile::tempdir().unwrap();
     write_project(dir.path(), "limited", SCHEDULES);
     let dir = dir.path().to_str().unwrap();
@@ -112,10 +112,11 @@ async fn a_cold_apply_under_a_10_rps_limit_converges_in_one_run() {
     server.stop();
 }
 
-#[tokio::test]
-async fn serve_under_a_10_rps_limit_converges_without_a_failed_attempt() {
+/// On Temporal 1.29 (schedules are workflows, and a describe is a query to
+/// one, answered through the same limit) and 1.32 (the CHASM scheduler).
+async fn serve_under_a_10_rps_limit_converges_without_a_failed_attempt(version: Version) {
     const SCHEDULES: usize = 150;
-    let server = limited_server().await;
+    let server = limited_server(version).await;
     let dir = tempfile::tempdir().unwrap();
     write_project(dir.path(), "served", SCHEDULES);
     let address = format!("127.0.0.1:{}", free_port().unwrap());
@@ -192,3 +193,5 @@ async fn serve_under_a_10_rps_limit_converges_without_a_failed_attempt() {
     drop(serve);
     server.stop();
 }
+
+on_each_version!(serve_under_a_10_rps_limit_converges_without_a_failed_attempt);

@@ -489,7 +489,12 @@ async fn listed_interval(store: &TemporalStore, id: &str) -> Option<i64> {
         .schedules
         .into_iter()
         .find(|o| o.schedule_id == id)?;
-    seen.spec?.interval.first()?.interval.map(|d| d.seconds)
+    seen.spec?
+        .spec()
+        .interval
+        .first()?
+        .interval
+        .map(|d| d.seconds)
 }
 
 async fn an_edit_made_in_the_cli_is_detected_and_corrected(version: Version) {

@@ -94,7 +94,8 @@ async fn the_store_round_trips_schedules_on_the_real_server() {
     let observation = list_until(&store, "billing", 4).await;
     assert!(observation.complete);
     assert_eq!(observation.schedules.len(), 4, "{observation:#?}");
-    let plan = plan::plan("billing", &wanted, &observation, PlanOptions::default());
+    let compact: Vec<spec::CompactSchedule> = wanted.iter().map(Into::into).collect();
+    let plan = plan::plan("billing", &compact, &observation, PlanOptions::default());
     assert!(plan.is_empty(), "{plan:#?}");
     let disabled = observation
         .schedules

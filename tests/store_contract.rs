@@ -430,7 +430,7 @@ async fn a_listing_shows_at_most_ten_calendars<B: Backend>(backend: &B) {
     for _ in 0..100 {
         let observation = store.list("acme").await.unwrap();
         if let Some(seen) = observation.schedules.into_iter().next() {
-            listed = seen.spec;
+            listed = seen.spec.map(|s| s.spec());
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

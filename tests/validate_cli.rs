@@ -244,6 +244,7 @@ fn completions_and_the_manual_page_name_every_command() {
         "plan",
         "apply",
         "serve",
+        "status",
         "schema",
         "completions",
         "man",
@@ -260,6 +261,7 @@ fn completions_and_the_manual_page_name_every_command() {
     // Flags complete too, with the commands that take them.
     let bash = run(&["completions", "bash"]);
     assert!(bash.contains("--allow-mass-delete") && bash.contains("--max-connections"));
+    assert!(bash.contains("--watch") && bash.contains("--schedule-metrics"));
     let page = run(&["man"]);
     assert!(page.starts_with(".ie") || page.starts_with(".TH"), "{page}");
     assert!(page.contains(".TH schedule-sync"), "{page}");

@@ -44,8 +44,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::fence::{self, Writer, WriterKey, fence_id};
-use crate::spec::{DesiredSchedule, owns_id};
-use crate::store::{Observation, Observed, as_listed};
+use crate::spec::{CompactSchedule, owns_id};
+use crate::store::{Observation, Observed};
 
 /// Options of a plan.
 #[derive(Clone, Copy, Debug, Default)]
@@ -281,7 +281,7 @@ fn superseded(step: Step) -> Untouched {
 /// Computes the plan of `project` from the desired schedules and an observation.
 pub fn plan(
     project: &str,
-    desired: &[DesiredSchedule],
+    desired: &[CompactSchedule],
     observation: &Observation,
     options: PlanOptions,
 ) -> Plan {
@@ -329,7 +329,11 @@ pub fn plan(
         let operator_pause = seen.paused_by_operator();
         let reason = if !ours {
             Some(UpdateReason::Adopted)
-        } else if seen.fingerprint.as_ref() != Some(&want.fingerprint) {
+        } else if !seen
+            .fingerprint
+            .as_ref()
+            .is_some_and(|f| want.has_fingerprint(f))
+        {
             Some(UpdateReason::Changed)
         } else if edited_out_of_band(seen, want) {
             Some(UpdateReason::EditedOutOfBand)
@@ -417,12 +421,10 @@ pub fn outranked(held: Option<&Writer>, ours: WriterKey) -> bool {
 /// Whether the listed spec differs from the desired one, compared as a
 /// listing shows both: Temporal lists only the first ten calendars,
 /// intervals and exclusions of a spec.
-fn edited_out_of_band(seen: &Observed, want: &DesiredSchedule) -> bool {
-    match (&seen.spec, &want.schedule.spec) {
-        (Some(listed), Some(wanted)) => as_listed(listed) != as_listed(wanted),
-        (Some(_), None) => true,
-        (None, _) => false,
-    }
+fn edited_out_of_band(seen: &Observed, want: &CompactSchedule) -> bool {
+    seen.spec
+        .as_ref()
+        .is_some_and(|listed| !want.lists_as(listed))
 }
 
 fn untouched_id(untouched: &Untouched) -> &str {
@@ -437,33 +439,31 @@ fn untouched_id(untouched: &Untouched) -> &str {
 }
 
 /// Whether `want` has an end that lies before `now_seconds`.
-fn ended(want: &DesiredSchedule, now_seconds: Option<i64>) -> bool {
-    let end = want
-        .schedule
-        .spec
-        .as_ref()
-        .and_then(|spec| spec.end_time.as_ref());
-    matches!((end, now_seconds), (Some(end), Some(now)) if end.seconds < now)
+fn ended(want: &CompactSchedule, now_seconds: Option<i64>) -> bool {
+    matches!((want.end_seconds, now_seconds), (Some(end), Some(now)) if end < now)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fence::{self, WriterKey, fence_id};
-    use crate::spec::desired as desired_of;
+    use crate::spec::DesiredProject;
     use crate::spec::{Fingerprint, PAUSE_NOTE_PREFIX};
+    use crate::store::ListedSpec;
 
-    fn project(files: &[&str]) -> Vec<DesiredSchedule> {
-        desired_of(&crate::project::test_project("foo", files))
+    fn project(files: &[&str]) -> Vec<CompactSchedule> {
+        DesiredProject::of(&crate::project::test_project("foo", files)).schedules
     }
 
-    fn seen(want: &DesiredSchedule) -> Observed {
+    fn seen(want: &CompactSchedule) -> Observed {
+        let want = want.desired();
         Observed {
             schedule_id: want.schedule_id.clone(),
             owner: Some("foo".into()),
             fingerprint: Some(want.fingerprint.clone()),
             paused: !want.enabled,
-            spec: want.schedule.spec.clone(),
+            spec: want.schedule.spec.as_ref().map(ListedSpec::of),
+            activity: None,
             notes: if want.enabled {
                 String::new()
             } else {
@@ -579,7 +579,9 @@ mod tests {
     fn a_spec_edited_out_of_band_is_corrected_and_reported() {
         let want = project(&[A, B]);
         let mut edited = seen(&want[0]);
-        edited.spec.as_mut().unwrap().timezone_name = "Asia/Tokyo".into();
+        let mut spec = edited.spec.unwrap().spec();
+        spec.timezone_name = "Asia/Tokyo".into();
+        edited.spec = Some(ListedSpec::of(&spec));
         let mut operator_paused = seen(&want[1]);
         operator_paused.paused = true;
         operator_paused.notes = "maintenance".into();
@@ -610,7 +612,7 @@ mod tests {
         assert!(blind.is_empty(), "a listing without specs proves nothing");
     }
 
-    fn plan_of(want: &[DesiredSchedule], seen: Observed) -> Plan {
+    fn plan_of(want: &[CompactSchedule], seen: Observed) -> Plan {
         plan(
             "foo",
             want,
@@ -827,6 +829,7 @@ mod tests {
             paused: true,
             notes: fence::notes(key),
             spec: None,
+            activity: None,
         }
     }
 
@@ -839,7 +842,7 @@ mod tests {
                 "id: live\nschedule:\n  cron: \"@daily\"\n  end_at: 2099-01-01T00:00:00Z\n",
             ],
         );
-        let want = crate::spec::desired(&project);
+        let want = DesiredProject::of(&project).schedules;
         let options = PlanOptions {
             now_seconds: Some(1_800_000_000),
             ..PlanOptions::default()
@@ -862,7 +865,7 @@ mod tests {
         assert_eq!(timeless, 2);
     }
 
-    fn plan_default_creates(want: &[DesiredSchedule]) -> usize {
+    fn plan_default_creates(want: &[CompactSchedule]) -> usize {
         plan("foo", want, &Observation::default(), PlanOptions::default())
             .steps
             .len()

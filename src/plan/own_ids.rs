@@ -5,14 +5,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::spec::{DesiredSchedule, owns_id};
+use crate::spec::{CompactSchedule, owns_id};
 use crate::store::Observed;
 
 /// The ids outside `project`'s prefix that the plan looks at: those the
 /// project declares and those the fence records.
 pub(super) fn own_ids<'a>(
     project: &str,
-    desired: &'a [DesiredSchedule],
+    desired: &'a [CompactSchedule],
     recorded: &'a BTreeSet<String>,
 ) -> BTreeSet<&'a str> {
     desired
@@ -28,7 +28,7 @@ pub(super) fn own_ids<'a>(
 /// one from the record at the next claim after it is gone).
 pub(super) fn record(
     project: &str,
-    desired: &[DesiredSchedule],
+    desired: &[CompactSchedule],
     recorded: &BTreeSet<String>,
     observed: &BTreeMap<&str, &Observed>,
 ) -> BTreeSet<String> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::diagnostic::Diagnostic;
-use super::model::{CronEntry, OverlapPolicy, Schedule, Workflow};
+use super::model::{CronEntry, JsonText, OverlapPolicy, Schedule, Workflow};
 use super::names;
 use super::node::{Node, Position, Value, WORKFLOW_KEYS, quote};
 use crate::cron;
@@ -523,7 +523,7 @@ fn schedule(
         pause_on_failure: pause_on_failure?,
         start_at,
         end_at,
-        input: input.or(one_argument),
+        input: input.or(one_argument).map(JsonText::from),
         start,
         exclude: exclude?,
         remaining_actions,

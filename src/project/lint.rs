@@ -238,21 +238,27 @@ fn firings_on(calendar: &Calendar, zone: Tz, date: NaiveDate) -> Vec<DateTime<Ut
 /// [`CROWD_WINDOW`] of `now`.
 pub(super) fn crowded(project: &Project, now: DateTime<Utc>) -> Vec<Diagnostic> {
     let until = now + chrono::Duration::from_std(CROWD_WINDOW).unwrap_or_default();
-    let mut at: BTreeMap<DateTime<Utc>, Vec<&str>> = BTreeMap::new();
-    let mut files = BTreeMap::new();
+    // Schedules by their index in `scheduled` (a project's workflows come
+    // sorted by id, so indices sort as ids do): four bytes per firing, as
+    // 100,000 schedules may fire 200 times each within the window.
+    let mut scheduled: Vec<(&str, &Path)> = Vec::new();
+    let mut at: BTreeMap<DateTime<Utc>, Vec<u32>> = BTreeMap::new();
     for (workflow, schedule) in project.scheduled() {
         if !schedule.enabled || !schedule.jitter.is_zero() {
             continue;
         }
-        files.insert(workflow.id.as_str(), workflow.file.as_path());
+        let Ok(index) = u32::try_from(scheduled.len()) else {
+            break;
+        };
+        scheduled.push((workflow.id.as_str(), workflow.file.as_path()));
         for time in next_fire_times(schedule, now, CROWD_FIRINGS) {
             if time > until {
                 break;
             }
-            at.entry(time).or_default().push(&workflow.id);
+            at.entry(time).or_default().push(index);
         }
     }
-    let mut reported: BTreeSet<Vec<&str>> = BTreeSet::new();
+    let mut reported: BTreeSet<Vec<u32>> = BTreeSet::new();
     let mut out = Vec::new();
     for (time, mut ids) in at {
         if ids.len() < CROWD_THRESHOLD {
@@ -263,13 +269,14 @@ pub(super) fn crowded(project: &Project, now: DateTime<Utc>) -> Vec<Diagnostic> 
         if !reported.insert(ids.clone()) {
             continue;
         }
+        let file = scheduled[ids[0] as usize].1;
+        let ids: Vec<&str> = ids.iter().map(|i| scheduled[*i as usize].0).collect();
         let shown: Vec<&str> = ids.iter().take(12).copied().collect();
         let more = ids
             .len()
             .checked_sub(shown.len())
             .filter(|n| *n > 0)
             .map_or_else(String::new, |n| format!(" and {n} more"));
-        let file = files.get(ids[0]).copied().unwrap_or(Path::new(""));
         out.push(
             Diagnostic::warning(
                 file,

@@ -28,9 +28,11 @@ pub use environment::{ENVIRONMENT_KEYS, ENVIRONMENT_VARIABLE, Environment};
 pub use files::{MAX_FILE_BYTES, MAX_WORKFLOW_FILES};
 pub use lint::{CROWD_THRESHOLD, CROWD_WINDOW};
 pub use model::{
-    CalendarEntry, CronEntry, Interval, OverlapPolicy, Project, Schedule, Timing, Workflow,
+    CalendarEntry, CronEntry, Interval, JsonText, OverlapPolicy, Project, Schedule, Timing,
+    Workflow,
 };
 
+use crate::spec::{CompactSchedule, DesiredProject};
 use check::{Defaults, FileCheck};
 use environment::Patches;
 use node::{Node, Position};
@@ -167,6 +169,65 @@ pub fn load(dir: &Path) -> Result<Loaded, InvalidProject> {
 /// [`InvalidProject`] with every problem of every file, the overrides
 /// included, and when `project.yaml` does not declare the environment.
 pub fn load_with(dir: &Path, options: &LoadOptions) -> Result<Loaded, InvalidProject> {
+    let loaded = load_as(dir, options, |_, workflow| workflow)?;
+    let mut workflows = loaded.kept;
+    workflows.sort_by(|a, b| a.id.cmp(&b.id));
+    let project = Project {
+        name: loaded.name,
+        task_queue: loaded.task_queue,
+        workflows,
+    };
+    let mut warnings = loaded.warnings;
+    if let Some(now) = options.lint_at {
+        warnings.extend(lint::crowded(&project, now));
+    }
+    sort(&mut warnings);
+    Ok(Loaded {
+        project,
+        warnings,
+        environment: loaded.environment,
+        environments: loaded.environments,
+    })
+}
+
+/// Loads and validates the project in `dir` as [`load_with`] does, into
+/// the compact desired schedules that a reconciler keeps (each workflow is
+/// mapped as soon as its file is checked, so the typed project never exists
+/// at once), with the number of workflow files. The lints of `validate`
+/// are not run.
+///
+/// # Errors
+///
+/// [`InvalidProject`], as [`load_with`].
+pub fn load_desired(
+    dir: &Path,
+    options: &LoadOptions,
+) -> Result<(DesiredProject, usize), InvalidProject> {
+    let loaded = load_as(dir, options, |project, workflow| {
+        let compact = workflow
+            .schedule
+            .as_ref()
+            .map(|schedule| CompactSchedule::of(project, &workflow, schedule));
+        (workflow.id, compact)
+    })?;
+    let workflows = loaded.kept.len();
+    let mut kept = loaded.kept;
+    kept.sort_by(|a, b| a.0.cmp(&b.0));
+    let desired = DesiredProject {
+        name: loaded.name,
+        schedules: kept
+            .into_iter()
+            .filter_map(|(_, compact)| compact)
+            .collect(),
+    };
+    Ok((desired, workflows))
+}
+
+fn load_as<T: Send>(
+    dir: &Path,
+    options: &LoadOptions,
+    keep: impl Fn(&str, Workflow) -> T + Sync,
+) -> Result<LoadedAs<T>, InvalidProject> {
     let project_path = Path::new(PROJECT_FILE);
     let invalid = |mut diagnostics: Vec<Diagnostic>| {
         sort(&mut diagnostics);
@@ -217,10 +278,32 @@ pub fn load_with(dir: &Path, options: &LoadOptions) -> Result<Loaded, InvalidPro
         task_queue: &declared.task_queue,
         lint_at: options.lint_at,
     };
-    let outcomes: Vec<FileOutcome> = found
+    // Each workflow is kept as `keep` makes it as soon as its file is
+    // checked: the typed workflows need never exist all at once.
+    let outcomes: Vec<Checked<T>> = found
         .files
         .into_par_iter()
-        .map(|file| load_workflow(dir, file, &defaults, patches.as_ref()))
+        .map(|file| {
+            let outcome = load_workflow(dir, file, &defaults, patches.as_ref());
+            let workflow = outcome.workflow;
+            let schedule = workflow.as_ref().and_then(|w| {
+                let own = w.schedule.as_ref()?.id.clone();
+                Some(ScheduleKey {
+                    workflow: w.id.clone(),
+                    own,
+                })
+            });
+            Checked {
+                outcome: FileIds {
+                    file: outcome.file,
+                    declared_id: outcome.declared_id,
+                    declared_schedule_id: outcome.declared_schedule_id,
+                    diagnostics: outcome.diagnostics,
+                },
+                schedule,
+                kept: workflow.map(|w| keep(&declared.name, w)),
+            }
+        })
         .collect();
 
     diagnostics.extend(duplicates(dir, &outcomes));
@@ -228,7 +311,7 @@ pub fn load_with(dir: &Path, options: &LoadOptions) -> Result<Loaded, InvalidPro
     if let Some(selected) = selected {
         let ids: Vec<&str> = outcomes
             .iter()
-            .filter_map(|o| o.declared_id.as_ref().map(|(id, _)| id.as_str()))
+            .filter_map(|o| o.outcome.declared_id.as_ref().map(|(id, _)| id.as_str()))
             .collect();
         diagnostics.extend(environment::unknown_ids(
             selected,
@@ -237,30 +320,59 @@ pub fn load_with(dir: &Path, options: &LoadOptions) -> Result<Loaded, InvalidPro
             &ids,
         ));
     }
-    let mut workflows = Vec::with_capacity(outcomes.len());
-    for outcome in outcomes {
-        diagnostics.extend(outcome.diagnostics);
-        workflows.extend(outcome.workflow);
+    let mut kept = Vec::with_capacity(outcomes.len());
+    for checked in outcomes {
+        diagnostics.extend(checked.outcome.diagnostics);
+        kept.extend(checked.kept);
     }
     if diagnostics.iter().any(Diagnostic::is_error) {
         return Err(invalid(diagnostics));
     }
-    workflows.sort_by(|a, b| a.id.cmp(&b.id));
-    let project = Project {
+    Ok(LoadedAs {
         name: declared.name,
         task_queue: declared.task_queue,
-        workflows,
-    };
-    if let Some(now) = options.lint_at {
-        diagnostics.extend(lint::crowded(&project, now));
-    }
-    sort(&mut diagnostics);
-    Ok(Loaded {
-        project,
+        kept,
         warnings: diagnostics,
         environment: selected.map(|s| s.environment.clone()),
         environments: environments.into_iter().map(|e| e.environment).collect(),
     })
+}
+
+/// What [`load_as`] found: the project's name and task queue, each valid
+/// workflow as its `keep` made it (in no particular order), and the rest
+/// of [`Loaded`].
+struct LoadedAs<T> {
+    name: String,
+    task_queue: String,
+    kept: Vec<T>,
+    warnings: Vec<Diagnostic>,
+    environment: Option<Environment>,
+    environments: Vec<Environment>,
+}
+
+/// One checked workflow file: its outcome without the workflow, what the
+/// checks across files need of its schedule, and the workflow as kept.
+struct Checked<T> {
+    outcome: FileIds,
+    schedule: Option<ScheduleKey>,
+    kept: Option<T>,
+}
+
+/// A [`FileOutcome`] without its workflow, which is kept apart as
+/// [`load_as`]'s `keep` made it.
+struct FileIds {
+    file: PathBuf,
+    declared_id: Option<(String, Position)>,
+    declared_schedule_id: Option<(String, Position)>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// The ids of a valid workflow's schedule, for the checks across files.
+struct ScheduleKey {
+    /// The workflow id.
+    workflow: String,
+    /// The schedule's own id (`schedule.id`), when it has one.
+    own: Option<String>,
 }
 
 fn unknown_environment(
@@ -536,10 +648,10 @@ fn check_workflow(
 
 /// One error per workflow id declared in more than one file, naming the
 /// first. Outcomes come sorted by file, so "first" is stable.
-fn duplicates(dir: &Path, outcomes: &[FileOutcome]) -> Vec<Diagnostic> {
+fn duplicates<T>(dir: &Path, outcomes: &[Checked<T>]) -> Vec<Diagnostic> {
     let mut first: HashMap<&str, (&Path, Position)> = HashMap::with_capacity(outcomes.len());
     let mut out = Vec::new();
-    for outcome in outcomes {
+    for Checked { outcome, .. } in outcomes {
         let Some((id, at)) = &outcome.declared_id else {
             continue;
         };

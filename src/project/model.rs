@@ -130,7 +130,7 @@ pub struct Schedule {
     /// No firing after this.
     pub end_at: Option<DateTime<Utc>>,
     /// The one argument passed to the workflow, as JSON.
-    pub input: Option<serde_json::Value>,
+    pub input: Option<JsonText>,
     /// Times left out of `timing`.
     pub exclude: Vec<CalendarEntry>,
     /// How many actions the schedule takes before it stops, counted from
@@ -142,6 +142,57 @@ pub struct Schedule {
     /// policy, memo, search attributes, metadata, priority, arguments.
     #[serde(skip_serializing_if = "crate::project::action::StartOptions::is_empty")]
     pub start: crate::project::action::StartOptions,
+}
+
+/// A JSON value kept as its compact text, which costs a tenth of the parsed
+/// tree: every loaded workflow holds its input, and a project may have
+/// 100,000 of them. Serialized as the value it holds.
+#[derive(Clone, Debug)]
+pub struct JsonText(Box<str>);
+
+impl JsonText {
+    /// The text of `value`.
+    ///
+    /// ```
+    /// use schedule_sync::project::JsonText;
+    /// let text = JsonText::new(&serde_json::json!({"region": "eu"}));
+    /// assert_eq!(text.as_str(), r#"{"region":"eu"}"#);
+    /// assert_eq!(text.value(), serde_json::json!({"region": "eu"}));
+    /// ```
+    pub fn new(value: &serde_json::Value) -> Self {
+        JsonText(value.to_string().into_boxed_str())
+    }
+
+    /// The compact JSON text, as `serde_json` writes the value.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The value, parsed again.
+    pub fn value(&self) -> serde_json::Value {
+        // Written by `new` from a value: parsing it back cannot fail.
+        serde_json::from_str(&self.0).unwrap_or_default()
+    }
+}
+
+impl From<serde_json::Value> for JsonText {
+    fn from(value: serde_json::Value) -> Self {
+        JsonText::new(&value)
+    }
+}
+
+/// Equal when the values are (two texts may spell one object's keys in
+/// different orders).
+impl PartialEq for JsonText {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0 || self.value() == other.value()
+    }
+}
+
+impl Serialize for JsonText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.value().serialize(s)
+    }
 }
 
 /// A cron string as written, and what it means.

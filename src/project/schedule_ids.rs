@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::FileOutcome;
 use super::diagnostic::{Diagnostic, Related};
 use super::node::{Node, Position};
+use super::{Checked, FileIds};
 use crate::spec::{owns_id, schedule_id};
 
 /// The position of the value of `schedule.id` in a workflow file's root.
@@ -26,20 +26,19 @@ fn find<'n>(entries: &'n [(Node, Node)], key: &str) -> Option<&'n Node> {
 
 /// One error per own id of `project`'s form, and per schedule id that two
 /// workflows would share (naming the first). Outcomes come sorted by file.
-pub(super) fn collisions(dir: &Path, project: &str, outcomes: &[FileOutcome]) -> Vec<Diagnostic> {
-    let source = |outcome: &FileOutcome| {
-        std::fs::read_to_string(dir.join(&outcome.file)).unwrap_or_default()
-    };
+pub(super) fn collisions<T>(dir: &Path, project: &str, outcomes: &[Checked<T>]) -> Vec<Diagnostic> {
+    let source =
+        |outcome: &FileIds| std::fs::read_to_string(dir.join(&outcome.file)).unwrap_or_default();
     let mut out = Vec::new();
     let mut first: HashMap<String, (&Path, Position)> = HashMap::new();
-    for outcome in outcomes {
-        let Some(workflow) = &outcome.workflow else {
+    for Checked {
+        outcome, schedule, ..
+    } in outcomes
+    {
+        let Some(schedule) = schedule else {
             continue;
         };
-        let Some(schedule) = &workflow.schedule else {
-            continue;
-        };
-        let (id, at) = match (&schedule.id, &outcome.declared_schedule_id) {
+        let (id, at) = match (&schedule.own, &outcome.declared_schedule_id) {
             (Some(own), Some((_, at))) => {
                 if owns_id(project, own) {
                     out.push(
@@ -60,7 +59,7 @@ pub(super) fn collisions(dir: &Path, project: &str, outcomes: &[FileOutcome]) ->
                 (own.clone(), *at)
             }
             _ => (
-                schedule_id(project, &workflow.id),
+                schedule_id(project, &schedule.workflow),
                 outcome
                     .declared_id
                     .as_ref()

@@ -20,13 +20,14 @@ impl<S: ScheduleStore> Apply<'_, S> {
     /// against the namespace's, with one listing, and only when one of them
     /// has any (so the no-op costs nothing more).
     pub(super) async fn check_search_attributes(&self, plan: &Plan) -> Result<(), StoreError> {
-        let written: Vec<&DesiredSchedule> = plan
+        let written: Vec<DesiredSchedule> = plan
             .steps
             .iter()
             .filter_map(|step| match step {
-                Step::Create { schedule_id } | Step::Update { schedule_id, .. } => {
-                    self.wanted.get(schedule_id.as_str()).copied()
-                }
+                Step::Create { schedule_id } | Step::Update { schedule_id, .. } => self
+                    .wanted
+                    .get(schedule_id.as_str())
+                    .map(|want| want.desired()),
                 _ => None,
             })
             .filter(|want| !attributes(want).is_empty())
@@ -76,7 +77,7 @@ fn attributes(want: &DesiredSchedule) -> BTreeMap<String, Option<AttributeType>>
 
 /// One sentence per attribute that is not registered, or registered with
 /// another type.
-fn problems(written: &[&DesiredSchedule], registered: &AttributeTypes) -> Vec<String> {
+fn problems(written: &[DesiredSchedule], registered: &AttributeTypes) -> Vec<String> {
     let mut problems = Vec::new();
     for want in written {
         for (name, kind) in attributes(want) {

@@ -19,7 +19,8 @@ use crate::store::{Created, Described, ScheduleStore, StoreError};
 /// Notices that Temporal has gone away: [`OUTAGE_THRESHOLD`] RPCs in a row
 /// that found it unreachable, with no success between them, from any step,
 /// over at least [`OUTAGE_WINDOW`]. Any answer, a throttled one included,
-/// shows the server there and ends the run.
+/// shows the server there and ends the run. A describe that answers late
+/// while the server throttles is left out (see `Apply::late_describe`).
 #[derive(Default)]
 pub(super) struct Outage {
     in_a_row: AtomicU32,
@@ -143,7 +144,12 @@ impl<S: ScheduleStore> Apply<'_, S> {
                 return Err(last);
             }
             let result = op().await;
-            self.outage.record(&result);
+            if !result
+                .as_ref()
+                .is_err_and(|error| self.late_describe(error))
+            {
+                self.outage.record(&result);
+            }
             let error = match result {
                 Err(error) if error.is_retryable() => error,
                 other => return other,
@@ -167,6 +173,22 @@ impl<S: ScheduleStore> Apply<'_, S> {
             }
             delay = (delay * 2).min(MAX_BACKOFF);
         }
+    }
+
+    /// Whether `error` is a describe that got no answer in time while the
+    /// server throttles this store's calls. On Temporal 1.29 a describe is
+    /// a query to the schedule's workflow, which the server's own worker
+    /// answers through the namespace's limit: at the limit, describes
+    /// answer late. That shows a busy namespace, not an unreachable one, so
+    /// the outage breaker does not count it (it is retried as any
+    /// `DeadlineExceeded` is).
+    fn late_describe(&self, error: &StoreError) -> bool {
+        error.rpc == "DescribeSchedule"
+            && error.code == tonic::Code::DeadlineExceeded
+            && self
+                .store
+                .pace_status()
+                .is_some_and(|pace| pace.throttled_recently)
     }
 
     /// [`Apply::retrying`] for a write, each attempt logged at INFO: the

@@ -4,19 +4,21 @@
 //! writing.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::calls::RequestIds;
 use super::{Apply, ReconcileOptions, VERIFY_POLL, VERIFY_TIMEOUT};
 use crate::fence::{
-    RECHECK, SETTLE, Writer, WriterKey, fence_id, fence_schedule, notes_recording_by, parse,
-    recorded,
+    RECHECK, RECHECK_PACED_MAX, RECHECK_SHARE, SETTLE, Writer, WriterKey, fence_id, fence_schedule,
+    notes_recording_by, parse, recorded,
 };
 use crate::plan::Plan;
-use crate::store::{Created, Described, PauseState, ScheduleStore, StoreError};
+use crate::store::{Created, Described, MIN_RATE, PauseState, ScheduleStore, StoreError};
 
 /// How often a claim is made again when the fence keeps naming an older
 /// writer, and how many peers in a row a writer lets go first before it
@@ -31,8 +33,18 @@ pub(super) struct FenceWatch {
     checked: Mutex<Option<Instant>>,
     /// The writer found there that the steps give way to, once one is.
     newer: OnceLock<Writer>,
-    /// Set while one step reads the fence: the others do not wait for it.
-    reading: AtomicBool,
+    /// Steps not started yet.
+    left: AtomicUsize,
+}
+
+impl FenceWatch {
+    /// When the fence was last read, if it was.
+    fn checked(&self) -> Option<Instant> {
+        *self
+            .checked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Who the fence names, from the point of view of one writer.
@@ -295,39 +307,43 @@ impl<S: ScheduleStore> Apply<'_, S> {
         }
     }
 
-    /// The newer writer that now holds the fence and that the steps leave
-    /// the project to (never a peer: see below), read
-    /// again at most every [`RECHECK`] while steps run. A failed read
-    /// changes nothing: the steps' own RPCs meet the same failure.
-    pub(super) async fn newer_writer(&self) -> Option<Writer> {
+    /// The newer writer found in the fence that the steps leave the project
+    /// to (never a peer: see [`Apply::watch_fence`]), if any. Counts the
+    /// step that asks as started.
+    pub(super) fn newer_writer(&self) -> Option<Writer> {
+        let _ = self
+            .watch
+            .left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
         if self.force {
             return None;
         }
-        if let Some(newer) = self.watch.newer.get() {
-            return Some(newer.clone());
-        }
-        let due = {
-            let mut checked = self
-                .watch
-                .checked
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let now = Instant::now();
-            let due = checked.is_none_or(|at| now.duration_since(at) >= RECHECK);
-            if due {
-                *checked = Some(now);
+        self.watch.newer.get().cloned()
+    }
+
+    /// Reads the fence while the steps run, beside them (no step waits for
+    /// it), every [`Apply::recheck_interval`], until a newer writer shows
+    /// there; never ends by itself. A failed read changes nothing: the
+    /// steps' own RPCs meet the same failure. The reads are sent once each
+    /// and kept out of the outage breaker: on a namespace at its rate limit,
+    /// Temporal 1.29's scheduler workflows answer a describe's query late,
+    /// which is no sign of an outage.
+    pub(super) async fn watch_fence(&self) -> Infallible {
+        let id = fence_id(self.project);
+        loop {
+            if self.force || self.watch.newer.get().is_some() {
+                return std::future::pending().await;
             }
-            due
-        };
-        // One read at a time, sent once and kept out of the outage breaker:
-        // a slow describe (on a namespace at its rate limit, Temporal 1.29's
-        // scheduler workflows answer the describe's query late) holds up
-        // one step for one RPC timeout, and is no sign of an outage.
-        if due && !self.watch.reading.swap(true, Ordering::SeqCst) {
-            let id = fence_id(self.project);
-            let read = self.store.describe(&id).await;
-            self.watch.reading.store(false, Ordering::SeqCst);
-            if let Ok(Some(current)) = read {
+            let now = Instant::now();
+            let due = self.watch.checked().map(|at| at + self.recheck_interval());
+            if let Some(due) = due.filter(|due| *due > now) {
+                // Looked at again at least every RECHECK: the interval
+                // shortens when the pace does, or the plan nears its end.
+                tokio::time::sleep_until(due.min(now + RECHECK)).await;
+                continue;
+            }
+            self.fence_read();
+            if let Ok(Some(current)) = self.store.describe(&id).await {
                 // Only a newer writer stops the steps. A peer's claim does
                 // not: the peer judged us idle from a listing, and listings
                 // lag (a writer whose creates are not listed yet looks
@@ -342,7 +358,34 @@ impl<S: ScheduleStore> Apply<'_, S> {
                 }
             }
         }
-        self.watch.newer.get().cloned()
+    }
+
+    /// How long the fence goes unread while steps run: [`RECHECK`], unless
+    /// the server's limit paces the calls. Then each read takes a turn that
+    /// a write could have had, so the reads are spaced to cost at most
+    /// [`RECHECK_SHARE`] of the pace (every 5 s at 10 requests a second),
+    /// never more than [`RECHECK_PACED_MAX`] apart; and every [`RECHECK`]
+    /// again once the steps left fit in one such gap. The last writes
+    /// matter most: a newer writer that took the fence over lets our writes
+    /// finish before it plans, by watching the listing for progress, and
+    /// the last ones are those that may land after it looked.
+    pub(super) fn recheck_interval(&self) -> Duration {
+        let Some(rate) = self.store.pace_status().and_then(|pace| pace.rate) else {
+            return RECHECK;
+        };
+        let spaced = Duration::from_secs_f64(1.0 / (RECHECK_SHARE * rate.max(MIN_RATE)))
+            .clamp(RECHECK, RECHECK_PACED_MAX);
+        let left = self.watch.left.load(Ordering::SeqCst) as f64;
+        if left <= rate * spaced.as_secs_f64() {
+            RECHECK
+        } else {
+            spaced
+        }
+    }
+
+    /// Tells the fence watch that `steps` steps are about to run.
+    pub(super) fn expect_steps(&self, steps: usize) {
+        self.watch.left.store(steps, Ordering::SeqCst);
     }
 
     /// The writer found in the fence during this reconcile that the steps

@@ -48,7 +48,7 @@ impl<S: ScheduleStore> Apply<'_, S> {
                 observed.fingerprint = self
                     .wanted
                     .get(observed.schedule_id.as_str())
-                    .map(|w| w.fingerprint.clone());
+                    .map(|w| w.fingerprint());
             }
         }
     }

@@ -35,11 +35,12 @@ use futures_util::stream;
 use serde::Serialize;
 
 use crate::fence::WriterKey;
+use crate::health::{Reads, Watch, watch_desired, watch_project};
 use crate::plan::changes::{FieldChange, field_changes};
 use crate::plan::{FenceStep, Plan, PlanOptions, Step, plan};
 use crate::project::Project;
-use crate::spec::{DesiredSchedule, desired};
-use crate::store::{ScheduleStore, StoreError};
+use crate::spec::{CompactSchedule, DesiredProject, DesiredSchedule};
+use crate::store::{Observation, ScheduleStore, StoreError};
 use calls::{Outage, RequestIds};
 use failure::Failure;
 
@@ -159,6 +160,10 @@ pub struct Report {
     pub plan: Plan,
     /// One outcome per step, in plan order.
     pub outcomes: Vec<StepOutcome>,
+    /// How each declared schedule that the listing showed is firing, by
+    /// schedule id (none when the store does not tell).
+    #[serde(skip)]
+    pub health: BTreeMap<String, Watch>,
 }
 
 impl Report {
@@ -204,6 +209,21 @@ pub async fn reconcile<S: ScheduleStore>(
     reconcile_with_progress(store, project, options, &()).await
 }
 
+/// [`reconcile`] of the compact desired schedules of a project, as the
+/// runtime keeps them: each Temporal schedule is decoded only when a step
+/// writes it.
+///
+/// # Errors
+///
+/// A [`StoreError`] when the listing fails; nothing is written then.
+pub async fn reconcile_desired<S: ScheduleStore>(
+    store: &S,
+    desired: &DesiredProject,
+    options: ReconcileOptions,
+) -> Result<Report, StoreError> {
+    run(store, desired, options, &(), crate::fence::this_process()).await
+}
+
 /// [`reconcile`], telling `progress` about each step as it finishes.
 ///
 /// # Errors
@@ -217,7 +237,7 @@ pub async fn reconcile_with_progress<S: ScheduleStore>(
 ) -> Result<Report, StoreError> {
     run(
         store,
-        project,
+        &DesiredProject::of(project),
         options,
         progress,
         crate::fence::this_process(),
@@ -225,17 +245,20 @@ pub async fn reconcile_with_progress<S: ScheduleStore>(
     .await
 }
 
-/// [`reconcile_with_progress`] as the writer called `name` in the fence.
+/// [`reconcile_desired`] as the writer called `name` in the fence.
 async fn run<S: ScheduleStore>(
     store: &S,
-    project: &Project,
+    desired: &DesiredProject,
     options: ReconcileOptions,
     progress: &dyn Progress,
     name: &str,
 ) -> Result<Report, StoreError> {
-    let wanted = desired(project);
-    let apply = Apply::new(store, &project.name, &wanted, options.plan, name);
-    let mut plan = apply.observe_and_plan(options).await?;
+    let apply = Apply::new(store, &desired.name, &desired.schedules, options.plan, name);
+    let (observation, health) = apply
+        .observe_with_health(|o| watch_desired(desired, o, std::time::SystemTime::now()))
+        .await?;
+    let mut plan = apply.plan_observed(&observation, options).await?;
+    drop(observation);
     // The listing may be seconds old: before the first write, the fence is
     // read afresh (and claimed, when it names no newer writer), even when
     // the listing showed a peer there.
@@ -247,23 +270,83 @@ async fn run<S: ScheduleStore>(
     // Steps finish in any order (a slow one must not hold the others back);
     // outcomes are put back in plan order afterwards.
     let apply = &apply;
-    let mut outcomes: Vec<(usize, StepOutcome)> =
-        stream::iter(plan.steps.clone().into_iter().enumerate())
-            .map(|(index, step)| async move {
-                let outcome = apply.step(step).await;
-                progress.finished(&outcome);
-                (index, outcome)
-            })
-            .buffer_unordered(options.concurrency.max(1))
-            .collect()
-            .await;
+    let concurrency = options.concurrency.max(1);
+    apply.expect_steps(plan.steps.len());
+    let steps = stream::iter(plan.steps.clone().into_iter().enumerate())
+        .map(|(index, step)| async move {
+            let outcome = apply.step(step).await;
+            progress.finished(&outcome);
+            (index, outcome)
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<(usize, StepOutcome)>>();
+    // The fence is read again beside the steps while they run.
+    let mut outcomes = tokio::select! {
+        biased;
+        outcomes = steps => outcomes,
+        never = apply.watch_fence() => match never {},
+    };
     outcomes.sort_by_key(|(index, _)| *index);
     let outcomes = outcomes.into_iter().map(|(_, outcome)| outcome).collect();
     if let Some(newer) = apply.newer_writer_seen() {
         // Found while writing: the steps not yet started were left to it.
         plan.fence = FenceStep::Superseded { by: newer };
     }
-    Ok(Report { plan, outcomes })
+    Ok(Report {
+        plan,
+        outcomes,
+        health,
+    })
+}
+
+/// What `status` shows: the plan of `project` (what apply would do, so
+/// where each schedule stands) and how each schedule fires, from one
+/// listing, without writing and without describing anything.
+///
+/// # Errors
+///
+/// A [`StoreError`] when the listing fails.
+pub async fn survey<S: ScheduleStore>(
+    store: &S,
+    project: &Project,
+    options: ReconcileOptions,
+) -> Result<(Plan, BTreeMap<String, Watch>), StoreError> {
+    let desired = DesiredProject::of(project);
+    let name = crate::fence::this_process();
+    let apply = Apply::new(store, &desired.name, &desired.schedules, options.plan, name);
+    let (observation, health) = apply
+        .observe_with_health(|o| watch_project(project, o, std::time::SystemTime::now()))
+        .await?;
+    let plan = apply.plan_observed(&observation, options).await?;
+    Ok((plan, health))
+}
+
+/// Describes up to `budget` of the schedules in `health` (taking turns
+/// with the reconciles before, see [`Reads::pick`]) for what only a
+/// Describe shows, and corrects `health` with it. Each Describe waits on
+/// the store's pace like any RPC; a failed one ends the reads of this
+/// reconcile and fails nothing else.
+pub async fn read_describes<S: ScheduleStore>(
+    store: &S,
+    health: &mut BTreeMap<String, Watch>,
+    reads: &mut Reads,
+    budget: usize,
+) {
+    for id in reads.pick(health, budget) {
+        match store.describe(&id).await {
+            Ok(described) => {
+                let counters = described.and_then(|d| d.observed.activity?.counters);
+                if let Some(counters) = counters {
+                    reads.record(&id, counters);
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%error, schedule = %id, "a describe for health failed");
+                break;
+            }
+        }
+    }
+    reads.correct(health);
 }
 
 /// What `plan` shows before anything is written.
@@ -274,6 +357,10 @@ pub struct Preview {
     /// For each update, the fields that differ from what the server holds
     /// (an update of a schedule that vanished meanwhile has none).
     pub changes: BTreeMap<String, Vec<FieldChange>>,
+    /// How each declared schedule that the listing showed is firing, by
+    /// schedule id.
+    #[serde(skip)]
+    pub health: BTreeMap<String, Watch>,
 }
 
 /// Lists and plans `project` without writing, and describes each schedule
@@ -287,13 +374,20 @@ pub async fn preview<S: ScheduleStore>(
     project: &Project,
     options: ReconcileOptions,
 ) -> Result<Preview, StoreError> {
-    let wanted = desired(project);
+    let desired = DesiredProject::of(project);
     let name = crate::fence::this_process();
-    let apply = Apply::new(store, &project.name, &wanted, options.plan, name);
-    let plan = apply.observe_and_plan(options).await?;
+    let apply = Apply::new(store, &desired.name, &desired.schedules, options.plan, name);
+    let (observation, health) = apply
+        .observe_with_health(|o| watch_project(project, o, std::time::SystemTime::now()))
+        .await?;
+    let plan = apply.plan_observed(&observation, options).await?;
+    drop(observation);
     let apply = &apply;
     let updated = plan.steps.iter().filter_map(|step| match step {
-        Step::Update { schedule_id, .. } => apply.wanted.get(schedule_id.as_str()).copied(),
+        Step::Update { schedule_id, .. } => apply
+            .wanted
+            .get(schedule_id.as_str())
+            .map(|want| want.desired()),
         _ => None,
     });
     let changes = stream::iter(updated)
@@ -309,15 +403,19 @@ pub async fn preview<S: ScheduleStore>(
         .await
         .into_iter()
         .collect::<Result<_, _>>()?;
-    Ok(Preview { plan, changes })
+    Ok(Preview {
+        plan,
+        changes,
+        health,
+    })
 }
 
 /// One reconcile of one project against one store.
 struct Apply<'a, S> {
     store: &'a S,
     project: &'a str,
-    wanted: HashMap<&'a str, &'a DesiredSchedule>,
-    ordered: &'a [DesiredSchedule],
+    wanted: HashMap<&'a str, &'a CompactSchedule>,
+    ordered: &'a [CompactSchedule],
     outage: Outage,
     /// Our rank among the project's writers.
     writer: WriterKey,
@@ -332,7 +430,7 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
     fn new(
         store: &'a S,
         project: &'a str,
-        wanted: &'a [DesiredSchedule],
+        wanted: &'a [CompactSchedule],
         options: PlanOptions,
         name: &'a str,
     ) -> Self {
@@ -350,10 +448,37 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
     }
 
     /// Lists the project's schedules and plans the steps.
+    /// Lists and plans.
     async fn observe_and_plan(&self, options: ReconcileOptions) -> Result<Plan, StoreError> {
+        let observation = self.observe().await?;
+        self.plan_observed(&observation, options).await
+    }
+
+    /// Lists `project`'s schedules, and tells from the listing how each of
+    /// them fires.
+    async fn observe_with_health(
+        &self,
+        watch: impl FnOnce(&Observation) -> BTreeMap<String, Watch>,
+    ) -> Result<(Observation, BTreeMap<String, Watch>), StoreError> {
+        let observation = self.observe().await?;
+        let health = watch(&observation);
+        Ok((observation, health))
+    }
+
+    /// The listing, with what it leaves out filled in.
+    async fn observe(&self) -> Result<Observation, StoreError> {
         let mut observation = self.retrying(|| self.store.list(self.project)).await?;
         self.fill_fingerprints(&mut observation).await;
         self.observe_own_ids(&mut observation).await?;
+        Ok(observation)
+    }
+
+    /// The plan of `observation`.
+    async fn plan_observed(
+        &self,
+        observation: &Observation,
+        options: ReconcileOptions,
+    ) -> Result<Plan, StoreError> {
         let mut options = options.plan;
         // Schedules whose end has passed are not created again.
         options.now_seconds = options.now_seconds.or_else(|| {
@@ -362,7 +487,7 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
                 .ok()
                 .and_then(|d| i64::try_from(d.as_secs()).ok())
         });
-        let plan = plan(self.project, self.ordered, &observation, options);
+        let plan = plan(self.project, self.ordered, observation, options);
         self.check_search_attributes(&plan).await?;
         Ok(plan)
     }
@@ -378,7 +503,7 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
                 follow_up: false,
             };
         }
-        if let Some(newer) = self.newer_writer().await {
+        if let Some(newer) = self.newer_writer() {
             return StepOutcome {
                 step,
                 effect: Effect::Superseded,
@@ -408,23 +533,23 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
         }
     }
 
-    /// The desired schedule a step names.
-    fn want(&self, schedule_id: &str) -> &'a DesiredSchedule {
+    /// The whole desired schedule a step names, decoded for the write.
+    fn want(&self, schedule_id: &str) -> DesiredSchedule {
         self.wanted
             .get(schedule_id)
-            .copied()
             .expect("the plan only names desired schedules for creates, updates and pauses")
+            .desired()
     }
 
     async fn execute(&self, step: &Step) -> Result<Effect, Failure> {
         let mut ids = RequestIds::new();
         match step {
-            Step::Create { schedule_id } => self.create(self.want(schedule_id), &mut ids).await,
+            Step::Create { schedule_id } => self.create(&self.want(schedule_id), &mut ids).await,
             Step::Update {
                 schedule_id, adopt, ..
-            } => self.update(self.want(schedule_id), *adopt, &mut ids).await,
+            } => self.update(&self.want(schedule_id), *adopt, &mut ids).await,
             Step::Pause { schedule_id } | Step::Unpause { schedule_id } => {
-                self.set_paused(self.want(schedule_id), &mut ids).await
+                self.set_paused(&self.want(schedule_id), &mut ids).await
             }
             Step::Delete { schedule_id } => self.delete(schedule_id).await,
         }

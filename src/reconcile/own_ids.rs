@@ -62,12 +62,10 @@ impl<S: ScheduleStore> Apply<'_, S> {
             if observed.fingerprint.is_none()
                 && observed.owner.as_deref() == Some(self.project)
                 && let Some(want) = self.wanted.get(observed.schedule_id.as_str())
-                && same_schedule(&described.schedule, &want.schedule)
+                && same_schedule(&described.schedule, &want.desired().schedule)
             {
-                observed.fingerprint = Some(want.fingerprint.clone());
+                observed.fingerprint = Some(want.fingerprint());
             }
-            // As a listing shows it.
-            observed.spec = observed.spec.as_ref().map(crate::store::as_listed);
             observation.schedules.push(observed);
         }
         Ok(())

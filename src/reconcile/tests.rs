@@ -3,6 +3,7 @@
 use super::*;
 use crate::fence::WriterKey;
 use crate::plan::Untouched;
+use crate::spec::desired;
 use crate::store::{MemoryStore, SchedulerModel};
 
 fn project(files: &[&str]) -> Project {
@@ -723,10 +724,11 @@ async fn three_writers(store: &MemoryStore, project: &Project, keys: [WriterKey;
         std::time::Duration::from_millis(200),
     );
     let names = ["pod-a/1", "pod-b/1", "pod-c/1"];
+    let desired = DesiredProject::of(project);
     let reports = futures_util::future::join_all(
         keys.iter()
             .zip(names)
-            .map(|(key, name)| run(store, project, as_writer(*key), &(), name)),
+            .map(|(key, name)| run(store, &desired, as_writer(*key), &(), name)),
     )
     .await;
     for report in reports {
@@ -793,10 +795,11 @@ async fn peers_converge_though_listings_never_show_their_writes() {
             std::time::Duration::from_millis(200),
         );
         let names = ["pod-a/1", "pod-b/1", "pod-c/1"];
+        let desired = DesiredProject::of(&project);
         let reports = futures_util::future::join_all(
             names
                 .iter()
-                .map(|name| run(&store, &project, as_writer(peer), &(), name)),
+                .map(|name| run(&store, &desired, as_writer(peer), &(), name)),
         )
         .await;
         for report in reports {
@@ -827,7 +830,8 @@ async fn a_peer_that_makes_no_progress_is_claimed_over_after_one_listing() {
         &[(crate::spec::MEMO_PROJECT, "foo")],
     );
     let started = tokio::time::Instant::now();
-    let report = run(&store, &project(&[A, B]), as_writer(peer), &(), "here/2")
+    let desired = DesiredProject::of(&project(&[A, B]));
+    let report = run(&store, &desired, as_writer(peer), &(), "here/2")
         .await
         .unwrap();
     assert!(report.converged(), "{report:#?}");
@@ -1036,4 +1040,215 @@ async fn removing_the_files_of_most_schedules_with_ids_of_their_own_is_held() {
         3
     );
     assert!(store.get("report-0").is_some());
+}
+
+/// A memory store whose calls a server's limit paces at `rate` requests a
+/// second, throttled a moment ago, as a Temporal store reports its pace
+/// (only the report: the calls themselves are not slowed).
+struct PacedAt<'a> {
+    inner: &'a MemoryStore,
+    rate: f64,
+}
+
+impl ScheduleStore for PacedAt<'_> {
+    async fn list(&self, project: &str) -> Result<crate::store::Observation, StoreError> {
+        self.inner.list(project).await
+    }
+
+    async fn describe(
+        &self,
+        schedule_id: &str,
+    ) -> Result<Option<crate::store::Described>, StoreError> {
+        self.inner.describe(schedule_id).await
+    }
+
+    async fn create(
+        &self,
+        project: &str,
+        desired: &DesiredSchedule,
+        pause: &crate::store::PauseState,
+        keep: &HashMap<String, temporalio_common::protos::temporal::api::common::v1::Payload>,
+        request_id: &str,
+    ) -> Result<crate::store::Created, StoreError> {
+        self.inner
+            .create(project, desired, pause, keep, request_id)
+            .await
+    }
+
+    async fn update(
+        &self,
+        project: &str,
+        desired: &DesiredSchedule,
+        pause: &crate::store::PauseState,
+        current: &crate::store::Described,
+        request_id: &str,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .update(project, desired, pause, current, request_id)
+            .await
+    }
+
+    async fn set_paused(
+        &self,
+        schedule_id: &str,
+        pause: &crate::store::PauseState,
+    ) -> Result<(), StoreError> {
+        self.inner.set_paused(schedule_id, pause).await
+    }
+
+    async fn delete(&self, schedule_id: &str) -> Result<(), StoreError> {
+        self.inner.delete(schedule_id).await
+    }
+
+    async fn search_attribute_types(&self) -> Result<crate::store::AttributeTypes, StoreError> {
+        self.inner.search_attribute_types().await
+    }
+
+    fn pace_status(&self) -> Option<crate::store::PaceStatus> {
+        Some(crate::store::PaceStatus {
+            rate: Some(self.rate),
+            ceiling: None,
+            throttled: 1,
+            last_throttled: None,
+            throttled_recently: true,
+        })
+    }
+}
+
+/// `count` schedules created one at a time, each create taking 100 ms
+/// (10 a second), by a writer of revision 1 on `store`. A newer writer
+/// (revision 2) claims the fence `claimed_at` after the start, if given.
+/// Returns the report and how often the fence was read after the claim.
+async fn create_one_at_a_time<S: ScheduleStore>(
+    store: &S,
+    memory: &MemoryStore,
+    count: usize,
+    claimed_at: Option<Duration>,
+) -> (Report, usize) {
+    let files: Vec<String> = (0..count)
+        .map(|i| format!("id: w{i}\nschedule:\n  every: 1h\n"))
+        .collect();
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    let project = project(&files);
+    let mut options = as_writer(WriterKey::revision(1));
+    options.concurrency = 1;
+    memory.delay("CreateSchedule", Duration::from_millis(100));
+    let racing = async {
+        if let Some(at) = claimed_at {
+            tokio::time::sleep(at).await;
+            memory.operator_pause(
+                &crate::fence::fence_id("foo"),
+                &crate::fence::notes(WriterKey::revision(2)),
+            );
+        }
+    };
+    let (report, ()) = tokio::join!(reconcile(store, &project, options), racing);
+    let report = report.unwrap();
+    // The claim described the fence twice (before and after its write);
+    // no create was sent twice, so no other describe was made.
+    let reads = memory.calls_of("DescribeSchedule") - 2;
+    (report, reads)
+}
+
+fn count_effect(report: &Report, effect: Effect) -> usize {
+    report
+        .outcomes
+        .iter()
+        .filter(|o| o.effect == effect)
+        .count()
+}
+
+#[tokio::test(start_paused = true)]
+async fn unpaced_the_fence_is_read_every_second_beside_the_writes() {
+    let store = MemoryStore::new();
+    let (report, reads) = create_one_at_a_time(&store, &store, 200, None).await;
+    assert!(report.converged());
+    // 20 s of writes, one read a second.
+    assert!((18..=21).contains(&reads), "{reads} reads of the fence");
+}
+
+#[tokio::test(start_paused = true)]
+async fn paced_by_a_limit_the_fence_reads_take_a_fiftieth_of_the_pace_until_the_last_writes() {
+    let store = MemoryStore::new();
+    let paced = PacedAt {
+        inner: &store,
+        rate: 10.0,
+    };
+    let (report, reads) = create_one_at_a_time(&paced, &store, 200, None).await;
+    assert!(report.converged());
+    // 20 s of writes at 10 a second: a read every 5 s for the first 15 s
+    // (2% of the pace), then one a second for the last 50 writes.
+    assert!((6..=9).contains(&reads), "{reads} reads of the fence");
+}
+
+#[tokio::test(start_paused = true)]
+async fn paced_by_a_limit_a_newer_writer_still_stops_the_writes_within_the_spaced_read() {
+    let store = MemoryStore::new();
+    let paced = PacedAt {
+        inner: &store,
+        rate: 10.0,
+    };
+    let (report, _) =
+        create_one_at_a_time(&paced, &store, 200, Some(Duration::from_millis(2_500))).await;
+    // Seen at the read of 5 s: about 50 writes made, the rest left to it.
+    let applied = count_effect(&report, Effect::Applied);
+    let superseded = count_effect(&report, Effect::Superseded);
+    assert!((40..=55).contains(&applied), "applied {applied}");
+    assert_eq!(applied + superseded, 200);
+    assert_eq!(
+        report.plan.superseded_by().unwrap().key,
+        WriterKey::revision(2)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn paced_by_a_limit_a_newer_writer_near_the_end_is_seen_within_a_second() {
+    let store = MemoryStore::new();
+    let paced = PacedAt {
+        inner: &store,
+        rate: 10.0,
+    };
+    // 60 writes (6 s): from the first second on, those left fit in one
+    // spaced gap, so the fence is read every second.
+    let (report, _) =
+        create_one_at_a_time(&paced, &store, 60, Some(Duration::from_millis(2_500))).await;
+    let applied = count_effect(&report, Effect::Applied);
+    assert!((25..=36).contains(&applied), "applied {applied}");
+    assert_eq!(applied + count_effect(&report, Effect::Superseded), 60);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_describe_that_answers_late_while_throttled_is_no_outage() {
+    // Five describes in a row find no answer within the RPC timeout, over
+    // more than the outage window: the claim's read of the fence, on a
+    // store that was not throttled and one that was.
+    let late = || {
+        let store = fenced_store();
+        store.delay("DescribeSchedule", Duration::from_secs(1));
+        store.fail_next(
+            "DescribeSchedule",
+            tonic::Code::DeadlineExceeded,
+            RPC_ATTEMPTS as usize,
+        );
+        store
+    };
+    let files = [A, B, C];
+
+    let store = late();
+    let report = reconcile(&store, &project(&files), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(!report.converged(), "no throttling: an outage");
+    assert_eq!(count_effect(&report, Effect::NotStarted), 3);
+
+    let store = late();
+    let paced = PacedAt {
+        inner: &store,
+        rate: 10.0,
+    };
+    let report = reconcile(&paced, &project(&files), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(report.converged(), "{report:#?}");
+    assert_eq!(count_effect(&report, Effect::Applied), 3);
 }

@@ -268,6 +268,10 @@ impl<S: ScheduleStore> ScheduleStore for Guarded<'_, S> {
         self.open("ListSearchAttributes")?;
         self.inner.search_attribute_types().await
     }
+
+    fn pace_status(&self) -> Option<crate::store::PaceStatus> {
+        self.inner.pace_status()
+    }
 }
 
 /// Hands out one shared store: for embedders' tests with a

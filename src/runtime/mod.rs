@@ -52,6 +52,7 @@ use crate::project::{InvalidProject, Project};
 use crate::reconcile::ReconcileOptions;
 use crate::runtime::lifecycle::State;
 use crate::runtime::retry::RetryPolicy;
+use crate::spec::DesiredProject;
 use crate::store::{Pace, PaceStatus};
 
 /// How the reconciler behaves; every field has a default. Durations may be
@@ -84,6 +85,15 @@ pub struct Options {
     /// throttles (ResourceExhausted) and speeds up again while answers are
     /// fine. See [`crate::store::Pace`].
     pub max_rps: Option<f64>,
+    /// Export series per schedule (its health, last and next action), not
+    /// only counts by health: off by default, since 10,000 schedules would
+    /// make 70,000 series. See [`crate::telemetry::SCHEDULE_HEALTH`].
+    pub schedule_metrics: bool,
+    /// How many schedules each reconcile describes, round robin, for what
+    /// only a Describe shows (missed catch-up windows, overlap skips,
+    /// dropped buffered actions, running workflows); paced like every RPC.
+    /// 0 reads only the listing.
+    pub health_describes: usize,
 }
 
 impl Default for Options {
@@ -97,9 +107,15 @@ impl Default for Options {
             revision: None,
             environment: None,
             max_rps: None,
+            schedule_metrics: false,
+            health_describes: DEFAULT_HEALTH_DESCRIBES,
         }
     }
 }
+
+/// How many schedules a reconcile describes, by default, for the figures
+/// only a Describe shows ([`Options::health_describes`]).
+pub const DEFAULT_HEALTH_DESCRIBES: usize = 4;
 
 /// A reconciler, ready to spawn.
 pub struct Reconciler<C> {
@@ -136,7 +152,9 @@ impl<C: Connector> Reconciler<C> {
     /// When called outside a tokio runtime.
     pub fn spawn(self, project: Project, shutdown: CancellationToken) -> ReconcilerHandle {
         let label = project.name.clone();
-        self.start(run::Source::Loaded(Arc::new(project)), label, &shutdown)
+        let desired = DesiredProject::of(&project);
+        drop(project);
+        self.start(run::Source::Loaded(Arc::new(desired)), label, &shutdown)
     }
 
     /// Like [`Reconciler::spawn`], but the project in `dir` is loaded inside
@@ -182,6 +200,7 @@ impl<C: Connector> Reconciler<C> {
             status_rx.clone(),
             label,
             pace.status().ceiling,
+            self.options.schedule_metrics,
         ));
         let task = tokio::spawn(run::run(
             self.connector,
@@ -206,8 +225,8 @@ impl<C: Connector> Reconciler<C> {
 /// Holds at most one project: the latest reload replaces a pending one.
 #[derive(Debug, Default)]
 struct Requests {
-    /// The latest project to reconcile.
-    project: Option<Project>,
+    /// The latest project to reconcile, in the compact form.
+    project: Option<Arc<DesiredProject>>,
     /// Why the latest reload was refused, when it came after `project`.
     refused: Option<InvalidProject>,
     /// Reloads accepted and refused since the loop last looked.
@@ -339,6 +358,11 @@ impl ReconcilerHandle {
     ///
     /// [`Stopped`] when the reconciler has stopped (or shutdown is asked).
     pub fn reload(&self, project: Project) -> Result<(), Stopped> {
+        self.reload_desired(DesiredProject::of(&project))
+    }
+
+    fn reload_desired(&self, project: DesiredProject) -> Result<(), Stopped> {
+        let project = Arc::new(project);
         self.post(|requests| {
             requests.project = Some(project);
             requests.refused = None;
@@ -369,14 +393,14 @@ impl ReconcilerHandle {
         let loaded = {
             let dir = dir.clone();
             let options = crate::project::LoadOptions::environment(self.environment.as_deref());
-            tokio::task::spawn_blocking(move || crate::project::load_with(&dir, &options)).await
+            tokio::task::spawn_blocking(move || crate::project::load_desired(&dir, &options)).await
         };
         let loaded = match loaded {
-            Ok(loaded) => loaded.map(|l| l.project),
+            Ok(loaded) => loaded.map(|(desired, _)| desired),
             Err(panicked) => Err(InvalidProject::load_failed(&dir, &panicked.to_string())),
         };
         match loaded {
-            Ok(project) => Ok(self.reload(project)?),
+            Ok(project) => Ok(self.reload_desired(project)?),
             Err(invalid) => {
                 let refused = invalid.clone();
                 self.post(|requests| {

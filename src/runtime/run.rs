@@ -12,10 +12,12 @@ use tokio_util::sync::CancellationToken;
 use super::connector::{AttemptError, Connector, Guarded};
 use super::status::{Record, ScheduleView};
 use super::{Mailbox, Options, Status};
-use crate::project::{InvalidProject, Project};
-use crate::reconcile::{Report, reconcile};
+use crate::health::Reads;
+use crate::project::InvalidProject;
+use crate::reconcile::{Report, read_describes, reconcile_desired};
 use crate::runtime::lifecycle::{ErrorKind, Event, State, transition};
 use crate::runtime::retry::JitterSource;
+use crate::spec::DesiredProject;
 
 /// How soon a reconciler that gave way to a newer writer reconciles again.
 pub(crate) const SUPERSEDED_RECHECK: Duration = Duration::from_secs(30);
@@ -68,20 +70,25 @@ struct Loop<C: Connector> {
     clock: Clock,
     jitter: JitterSource,
     store: Option<C::Store>,
+    /// What the Describes for health found so far.
+    reads: Reads,
     /// When the next attempt starts; `None` waits for a trigger.
     due: Option<Instant>,
 }
 
 /// Where the first project comes from.
 pub(super) enum Source {
-    /// Loaded by the host.
-    Loaded(Arc<Project>),
+    /// Loaded by the host, in the compact form.
+    Loaded(Arc<DesiredProject>),
     /// To load from this folder, inside the task.
     Dir(std::path::PathBuf),
 }
 
 impl Source {
-    async fn load(self, environment: Option<String>) -> Result<Arc<Project>, InvalidProject> {
+    async fn load(
+        self,
+        environment: Option<String>,
+    ) -> Result<Arc<DesiredProject>, InvalidProject> {
         match self {
             Source::Loaded(project) => Ok(project),
             Source::Dir(dir) => {
@@ -96,10 +103,9 @@ impl Source {
                 });
                 let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
                 match loaded {
-                    Ok(loaded) => {
-                        let workflows = loaded.project.workflows.len();
+                    Ok((desired, workflows)) => {
                         tracing::info!(elapsed_ms, workflows, "project loaded");
-                        Ok(Arc::new(loaded.project))
+                        Ok(Arc::new(desired))
                     }
                     Err(invalid) => {
                         for diagnostic in &invalid.diagnostics {
@@ -119,18 +125,19 @@ impl Source {
 
 /// Loads the project in the background with one core fewer than the
 /// machine has, so that the host (serving its first requests while this
-/// runs) keeps a core to itself.
+/// runs) keeps a core to itself, into the compact form the reconciler
+/// keeps; with the number of workflow files.
 fn load_leaving_a_core(
     dir: &std::path::Path,
     options: &crate::project::LoadOptions,
-) -> Result<crate::project::Loaded, crate::project::InvalidProject> {
+) -> Result<(DesiredProject, usize), InvalidProject> {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     match rayon::ThreadPoolBuilder::new()
         .num_threads(cores.saturating_sub(1).max(1))
         .build()
     {
-        Ok(pool) => pool.install(|| crate::project::load_with(dir, options)),
-        Err(_) => crate::project::load_with(dir, options),
+        Ok(pool) => pool.install(|| crate::project::load_desired(dir, options)),
+        Err(_) => crate::project::load_desired(dir, options),
     }
 }
 
@@ -168,6 +175,7 @@ pub(super) async fn run<C: Connector>(
         sender,
         clock: Clock::new(),
         store: None,
+        reads: Reads::default(),
         due: None,
     };
     // Loading a large project takes a while: shutdown does not wait for it.
@@ -233,6 +241,7 @@ impl<C: Connector> Loop<C> {
                     attempt(
                         &self.connector,
                         &mut self.store,
+                        &mut self.reads,
                         &project,
                         &self.options,
                         shutdown,
@@ -391,7 +400,7 @@ impl<C: Connector> Loop<C> {
             *self.record.totals.reloads.entry("invalid").or_default() += invalid;
         }
         if let Some(project) = project {
-            self.accept(Arc::new(project));
+            self.accept(project);
         }
         if let Some(error) = refused {
             tracing::warn!(%error, "the reload was refused; the last good project stays");
@@ -406,7 +415,7 @@ impl<C: Connector> Loop<C> {
     }
 
     /// Takes `project` as the one to reconcile, at once.
-    fn accept(&mut self, project: Arc<Project>) {
+    fn accept(&mut self, project: Arc<DesiredProject>) {
         self.record.revision += 1;
         self.record.reload_error = None;
         self.record.project = Some(project);
@@ -485,7 +494,8 @@ impl<C: Connector> Loop<C> {
 async fn attempt<C: Connector>(
     connector: &C,
     store: &mut Option<C::Store>,
-    project: &Project,
+    reads: &mut Reads,
+    project: &DesiredProject,
     options: &Options,
     shutdown: &CancellationToken,
 ) -> Result<Report, AttemptError> {
@@ -503,5 +513,14 @@ async fn attempt<C: Connector>(
         }
     };
     let guarded = Guarded { inner, shutdown };
-    Ok(reconcile(&guarded, project, options.reconcile).await?)
+    let mut report = reconcile_desired(&guarded, project, options.reconcile).await?;
+    reads.expect(&mut report.health, project, std::time::SystemTime::now());
+    read_describes(
+        &guarded,
+        &mut report.health,
+        reads,
+        options.health_describes,
+    )
+    .await;
+    Ok(report)
 }

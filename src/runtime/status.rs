@@ -8,11 +8,11 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::fence::{Writer, WriterKey};
+use crate::health::{Health, Watch};
 use crate::plan::{HoldReason, Untouched};
-use crate::project::Project;
 use crate::reconcile::{Effect, Report};
 use crate::runtime::lifecycle::State;
-use crate::spec::schedule_id;
+use crate::spec::DesiredProject;
 
 /// A snapshot of the reconciler, as its watch channel publishes it. Computed
 /// in one place, [`Status::of`], from the lifecycle state and what the run
@@ -78,7 +78,7 @@ pub(crate) struct Record {
     pub(crate) revision: u64,
     pub(crate) reload_error: Option<String>,
     /// The project being reconciled.
-    pub(crate) project: Option<Arc<Project>>,
+    pub(crate) project: Option<Arc<DesiredProject>>,
     /// The last report of a reconcile of that project.
     pub(crate) report: Option<Arc<Report>>,
     pub(crate) totals: Totals,
@@ -100,7 +100,7 @@ pub struct HeldDeletion {
 /// either changes, since a project may declare thousands of schedules.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ScheduleView {
-    project: Option<Arc<Project>>,
+    project: Option<Arc<DesiredProject>>,
     report: Option<Arc<Report>>,
     schedules: Arc<Vec<ScheduleStatus>>,
     held: Arc<Vec<HeldDeletion>>,
@@ -134,7 +134,7 @@ fn same<T>(a: &Option<Arc<T>>, b: &Option<Arc<T>>) -> bool {
 impl Status {
     /// The status of a reconciler that has just started, with `project`
     /// when the host handed one over (its schedules are then pending).
-    pub(crate) fn starting(at: SystemTime, project: Option<Arc<Project>>) -> Status {
+    pub(crate) fn starting(at: SystemTime, project: Option<Arc<DesiredProject>>) -> Status {
         let record = Record {
             revision: u64::from(project.is_some()),
             project,
@@ -176,6 +176,16 @@ impl Status {
         self.ever_synced && self.state != State::ShuttingDown
     }
 
+    /// How many declared schedules have each health, every health listed
+    /// (schedules no listing has shown yet are in none).
+    pub fn health_counts(&self) -> Vec<(Health, usize)> {
+        crate::health::counts(
+            self.schedules
+                .iter()
+                .filter_map(|s| s.watch.as_ref().map(|w| &w.health)),
+        )
+    }
+
     /// How many declared schedules are in each status, every status listed.
     pub fn counts(&self) -> Vec<(&'static str, usize)> {
         ScheduleState::ALL
@@ -191,7 +201,7 @@ impl Status {
 /// Each declared schedule of `project` with its status in `report` (pending
 /// when the report does not name it), and the deletions `report` held.
 fn schedule_statuses(
-    project: Option<&Project>,
+    project: Option<&DesiredProject>,
     report: Option<&Report>,
 ) -> (Vec<ScheduleStatus>, Vec<HeldDeletion>) {
     let mut by_id: HashMap<&str, (ScheduleState, Option<String>)> = HashMap::new();
@@ -227,18 +237,21 @@ fn schedule_statuses(
         by_id.insert(id, (status, None));
     }
     let schedules = project
-        .into_iter()
-        .flat_map(|p| p.scheduled().map(move |(workflow, _)| (p, workflow)))
-        .map(|(project, workflow)| {
-            let id = schedule_id(&project.name, &workflow.id);
+        .iter()
+        .flat_map(|p| &p.schedules)
+        .map(|want| {
             let (status, last_error) = by_id
-                .remove(id.as_str())
+                .remove(want.schedule_id.as_str())
                 .unwrap_or((ScheduleState::Pending, None));
+            let watch = report
+                .and_then(|r| r.health.get(&want.schedule_id))
+                .copied();
             ScheduleStatus {
-                id,
-                workflow: workflow.id.clone(),
+                id: want.schedule_id.clone(),
+                workflow: want.workflow.clone(),
                 status,
                 last_error,
+                watch,
             }
         })
         .collect();
@@ -256,6 +269,11 @@ pub struct ScheduleStatus {
     pub status: ScheduleState,
     /// The error of the last write, if it failed.
     pub last_error: Option<String>,
+    /// How it fires (`health`, `last_action`, `next_action`, `running`,
+    /// `missed`), as the last reconcile's listing showed it; absent until a
+    /// listing shows the schedule.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<Watch>,
 }
 
 /// Where one declared schedule stands.

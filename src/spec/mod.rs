@@ -19,6 +19,7 @@
 //! Temporal's normalised read-back field by field.
 
 pub mod action;
+mod compact;
 pub mod fire_times;
 pub(crate) mod timing;
 
@@ -35,7 +36,9 @@ use temporalio_common::protos::temporal::api::schedule::v1::{
 use temporalio_common::protos::temporal::api::taskqueue::v1::TaskQueue;
 use temporalio_common::protos::temporal::api::workflow::v1::NewWorkflowExecutionInfo;
 
-use crate::project::{OverlapPolicy, Project, Schedule as DeclaredSchedule, Workflow};
+use crate::project::{JsonText, OverlapPolicy, Project, Schedule as DeclaredSchedule, Workflow};
+
+pub use compact::{CompactSchedule, DesiredProject};
 
 /// The memo key naming the project that owns a schedule.
 pub const MEMO_PROJECT: &str = "schedule-sync.project";
@@ -101,13 +104,12 @@ pub fn desired(project: &Project) -> Vec<DesiredSchedule> {
 }
 
 fn desired_one(project: &str, workflow: &Workflow, declared: &DeclaredSchedule) -> DesiredSchedule {
-    let schedule_id = declared
-        .id
-        .clone()
-        .unwrap_or_else(|| schedule_id(project, &workflow.id));
-    let canonical = canonical(&schedule_id, workflow, declared);
-    let digest = Sha256::digest(canonical_json(&canonical).as_bytes());
-    let fingerprint = Fingerprint(digest.iter().map(|b| format!("{b:02x}")).collect());
+    let schedule_id = id_of(project, workflow, declared);
+    let fingerprint = Fingerprint(compact::hex(&fingerprint_bytes(
+        &schedule_id,
+        workflow,
+        declared,
+    )));
     DesiredSchedule {
         schedule: schedule(&schedule_id, workflow, declared),
         schedule_id,
@@ -115,6 +117,24 @@ fn desired_one(project: &str, workflow: &Workflow, declared: &DeclaredSchedule) 
         fingerprint,
         enabled: declared.enabled,
     }
+}
+
+/// The schedule id of `declared`: its own, or `<project>.<workflow id>`.
+fn id_of(project: &str, workflow: &Workflow, declared: &DeclaredSchedule) -> String {
+    declared
+        .id
+        .clone()
+        .unwrap_or_else(|| schedule_id(project, &workflow.id))
+}
+
+/// The SHA-256 of the canonical form of the managed fields.
+fn fingerprint_bytes(
+    schedule_id: &str,
+    workflow: &Workflow,
+    declared: &DeclaredSchedule,
+) -> [u8; 32] {
+    let canonical = canonical(schedule_id, workflow, declared);
+    Sha256::digest(canonical_json(&canonical).as_bytes()).into()
 }
 
 /// `value` as compact JSON text with the keys of every object sorted, in any
@@ -180,7 +200,7 @@ fn canonical(
         "end_at": declared.end_at.map(|t| t.to_rfc3339()),
         "type": workflow.workflow_type,
         "task_queue": workflow.task_queue,
-        "input": declared.input,
+        "input": declared.input.as_ref().map(JsonText::value),
         "overlap": format!("{:?}", declared.overlap_policy),
         "catchup_window_ms": declared.catchup_window.map(|d| d.as_millis() as u64),
         "pause_on_failure": declared.pause_on_failure,
@@ -238,8 +258,8 @@ fn schedule(schedule_id: &str, workflow: &Workflow, declared: &DeclaredSchedule)
         ..Default::default()
     };
     timing::fill_spec(&mut spec, declared);
-    let input = declared.input.as_ref().map(|value| Payloads {
-        payloads: vec![json_payload(value)],
+    let input = declared.input.as_ref().map(|text| Payloads {
+        payloads: vec![json_payload(&text.value())],
     });
     let mut start = NewWorkflowExecutionInfo {
         workflow_id: schedule_id.to_owned(),

@@ -24,9 +24,9 @@ use temporalio_common::protos::temporal::api::common::v1::Payload;
 use temporalio_common::protos::temporal::api::schedule::v1::Schedule;
 
 use super::{
-    Code, Created, Described, FINGERPRINT_ATTRIBUTE, Observation, Observed, PauseState, Rpc,
-    ScheduleStore, StoreError, as_listed, keep_remaining_actions, marker_memo,
-    merged_search_attributes, update_memo,
+    Code, Created, Described, FINGERPRINT_ATTRIBUTE, ListedSpec, Observation, Observed, PauseState,
+    Rpc, ScheduleStore, StoreError, keep_remaining_actions, marker_memo, merged_search_attributes,
+    update_memo,
 };
 use crate::project::action::AttributeType;
 use crate::spec::action::ATTRIBUTE_TYPE_METADATA;
@@ -369,8 +369,8 @@ impl Inner {
     }
 }
 
-/// A schedule as a listing entry (`listed`) or a describe shows it.
-fn observed(schedule_id: &str, entry: &Entry, listed: bool) -> Observed {
+/// A schedule as a listing entry or a describe shows it.
+fn observed(schedule_id: &str, entry: &Entry) -> Observed {
     let state = entry.schedule.state.clone().unwrap_or_default();
     let fingerprint = entry
         .search_attributes
@@ -384,11 +384,9 @@ fn observed(schedule_id: &str, entry: &Entry, listed: bool) -> Observed {
         fingerprint,
         paused: state.paused,
         notes: state.notes,
-        spec: if listed {
-            spec.map(as_listed)
-        } else {
-            spec.cloned()
-        },
+        spec: spec.map(ListedSpec::of),
+        // Nothing fires in memory.
+        activity: None,
     }
 }
 
@@ -448,7 +446,7 @@ impl ScheduleStore for MemoryStore {
             .unwrap_or(&inner.schedules)
             .iter()
             .filter(|(id, _)| owns_id(project, id))
-            .map(|(id, entry)| observed(id, entry, true))
+            .map(|(id, entry)| observed(id, entry))
             .collect();
         Ok(Observation {
             schedules,
@@ -460,7 +458,7 @@ impl ScheduleStore for MemoryStore {
         self.wait(Rpc::DescribeSchedule).await;
         let inner = self.call(Rpc::DescribeSchedule)?;
         Ok(inner.schedules.get(schedule_id).map(|entry| Described {
-            observed: observed(schedule_id, entry, false),
+            observed: observed(schedule_id, entry),
             schedule: entry.schedule.clone(),
             conflict_token: entry.version.to_le_bytes().to_vec(),
             search_attributes: entry.search_attributes.clone(),

@@ -10,6 +10,9 @@ mod temporal;
 use std::collections::HashMap;
 use std::future::Future;
 
+use prost::Message;
+use sha2::Digest;
+
 pub use memory::{MemoryStore, SchedulerModel};
 pub use pace::{Answer, MIN_RATE, Pace, PaceStatus, THROTTLED_RECENTLY, Turn};
 pub use rpc::{Code, Rpc};
@@ -18,6 +21,7 @@ pub use temporal::{RPC_TIMEOUT, RpcCounts, TemporalStore};
 use temporalio_common::protos::temporal::api::common::v1::Payload;
 use temporalio_common::protos::temporal::api::schedule::v1::ScheduleSpec;
 
+use crate::health::Activity;
 use crate::spec::{
     DesiredSchedule, Fingerprint, MEMO_FINGERPRINT, MEMO_PROJECT, PAUSE_NOTE_PREFIX, json_payload,
 };
@@ -40,8 +44,11 @@ pub struct Observed {
     pub paused: bool,
     /// The pause notes.
     pub notes: String,
-    /// The spec, when the listing shows it (Temporal's does).
-    pub spec: Option<ScheduleSpec>,
+    /// The spec as a listing shows it, when it shows one (Temporal's does).
+    pub spec: Option<ListedSpec>,
+    /// What the entry shows of the schedule's firing (last and next
+    /// actions; a describe adds its counters), when the store tells.
+    pub activity: Option<Activity>,
 }
 
 impl Observed {
@@ -79,6 +86,37 @@ pub fn as_listed(spec: &ScheduleSpec) -> ScheduleSpec {
         .truncate(LISTED_SPEC_ENTRIES);
     listed.timezone_data.clear();
     listed
+}
+
+/// A spec as a listing shows it ([`as_listed`]), kept protobuf-encoded: a
+/// tenth of the decoded spec's size, which counts in a listing of 100,000
+/// schedules. Two are equal when their specs are (a spec has no map field,
+/// so its encoding is the same every time).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ListedSpec(Box<[u8]>);
+
+impl ListedSpec {
+    /// `spec` as a listing shows it.
+    pub fn of(spec: &ScheduleSpec) -> Self {
+        ListedSpec(as_listed(spec).encode_to_vec().into_boxed_slice())
+    }
+
+    /// The spec, decoded.
+    pub fn spec(&self) -> ScheduleSpec {
+        // Encoded by `of` from a spec: decoding it back cannot fail.
+        ScheduleSpec::decode(&*self.0).unwrap_or_default()
+    }
+
+    /// A SHA-256 of the encoded spec: equal digests, equal specs.
+    pub(crate) fn digest(&self) -> [u8; 32] {
+        sha2::Sha256::digest(&self.0).into()
+    }
+}
+
+impl std::fmt::Debug for ListedSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.spec().fmt(f)
+    }
 }
 
 /// The search attributes an update sends: every attribute the schedule holds
@@ -285,6 +323,12 @@ pub trait ScheduleStore: Send + Sync {
     fn search_attribute_types(
         &self,
     ) -> impl Future<Output = Result<AttributeTypes, StoreError>> + Send;
+
+    /// The pace of this store's calls (see [`Pace`]), for a store that
+    /// paces them; `None` (the default) for one that does not.
+    fn pace_status(&self) -> Option<PaceStatus> {
+        None
+    }
 }
 
 /// Search attribute names and their types.
@@ -341,6 +385,10 @@ impl<S: ScheduleStore> ScheduleStore for std::sync::Arc<S> {
         &self,
     ) -> impl Future<Output = Result<AttributeTypes, StoreError>> + Send {
         (**self).search_attribute_types()
+    }
+
+    fn pace_status(&self) -> Option<PaceStatus> {
+        (**self).pace_status()
     }
 }
 

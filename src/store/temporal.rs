@@ -5,23 +5,29 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use temporalio_client::request_extensions::RetryConfigForCall;
 use temporalio_client::{Client, RetryOptions};
 use temporalio_common::protos::temporal::api::common::v1::{Memo, Payload, SearchAttributes};
+use temporalio_common::protos::temporal::api::enums::v1::WorkflowExecutionStatus;
 use temporalio_common::protos::temporal::api::operatorservice::v1::ListSearchAttributesRequest;
-use temporalio_common::protos::temporal::api::schedule::v1::{SchedulePatch, ScheduleSpec};
+use temporalio_common::protos::temporal::api::schedule::v1::{
+    ScheduleActionResult, ScheduleInfo, SchedulePatch, ScheduleSpec,
+};
 use temporalio_common::protos::temporal::api::workflowservice::v1::{
     CreateScheduleRequest, DeleteScheduleRequest, DescribeScheduleRequest, ListSchedulesRequest,
     PatchScheduleRequest, UpdateScheduleRequest,
 };
 
-use super::pace::{Answer, Pace};
+use super::pace::{Answer, Pace, PaceStatus};
 use super::{
-    Created, Described, FINGERPRINT_ATTRIBUTE, Observation, Observed, PauseState, ScheduleStore,
-    StoreError, keep_remaining_actions, marker_memo, merged_search_attributes, update_memo,
+    Created, Described, FINGERPRINT_ATTRIBUTE, ListedSpec, Observation, Observed, PauseState,
+    ScheduleStore, StoreError, keep_remaining_actions, marker_memo, merged_search_attributes,
+    update_memo,
 };
 use crate::connection::sanitise;
+use crate::health::{Action, Activity, Counters};
 use crate::project::action::AttributeType;
 use crate::spec::{DesiredSchedule, Fingerprint, MEMO_PROJECT, owns_id};
 
@@ -183,6 +189,7 @@ impl TemporalStore {
                     info.paused,
                     info.notes,
                     info.spec,
+                    Some(activity(&info.recent_actions, &info.future_action_times)),
                 ));
             }
             if page.next_page_token.is_empty() {
@@ -335,6 +342,7 @@ fn observed(
     paused: bool,
     notes: String,
     spec: Option<ScheduleSpec>,
+    activity: Option<Activity>,
 ) -> Observed {
     let memo_field = |key: &str| payload_text(memo.and_then(|m| m.fields.get(key)));
     let fingerprint =
@@ -345,7 +353,51 @@ fn observed(
         fingerprint: fingerprint.map(Fingerprint),
         paused,
         notes,
-        spec,
+        spec: spec.as_ref().map(ListedSpec::of),
+        activity,
+    }
+}
+
+/// A protobuf timestamp as a time.
+fn time(stamp: &prost_wkt_types::Timestamp) -> Option<SystemTime> {
+    let seconds = u64::try_from(stamp.seconds).ok()?;
+    let nanos = u32::try_from(stamp.nanos).ok()?;
+    Some(UNIX_EPOCH + Duration::new(seconds, nanos))
+}
+
+/// What a schedule's last actions and next action times (a listing entry's
+/// or a describe's) show of its firing.
+fn activity(recent: &[ScheduleActionResult], future: &[prost_wkt_types::Timestamp]) -> Activity {
+    let running = |action: &ScheduleActionResult| {
+        action.start_workflow_status == WorkflowExecutionStatus::Running as i32
+    };
+    let last = recent
+        .iter()
+        .max_by_key(|a| a.schedule_time.as_ref().map(|t| (t.seconds, t.nanos)));
+    Activity {
+        last_action: last.and_then(|action| {
+            let scheduled = time(action.schedule_time.as_ref()?)?;
+            let taken = action.actual_time.as_ref().and_then(time);
+            Some(Action {
+                scheduled,
+                taken: taken.unwrap_or(scheduled),
+            })
+        }),
+        next_action: future.iter().filter_map(time).min(),
+        running: u32::try_from(recent.iter().filter(|a| running(a)).count()).unwrap_or(u32::MAX),
+        last_running: last.is_some_and(running),
+        counters: None,
+    }
+}
+
+/// The figures of a describe's info.
+fn counters(info: &ScheduleInfo) -> Counters {
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    Counters {
+        missed_catchup_window: count(info.missed_catchup_window),
+        overlap_skipped: count(info.overlap_skipped),
+        buffer_dropped: count(info.buffer_dropped),
+        running_workflows: u32::try_from(info.running_workflows.len()).unwrap_or(u32::MAX),
     }
 }
 
@@ -408,6 +460,10 @@ impl ScheduleStore for TemporalStore {
                 state.paused,
                 state.notes,
                 schedule.spec.clone(),
+                response.info.as_ref().map(|info| Activity {
+                    counters: Some(counters(info)),
+                    ..activity(&info.recent_actions, &info.future_action_times)
+                }),
             ),
             schedule,
             conflict_token: response.conflict_token,
@@ -534,6 +590,10 @@ impl ScheduleStore for TemporalStore {
                 Some((name, kind))
             })
             .collect())
+    }
+
+    fn pace_status(&self) -> Option<PaceStatus> {
+        Some(self.pace.status())
     }
 
     async fn delete(&self, schedule_id: &str) -> Result<(), StoreError> {

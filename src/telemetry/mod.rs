@@ -15,8 +15,9 @@ use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
 
-use crate::runtime::Status;
+use crate::health::Health;
 use crate::runtime::lifecycle::State;
+use crate::runtime::{ScheduleStatus, Status};
 
 /// 1 for the current state, 0 for the others; label `state`.
 pub const STATE: &str = "schedule_sync_state";
@@ -47,6 +48,19 @@ pub const PACE: &str = "schedule_sync_pace_requests_per_second";
 /// Answers from Temporal that throttled a call (`ResourceExhausted` for a
 /// rate or concurrency limit).
 pub const THROTTLED_TOTAL: &str = "schedule_sync_throttled_total";
+
+/// Declared schedules by `health` (`firing`, `late`, `skipping`, `paused`,
+/// `ended`), as the last reconcile's listing showed them.
+pub const SCHEDULES_BY_HEALTH: &str = "schedule_sync_schedules_by_health";
+/// Per schedule (opt-in, [`crate::runtime::Options::schedule_metrics`]):
+/// 1 for the schedule's health, 0 for the others; labels `schedule`, `health`.
+pub const SCHEDULE_HEALTH: &str = "schedule_sync_schedule_health";
+/// Per schedule (opt-in): when its last action was taken, in Unix seconds;
+/// label `schedule`.
+pub const SCHEDULE_LAST_ACTION: &str = "schedule_sync_schedule_last_action_timestamp_seconds";
+/// Per schedule (opt-in): when its next action is due, in Unix seconds;
+/// label `schedule`.
+pub const SCHEDULE_NEXT_ACTION: &str = "schedule_sync_schedule_next_action_timestamp_seconds";
 
 /// The label on every series that names the reconciler's project.
 pub const PROJECT_LABEL: &str = "project";
@@ -97,6 +111,24 @@ pub(crate) fn describe() {
     );
     describe_counter!(THROTTLED_TOTAL, "Throttled answers from Temporal");
     describe_gauge!(
+        SCHEDULES_BY_HEALTH,
+        "Declared schedules by health (firing, late, skipping, paused, ended)"
+    );
+    describe_gauge!(
+        SCHEDULE_HEALTH,
+        "1 for a schedule's health, 0 for the others (per schedule, opt-in)"
+    );
+    describe_gauge!(
+        SCHEDULE_LAST_ACTION,
+        Unit::Seconds,
+        "When a schedule last acted (Unix time; per schedule, opt-in)"
+    );
+    describe_gauge!(
+        SCHEDULE_NEXT_ACTION,
+        Unit::Seconds,
+        "When a schedule acts next (Unix time; per schedule, opt-in)"
+    );
+    describe_gauge!(
         HELD_DELETIONS,
         "Deletions held back by the last reconcile (incomplete listing or mass delete)"
     );
@@ -118,13 +150,20 @@ pub(crate) fn describe() {
 /// attempts grows; two attempts that finish before the observer runs once
 /// (which takes two attempts well under a millisecond apart) record one
 /// duration.
+///
+/// With `per_schedule`, each declared schedule also gets its own series
+/// ([`SCHEDULE_HEALTH`], [`SCHEDULE_LAST_ACTION`], [`SCHEDULE_NEXT_ACTION`]),
+/// set again only when the schedules' statuses change: off by default, as
+/// 10,000 schedules would make 70,000 series.
 pub(crate) async fn follow(
     mut status: watch::Receiver<Status>,
     label: String,
     ceiling: Option<f64>,
+    per_schedule: bool,
 ) {
     let mut attempts_seen = 0;
     let mut labelled: Option<String> = None;
+    let mut schedules_seen: Option<std::sync::Arc<Vec<ScheduleStatus>>> = None;
     loop {
         let current = status.borrow_and_update().clone();
         let project = current.project.clone().unwrap_or_else(|| label.clone());
@@ -136,6 +175,14 @@ pub(crate) async fn follow(
             pace_started(&project, ceiling);
         }
         record(&project, &current, &mut attempts_seen);
+        if per_schedule
+            && !schedules_seen
+                .as_ref()
+                .is_some_and(|seen| std::sync::Arc::ptr_eq(seen, &current.schedules))
+        {
+            record_schedules(&project, &current.schedules);
+            schedules_seen = Some(current.schedules.clone());
+        }
         labelled = Some(project);
         if status.changed().await.is_err() {
             return;
@@ -156,6 +203,10 @@ fn record(project: &str, status: &Status, attempts_seen: &mut u64) {
     gauge!(RETRY_ATTEMPT, PROJECT_LABEL => project.clone()).set(f64::from(state.attempt()));
     for (name, count) in status.counts() {
         gauge!(SCHEDULES, PROJECT_LABEL => project.clone(), "status" => name).set(count as f64);
+    }
+    for (health, count) in status.health_counts() {
+        gauge!(SCHEDULES_BY_HEALTH, PROJECT_LABEL => project.clone(), "health" => health.name())
+            .set(count as f64);
     }
     gauge!(HELD_DELETIONS, PROJECT_LABEL => project.clone())
         .set(status.held_deletions.len() as f64);
@@ -189,6 +240,30 @@ fn record(project: &str, status: &Status, attempts_seen: &mut u64) {
     }
 }
 
+/// Sets the series of each schedule in `schedules` that a listing showed.
+fn record_schedules(project: &str, schedules: &[ScheduleStatus]) {
+    for schedule in schedules {
+        let Some(watch) = &schedule.watch else {
+            continue;
+        };
+        let labels = [
+            (PROJECT_LABEL, project.to_owned()),
+            ("schedule", schedule.id.clone()),
+        ];
+        for health in Health::ALL {
+            let mut labels = labels.to_vec();
+            labels.push(("health", health.name().to_owned()));
+            gauge!(SCHEDULE_HEALTH, &labels).set(if health == watch.health { 1.0 } else { 0.0 });
+        }
+        if let Some(at) = watch.last_action {
+            gauge!(SCHEDULE_LAST_ACTION, &labels).set(unix_seconds(at));
+        }
+        if let Some(at) = watch.next_action {
+            gauge!(SCHEDULE_NEXT_ACTION, &labels).set(unix_seconds(at));
+        }
+    }
+}
+
 /// Drops the gauges of a project name no longer in use to 0.
 fn clear(project: &str) {
     let project = project.to_owned();
@@ -198,6 +273,10 @@ fn clear(project: &str) {
     gauge!(RETRY_ATTEMPT, PROJECT_LABEL => project.clone()).set(0.0);
     for state in crate::runtime::ScheduleState::ALL {
         gauge!(SCHEDULES, PROJECT_LABEL => project.clone(), "status" => state.name()).set(0.0);
+    }
+    for health in Health::ALL {
+        gauge!(SCHEDULES_BY_HEALTH, PROJECT_LABEL => project.clone(), "health" => health.name())
+            .set(0.0);
     }
     gauge!(HELD_DELETIONS, PROJECT_LABEL => project.clone()).set(0.0);
     gauge!(PACE, PROJECT_LABEL => project).set(0.0);

@@ -135,6 +135,17 @@ enum Command {
         /// The most HTTP connections open at once; more wait to be accepted.
         #[arg(long, default_value_t = 256)]
         max_connections: usize,
+        /// Also export one series per schedule (its health, last and next
+        /// action), labelled `schedule`: 7 series per schedule, so off by
+        /// default; the counts by health are always exported.
+        #[arg(long)]
+        schedule_metrics: bool,
+        /// How many schedules each reconcile describes (taking turns) for
+        /// what only a Describe shows: missed catch-up windows, skipped
+        /// runs, dropped buffered actions, running workflows. 0 reads only
+        /// the listing.
+        #[arg(long, default_value_t = schedule_sync::runtime::DEFAULT_HEALTH_DESCRIBES)]
+        health_describes: usize,
         #[command(flatten)]
         connection: ConnectionArgs,
     },
@@ -159,6 +170,12 @@ enum Command {
     /// Without --id, --query or --prefix, the schedules whose ids start with
     /// `<project>.` are imported.
     Import(crate::import::ImportArgs),
+    /// Shows each schedule of the project in one table, like `kubectl get
+    /// cronjobs`: where it stands against the files (in sync, drift,
+    /// missing, paused by operator, ...), how it fires (firing, late,
+    /// skipping, paused, ended), its last and next action and its running
+    /// workflows. Reads one listing; never writes. Exit 0, or 1 on an error.
+    Status(crate::status::StatusArgs),
     /// Prints the JSON Schema of project.yaml or of a workflow file, for editors.
     ///
     /// `schedule-sync schema workflow > workflow.schema.json` writes a local copy.
@@ -188,11 +205,11 @@ enum SchemaFile {
 }
 
 /// Parses `30s`, `5m`, `1h30m`.
-fn duration(text: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn duration(text: &str) -> Result<std::time::Duration, String> {
     schedule_sync::duration::parse_duration(text).map_err(|e| e.to_string())
 }
 
-fn requests_per_second(text: &str) -> Result<f64, String> {
+pub(crate) fn requests_per_second(text: &str) -> Result<f64, String> {
     let min = schedule_sync::store::MIN_RATE;
     match text.parse::<f64>() {
         Ok(rate) if rate.is_finite() && rate >= min => Ok(rate),
@@ -258,12 +275,16 @@ pub fn run() -> ExitCode {
             slow_retry,
             no_reconciler,
             max_connections,
+            schedule_metrics,
+            health_describes,
             connection,
         } => {
             let mut options = schedule_sync::runtime::Options {
                 resync,
                 attempt_timeout,
                 shutdown_timeout,
+                schedule_metrics,
+                health_describes,
                 ..Default::default()
             };
             options.retry.slow_retry = slow_retry;
@@ -300,6 +321,7 @@ pub fn run() -> ExitCode {
             remote(&dir, format, &connection, true)
         }
         Command::Import(args) => crate::import::run(&args),
+        Command::Status(args) => crate::status::run(&args),
         Command::Schema { file } => {
             // The committed files themselves, so the two can never differ.
             let text = match file {
@@ -504,7 +526,7 @@ fn remote(
 
 /// The connection of the selected environment, or Temporal's own settings
 /// when the project has none; the flags on top either way.
-fn connection_settings(
+pub(crate) fn connection_settings(
     loaded: &project::Loaded,
     flags: &TemporalArgs,
 ) -> Result<schedule_sync::connection::Settings, schedule_sync::connection::ConnectionError> {
@@ -561,6 +583,7 @@ async fn run_remote(
         let report = Report {
             plan: preview.plan,
             outcomes: Vec::new(),
+            health: preview.health,
         };
         (report, preview.changes)
     };

@@ -447,6 +447,7 @@ async fn adopt_plan(
     let report = Report {
         plan: preview.plan,
         outcomes: Vec::new(),
+        health: preview.health,
     };
     let changes: Changes = preview.changes;
     let fires = crate::cli::next_fires(&loaded.project, &report);

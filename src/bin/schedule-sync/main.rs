@@ -8,6 +8,7 @@ mod cli;
 mod import;
 mod output;
 mod serve;
+mod status;
 
 fn main() -> std::process::ExitCode {
     output::finish(cli::run())

@@ -39,6 +39,12 @@ impl Stream {
         &LEFT[self as usize]
     }
 
+    /// Whether the reader of this stream has left (a closed pipe): a
+    /// command that prints again and again stops then.
+    pub(crate) fn reader_left(self) -> bool {
+        self.left().load(Ordering::Relaxed)
+    }
+
     /// Whether this stream is a terminal.
     #[allow(clippy::disallowed_methods)]
     pub(crate) fn is_terminal(self) -> bool {
