@@ -1132,7 +1132,10 @@ async fn create_one_at_a_time<S: ScheduleStore>(
     let project = project(&files);
     let mut options = as_writer(WriterKey::revision(1));
     options.concurrency = 1;
-    memory.delay("CreateSchedule", Duration::from_millis(100));
+    memory.delay(
+        crate::store::Rpc::CreateSchedule,
+        Duration::from_millis(100),
+    );
     let racing = async {
         if let Some(at) = claimed_at {
             tokio::time::sleep(at).await;
@@ -1146,7 +1149,7 @@ async fn create_one_at_a_time<S: ScheduleStore>(
     let report = report.unwrap();
     // The claim described the fence twice (before and after its write);
     // no create was sent twice, so no other describe was made.
-    let reads = memory.calls_of("DescribeSchedule") - 2;
+    let reads = memory.calls_of(crate::store::Rpc::DescribeSchedule) - 2;
     (report, reads)
 }
 
@@ -1224,10 +1227,10 @@ async fn a_describe_that_answers_late_while_throttled_is_no_outage() {
     // store that was not throttled and one that was.
     let late = || {
         let store = fenced_store();
-        store.delay("DescribeSchedule", Duration::from_secs(1));
+        store.delay(crate::store::Rpc::DescribeSchedule, Duration::from_secs(1));
         store.fail_next(
-            "DescribeSchedule",
-            tonic::Code::DeadlineExceeded,
+            crate::store::Rpc::DescribeSchedule,
+            crate::store::Code::DeadlineExceeded,
             RPC_ATTEMPTS as usize,
         );
         store
