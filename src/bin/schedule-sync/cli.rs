@@ -418,7 +418,7 @@ fn remote(
         errln!("{place}");
     }
     let heading = schedule_sync::plan::markdown::Heading::new(
-        &loaded.project.name(),
+        loaded.project.name(),
         loaded.environment.as_ref().map(|e| e.name.as_str()),
         &settings.namespace,
         &settings.host_port(),
@@ -622,7 +622,7 @@ async fn fence_left(
     if !empty {
         return None;
     }
-    let id = schedule_sync::fence::fence_id(&project.name());
+    let id = schedule_sync::fence::fence_id(project.name());
     match store.describe(&id).await {
         Ok(Some(fence)) if fence.observed.owner.as_deref() == Some(project.name()) => Some(id),
         _ => None,
@@ -691,7 +691,7 @@ pub(crate) fn next_fires(
         .filter_map(|id| {
             let (_, schedule) = project
                 .scheduled()
-                .find(|(w, _)| schedule_sync::spec::schedule_id(&project.name(), &w.id) == *id)?;
+                .find(|(w, _)| schedule_sync::spec::schedule_id(project.name(), &w.id) == *id)?;
             Some((
                 id.clone(),
                 schedule_sync::spec::fire_times::next_fire_times(schedule, now, 3),
