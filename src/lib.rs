@@ -71,6 +71,7 @@ pub use telemetry::RECONCILE_DURATION;
 
 pub use connection::{ConnectionError, DEFAULT_CONNECT_TIMEOUT, Overrides, Settings};
 pub use fence::{Writer, WriterKey};
+pub use health::{Health, Watch as HealthWatch};
 pub use plan::{HoldReason, PlanOptions};
 pub use project::{
     Diagnostic, InvalidProject, LoadOptions, Loaded, Project, Severity, load, load_with,
@@ -83,4 +84,4 @@ pub use runtime::{
     AttemptError, Connector, HeldDeletion, Options, Reconciler, ReconcilerHandle, ReloadError,
     ScheduleState, ScheduleStatus, Status, Stopped, TemporalConnector, Totals,
 };
-pub use store::{Code, MemoryStore, PaceStatus, Rpc, SchedulerModel};
+pub use store::{Code, MemoryStore, PaceStatus, Rpc, SchedulerModel, StoreError};
