@@ -397,14 +397,39 @@ impl<S: ScheduleStore> ScheduleStore for std::sync::Arc<S> {
 #[error("{rpc} failed ({code:?}): {message}")]
 pub struct StoreError {
     /// The RPC.
-    pub rpc: &'static str,
+    pub(crate) rpc: &'static str,
     /// The gRPC status code.
-    pub code: tonic::Code,
+    pub(crate) code: tonic::Code,
     /// The server's message, with secrets removed.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl StoreError {
+    /// A failure of `rpc` with `code`, as a store of one's own (a test
+    /// double) answers.
+    pub fn new(rpc: &'static str, code: Code, message: impl Into<String>) -> StoreError {
+        StoreError {
+            rpc,
+            code: code.to_grpc(),
+            message: message.into(),
+        }
+    }
+
+    /// The RPC, as Temporal names it (`CreateSchedule`, …).
+    pub fn rpc(&self) -> &'static str {
+        self.rpc
+    }
+
+    /// The status code it failed with.
+    pub fn code(&self) -> Code {
+        Code::from_grpc(self.code)
+    }
+
+    /// The server's message, with secrets removed.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
         is_retryable(self.code) && !self.is_too_large()

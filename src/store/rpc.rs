@@ -118,6 +118,32 @@ impl Code {
             Code::Unauthenticated => tonic::Code::Unauthenticated,
         }
     }
+
+    /// The code of a gRPC status (`Ok`, which no failure carries, reads as
+    /// `Unknown`).
+    pub(crate) fn from_grpc(code: tonic::Code) -> Code {
+        [
+            Code::Cancelled,
+            Code::Unknown,
+            Code::InvalidArgument,
+            Code::DeadlineExceeded,
+            Code::NotFound,
+            Code::AlreadyExists,
+            Code::PermissionDenied,
+            Code::ResourceExhausted,
+            Code::FailedPrecondition,
+            Code::Aborted,
+            Code::OutOfRange,
+            Code::Unimplemented,
+            Code::Internal,
+            Code::Unavailable,
+            Code::DataLoss,
+            Code::Unauthenticated,
+        ]
+        .into_iter()
+        .find(|ours| ours.to_grpc() == code)
+        .unwrap_or(Code::Unknown)
+    }
 }
 
 #[cfg(test)]
@@ -140,6 +166,27 @@ mod tests {
             ]
         );
         assert_eq!(Rpc::UpdateSchedule.to_string(), "UpdateSchedule");
+    }
+
+    #[test]
+    fn a_grpc_code_reads_back_as_the_code_it_came_from() {
+        assert_eq!(
+            Code::from_grpc(tonic::Code::ResourceExhausted),
+            Code::ResourceExhausted
+        );
+        assert_eq!(
+            Code::from_grpc(tonic::Code::Unauthenticated),
+            Code::Unauthenticated
+        );
+        assert_eq!(Code::from_grpc(tonic::Code::Ok), Code::Unknown);
+        for code in [
+            Code::Cancelled,
+            Code::NotFound,
+            Code::DataLoss,
+            Code::Unavailable,
+        ] {
+            assert_eq!(Code::from_grpc(code.to_grpc()), code);
+        }
     }
 
     #[test]

@@ -311,7 +311,9 @@ async fn selected(
         let query = format!("ScheduleId STARTS_WITH '{prefix}'");
         let listed = match store.list_ids(&query).await {
             // A server that cannot filter by id lists everything.
-            Err(error) if error.code == tonic::Code::InvalidArgument => store.list_ids("").await,
+            Err(error) if error.code() == schedule_sync::Code::InvalidArgument => {
+                store.list_ids("").await
+            }
             other => other,
         }
         .context("cannot list the schedules")?;
