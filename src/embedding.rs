@@ -28,7 +28,7 @@
 //!     // Temporal is away for the whole first attempt (each RPC is tried
 //!     // RPC_ATTEMPTS times before the attempt gives up).
 //!     let away = RPC_ATTEMPTS as usize;
-//!     store.fail_next(crate::store::Rpc::ListSchedules, crate::store::Code::Unavailable, away);
+//!     store.fail_next(schedule_sync::Rpc::ListSchedules, schedule_sync::Code::Unavailable, away);
 //!     let host = CancellationToken::new();
 //!     let handle = Reconciler::new(store.clone(), Options::default()).spawn(project, host.clone());
 //!     let mut status = handle.subscribe();

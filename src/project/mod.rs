@@ -154,8 +154,10 @@ impl InvalidProject {
 ///     "id: report\nschedule:\n  cron: \"0 2 * * *\"\n",
 /// )
 /// .unwrap();
-/// let loaded = schedule_sync::project::load(dir.path()).unwrap();
-/// assert_eq!(loaded.project.workflows[0].task_queue, "q");
+/// let loaded = schedule_sync::load(dir.path()).unwrap();
+/// assert_eq!(loaded.project.name(), "demo");
+/// assert_eq!(loaded.project.task_queue(), "q");
+/// assert_eq!(loaded.project.schedule_count(), 1);
 /// ```
 pub fn load(dir: &Path) -> Result<Loaded, InvalidProject> {
     load_with(dir, &LoadOptions::default())
