@@ -35,11 +35,7 @@ fn project(name: &str, count: usize) -> Project {
             check_workflow_source(format!("job-{i}.yaml").into(), &text, "bench").workflow.unwrap()
         })
         .collect();
-    Project {
-        name: name.to_owned(),
-        task_queue: "bench".to_owned(),
-        workflows,
-    }
+    Project::new(name, "bench", workflows).unwrap()
 }
 
 async fn raw_creates(

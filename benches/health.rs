@@ -31,7 +31,7 @@ fn health_10k(c: &mut Criterion) {
             .iter()
             .map(|want| Observed {
                 schedule_id: want.schedule_id.clone(),
-                owner: Some(project.name.clone()),
+                owner: Some(project.name().to_owned()),
                 fingerprint: Some(want.fingerprint.clone()),
                 paused: !want.enabled,
                 notes: String::new(),

@@ -14,7 +14,7 @@ fn load_10k(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     write_project(dir.path(), 10_000);
     let loaded = schedule_sync::project::load(dir.path()).expect("the generated project is valid");
-    assert_eq!(loaded.project.workflows.len(), 10_000);
+    assert_eq!(loaded.project.workflows().len(), 10_000);
 
     let mut group = c.benchmark_group("load_project");
     group.sample_size(20);

@@ -206,11 +206,11 @@ impl InSync {
 }
 
 fn unexpected(rpc: &'static str) -> StoreError {
-    StoreError {
+    StoreError::new(
         rpc,
-        code: tonic::Code::Unimplemented,
-        message: "a no-op sync makes no such call".into(),
-    }
+        schedule_sync::Code::Unimplemented,
+        "a no-op sync makes no such call",
+    )
 }
 
 impl ScheduleStore for InSync {

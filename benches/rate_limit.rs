@@ -40,11 +40,7 @@ fn project(name: &str, count: usize) -> Project {
                 .unwrap()
         })
         .collect();
-    Project {
-        name: name.to_owned(),
-        task_queue: "bench".to_owned(),
-        workflows,
-    }
+    Project::new(name, "bench", workflows).unwrap()
 }
 
 #[tokio::main]

@@ -19,10 +19,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use schedule_sync::connection::{DEFAULT_CONNECT_TIMEOUT, Overrides, Settings};
-use schedule_sync::runtime::{Options, Reconciler, ReconcilerHandle, TemporalConnector};
+use schedule_sync::{
+    CancellationToken, DEFAULT_CONNECT_TIMEOUT, Options, Overrides, RECONCILE_DURATION, Reconciler,
+    ReconcilerHandle, Settings, TemporalConnector,
+};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio_util::sync::CancellationToken;
 
 /// The host's readiness: its own dependencies, and the schedules in step.
 async fn readyz(State(sync): State<ReconcilerHandle>) -> (StatusCode, String) {
@@ -53,7 +54,7 @@ fn install_metrics() -> Result<PrometheusHandle, Box<dyn std::error::Error>> {
         // Reconciles take from milliseconds (nothing to do) to minutes
         // (thousands of writes): buckets that show both.
         .set_buckets_for_metric(
-            Matcher::Full(schedule_sync::telemetry::RECONCILE_DURATION.to_owned()),
+            Matcher::Full(RECONCILE_DURATION.to_owned()),
             &[
                 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
             ],

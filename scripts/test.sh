@@ -63,7 +63,10 @@ if [[ -n "$cli_crates" ]]; then
   exit 1
 fi
 
-step "examples/embed.rs, a host server, builds with the library's default features"
+step "the public API matches its committed listing (api/), default and all features"
+scripts/public-api.sh
+
+step "examples/embed.rs, a host server, builds with the library's default features; the README's examples run"
 cargo test --locked --doc embedding
 
 step "cargo clippy"

@@ -177,6 +177,7 @@ impl Settings {
     /// # Cancel safety
     ///
     /// Dropping the future abandons the attempt and its half-open connection.
+    #[doc(hidden)]
     pub async fn connect(&self, timeout: Duration) -> Result<Client, ConnectionError> {
         let mut options = self.options.clone();
         options.connect_timeout = Some(timeout);

@@ -19,19 +19,16 @@
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //!
-//! use schedule_sync::runtime::lifecycle::State;
-//! use schedule_sync::runtime::{Options, Reconciler};
-//! use schedule_sync::store::MemoryStore;
-//! use tokio_util::sync::CancellationToken;
+//! use schedule_sync::{CancellationToken, Code, MemoryStore, Options, RPC_ATTEMPTS, Reconciler, Rpc, State};
 //!
 //! async fn the_host_is_ready_once_temporal_answers() {
 //!     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/billing");
-//!     let project = schedule_sync::project::load(&dir).unwrap().project;
+//!     let project = schedule_sync::load(&dir).unwrap().project;
 //!     let store = Arc::new(MemoryStore::new());
 //!     // Temporal is away for the whole first attempt (each RPC is tried
 //!     // RPC_ATTEMPTS times before the attempt gives up).
-//!     let away = schedule_sync::reconcile::RPC_ATTEMPTS as usize;
-//!     store.fail_next("ListSchedules", tonic::Code::Unavailable, away);
+//!     let away = RPC_ATTEMPTS as usize;
+//!     store.fail_next(schedule_sync::Rpc::ListSchedules, schedule_sync::Code::Unavailable, away);
 //!     let host = CancellationToken::new();
 //!     let handle = Reconciler::new(store.clone(), Options::default()).spawn(project, host.clone());
 //!     let mut status = handle.subscribe();
@@ -55,3 +52,9 @@
 //! #     .unwrap()
 //! #     .block_on(the_host_is_ready_once_temporal_answers());
 //! ```
+
+/// The README's Rust examples, compiled and run as doc tests so that the
+/// README cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

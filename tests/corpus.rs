@@ -148,7 +148,7 @@ fn every_good_project_loads_with_the_expected_facts() {
             let first_schedule = project.scheduled().next().map(|(_, s)| s);
             match key {
                 "workflows" => assert_eq!(
-                    project.workflows.len().to_string(),
+                    project.workflows().len().to_string(),
                     value,
                     "{}",
                     case.display()
@@ -166,7 +166,12 @@ fn every_good_project_loads_with_the_expected_facts() {
                     case.display()
                 ),
                 "task_queue" => {
-                    assert_eq!(project.workflows[0].task_queue, value, "{}", case.display())
+                    assert_eq!(
+                        project.workflows()[0].task_queue,
+                        value,
+                        "{}",
+                        case.display()
+                    )
                 }
                 "warning" => warnings.push(value),
                 other => panic!("{}: unknown expectation {other}", case.display()),
@@ -200,8 +205,8 @@ fn the_example_project_is_valid_and_complete() {
     let loaded = project::load(&dir).expect("the example is valid");
     assert!(loaded.warnings.is_empty(), "{:#?}", loaded.warnings);
     let project = loaded.project;
-    assert_eq!(project.name, "billing");
-    let ids: Vec<&str> = project.workflows.iter().map(|w| w.id.as_str()).collect();
+    assert_eq!(project.name(), "billing");
+    let ids: Vec<&str> = project.workflows().iter().map(|w| w.id.as_str()).collect();
     assert_eq!(
         ids,
         [
@@ -212,16 +217,16 @@ fn the_example_project_is_valid_and_complete() {
             "refund"
         ]
     );
-    let report = &project.workflows[2];
+    let report = &project.workflows()[2];
     assert_eq!(report.task_queue, "reports");
     let schedule = report.schedule.as_ref().unwrap();
     assert_eq!(
         schedule.input.as_ref().map(|input| input.value()),
         Some(serde_json::json!({"region": "eu", "formats": ["pdf", "csv"]}))
     );
-    let sweep = project.workflows[1].schedule.as_ref().unwrap();
+    let sweep = project.workflows()[1].schedule.as_ref().unwrap();
     assert_eq!(sweep.timing.every.len(), 1);
     assert!(sweep.timing.cron.is_empty() && sweep.timing.calendars.is_empty());
-    assert_eq!(project.workflows[1].task_queue, "billing-workers");
-    assert!(!project.workflows[0].schedule.as_ref().unwrap().enabled);
+    assert_eq!(project.workflows()[1].task_queue, "billing-workers");
+    assert!(!project.workflows()[0].schedule.as_ref().unwrap().enabled);
 }

@@ -251,12 +251,7 @@ fn loaded(text: &str, file: &Path) -> schedule_sync::spec::DesiredSchedule {
             outcome.diagnostics
         )
     });
-    desired(&Project {
-        name: PROJECT.into(),
-        task_queue: "q".into(),
-        workflows: vec![workflow],
-    })
-    .remove(0)
+    desired(&Project::new(PROJECT, "q", vec![workflow]).unwrap()).remove(0)
 }
 
 #[test]

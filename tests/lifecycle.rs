@@ -329,9 +329,11 @@ async fn once_synced_it_stays_ready_through_later_retries() {
     let handle =
         Reconciler::new(connector.clone(), options).spawn(billing(), CancellationToken::new());
     handle.wait_synced().await.unwrap();
-    connector
-        .store
-        .fail_next("ListSchedules", tonic::Code::Unavailable, 100);
+    connector.store.fail_next(
+        schedule_sync::Rpc::ListSchedules,
+        schedule_sync::Code::Unavailable,
+        100,
+    );
     let state = wait_for(&handle, "Retrying after Synced", |s| {
         matches!(s, State::Retrying { .. })
     })
@@ -353,7 +355,7 @@ async fn a_periodic_resync_runs_after_each_success() {
     handle.wait_synced().await.unwrap();
     tokio::time::sleep(Duration::from_secs(150)).await;
     assert_eq!(
-        connector.store.calls_of("ListSchedules"),
+        connector.store.calls_of(schedule_sync::Rpc::ListSchedules),
         3,
         "at 0, 60 and 120 s"
     );
@@ -371,7 +373,7 @@ async fn reloads_in_a_row_coalesce_into_one_reconcile() {
     let handle =
         Reconciler::new(connector.clone(), no_jitter()).spawn(billing(), CancellationToken::new());
     handle.wait_synced().await.unwrap();
-    let lists = connector.store.calls_of("ListSchedules");
+    let lists = connector.store.calls_of(schedule_sync::Rpc::ListSchedules);
     for _ in 0..5 {
         handle.reload(billing()).unwrap();
     }
@@ -385,7 +387,10 @@ async fn reloads_in_a_row_coalesce_into_one_reconcile() {
     assert_eq!(reloaded.totals.reloads.get("applied"), Some(&5));
     // Nothing else is due: the next 10 minutes bring no reconcile.
     tokio::time::sleep(Duration::from_secs(600)).await;
-    assert_eq!(connector.store.calls_of("ListSchedules"), lists + 1);
+    assert_eq!(
+        connector.store.calls_of(schedule_sync::Rpc::ListSchedules),
+        lists + 1
+    );
     assert_eq!(handle.status().revision, 2);
     handle.shutdown().await;
 }
@@ -519,7 +524,10 @@ async fn an_invalid_reload_keeps_the_last_good_project_and_deletes_nothing() {
     assert!(matches!(status.state, State::Synced { .. }));
     tokio::time::sleep(Duration::from_secs(600)).await;
     assert_eq!(connector.store.calls().len(), calls, "no RPC at all");
-    assert_eq!(connector.store.calls_of("DeleteSchedule"), 0);
+    assert_eq!(
+        connector.store.calls_of(schedule_sync::Rpc::DeleteSchedule),
+        0
+    );
     // A good reload afterwards clears the error.
     handle.reload_from(example()).await.unwrap();
     let mut status = handle.subscribe();
@@ -627,7 +635,7 @@ async fn shutdown_during_an_rpc_lets_it_finish_and_starts_no_other() {
     // The listing takes 2 s; the next RPC (reading the writer fence before
     // the first write) is in flight from 2 s to 4 s.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(store.inner.calls(), ["ListSchedules"]);
+    assert_eq!(store.inner.calls(), [schedule_sync::Rpc::ListSchedules]);
     let asked = Instant::now();
     shutdown.cancel();
     handle.join().await;
@@ -638,7 +646,10 @@ async fn shutdown_during_an_rpc_lets_it_finish_and_starts_no_other() {
     );
     assert_eq!(
         store.inner.calls(),
-        ["ListSchedules", "DescribeSchedule"],
+        [
+            schedule_sync::Rpc::ListSchedules,
+            schedule_sync::Rpc::DescribeSchedule
+        ],
         "no new RPC after shutdown"
     );
     assert_eq!(handle.state(), State::ShuttingDown);
@@ -870,7 +881,10 @@ async fn durations_as_long_as_duration_max_mean_never_and_panic_nowhere() {
         .spawn(billing(), CancellationToken::new());
     handle.wait_synced().await.unwrap();
     tokio::time::sleep(Duration::from_secs(365 * 86_400)).await;
-    assert_eq!(connector.store.calls_of("ListSchedules"), 1);
+    assert_eq!(
+        connector.store.calls_of(schedule_sync::Rpc::ListSchedules),
+        1
+    );
     handle.shutdown().await;
 
     // Retrying and Failed, with backoffs that never end.
@@ -897,8 +911,8 @@ async fn a_lost_race_is_followed_up_soon_without_a_periodic_resync() {
     handle.wait_synced().await.unwrap();
     // Another writer wins every race for `race.a` during the next reconcile.
     store.fail_next(
-        "UpdateSchedule",
-        tonic::Code::FailedPrecondition,
+        schedule_sync::Rpc::UpdateSchedule,
+        schedule_sync::Code::FailedPrecondition,
         schedule_sync::reconcile::RACE_ATTEMPTS as usize,
     );
     handle.reload(loaded(&v2)).unwrap();

@@ -114,7 +114,11 @@ async fn two_reconcilers_in_one_process_keep_separate_metric_series() {
         .await
         .unwrap_err();
     // Alpha loses Temporal; beta does not notice.
-    alpha_store.fail_next("ListSchedules", tonic::Code::Unavailable, 1000);
+    alpha_store.fail_next(
+        schedule_sync::Rpc::ListSchedules,
+        schedule_sync::Code::Unavailable,
+        1000,
+    );
     alpha.resync().unwrap();
     let text = metrics_until(render, "alpha retrying, beta refused", |text| {
         value(

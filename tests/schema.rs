@@ -240,7 +240,7 @@ fn every_good_project_and_the_example_validate() {
         let loaded = project::load(&dir)
             .unwrap_or_else(|e| panic!("{}: {:#?}", dir.display(), e.diagnostics));
         let files = std::iter::once(PathBuf::from(project::PROJECT_FILE))
-            .chain(loaded.project.workflows.iter().map(|w| w.file.clone()));
+            .chain(loaded.project.workflows().iter().map(|w| w.file.clone()));
         for file in files {
             let value = yaml(&dir.join(&file));
             for error in errors(for_file(&file, &project, &workflow), &value) {

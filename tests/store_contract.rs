@@ -700,8 +700,12 @@ async fn a_search_attribute_the_namespace_lacks_is_refused_and_listed_as_missing
         )
         .await
         .expect_err("an unknown search attribute is refused");
-    assert_eq!(refused.code, tonic::Code::InvalidArgument, "{refused:?}");
-    assert!(refused.message.contains("Missing"), "{refused:?}");
+    assert_eq!(
+        refused.code(),
+        schedule_sync::Code::InvalidArgument,
+        "{refused:?}"
+    );
+    assert!(refused.message().contains("Missing"), "{refused:?}");
     assert!(
         backend
             .store()

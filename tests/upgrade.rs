@@ -128,8 +128,8 @@ async fn an_upgrade_writes_nothing_with_or_without_the_fingerprint_attribute() {
         assert_eq!(store.writes(), 0, "{attribute}: {:?}", store.calls());
         // With the attribute, the listing is all it costs.
         if attribute {
-            assert_eq!(store.calls_of("DescribeSchedule"), 0);
+            assert_eq!(store.calls_of(schedule_sync::Rpc::DescribeSchedule), 0);
         }
-        assert_eq!(store.calls_of("ListSearchAttributes"), 0);
+        assert_eq!(store.calls_of(schedule_sync::Rpc::ListSearchAttributes), 0);
     }
 }

@@ -60,6 +60,7 @@ pub struct Related {
 
 impl Diagnostic {
     /// An error at a position of a file.
+    #[doc(hidden)]
     pub fn error(file: &Path, at: Position, message: impl Into<String>) -> Self {
         Diagnostic {
             severity: Severity::Error,
@@ -75,6 +76,7 @@ impl Diagnostic {
     }
 
     /// A warning at a position of a file.
+    #[doc(hidden)]
     pub fn warning(file: &Path, at: Position, message: impl Into<String>) -> Self {
         Diagnostic {
             severity: Severity::Warning,

@@ -109,6 +109,22 @@ impl InvalidProject {
         summary
     }
 
+    /// A project that breaks the rules that `messages` state, each an error
+    /// of `project.yaml`.
+    pub(crate) fn of_messages(messages: &[String]) -> Self {
+        let diagnostics = messages
+            .iter()
+            .map(|m| {
+                Diagnostic::error(
+                    Path::new(PROJECT_FILE),
+                    Position { line: 0, column: 0 },
+                    m.clone(),
+                )
+            })
+            .collect();
+        InvalidProject { diagnostics }
+    }
+
     /// The project in `dir` could not be loaded at all: the loader failed
     /// (a bug) with `why`.
     pub(crate) fn load_failed(dir: &Path, why: &str) -> Self {
@@ -138,8 +154,10 @@ impl InvalidProject {
 ///     "id: report\nschedule:\n  cron: \"0 2 * * *\"\n",
 /// )
 /// .unwrap();
-/// let loaded = schedule_sync::project::load(dir.path()).unwrap();
-/// assert_eq!(loaded.project.workflows[0].task_queue, "q");
+/// let loaded = schedule_sync::load(dir.path()).unwrap();
+/// assert_eq!(loaded.project.name(), "demo");
+/// assert_eq!(loaded.project.task_queue(), "q");
+/// assert_eq!(loaded.project.schedule_count(), 1);
 /// ```
 pub fn load(dir: &Path) -> Result<Loaded, InvalidProject> {
     load_with(dir, &LoadOptions::default())

@@ -15,15 +15,74 @@ pub use super::timing::{CalendarEntry, Interval, Timing};
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Project {
     /// The owner identity of the project's schedules.
-    pub name: String,
+    pub(crate) name: String,
     /// The default task queue for started workflows.
-    pub task_queue: String,
+    pub(crate) task_queue: String,
     /// Every workflow file, sorted by workflow id.
-    pub workflows: Vec<Workflow>,
+    pub(crate) workflows: Vec<Workflow>,
 }
 
 impl Project {
+    /// A project of workflows that were checked one by one (as
+    /// [`crate::project::check_workflow_source`] checks them), with the
+    /// checks that span the project: a valid project name and task queue,
+    /// and workflow ids that are unique. The workflows are sorted by id.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidProject`](crate::InvalidProject), naming each problem.
+    #[doc(hidden)]
+    pub fn new(
+        name: &str,
+        task_queue: &str,
+        mut workflows: Vec<Workflow>,
+    ) -> Result<Project, crate::project::InvalidProject> {
+        let mut problems = Vec::new();
+        if !crate::project::names::is_project_name(name) {
+            problems.push(format!("{name:?} is not a valid project name"));
+        }
+        if task_queue.trim().is_empty() {
+            problems.push("the task queue is empty".to_owned());
+        }
+        workflows.sort_by(|a, b| a.id.cmp(&b.id));
+        for pair in workflows.windows(2) {
+            if pair[0].id == pair[1].id {
+                problems.push(format!("the workflow id {:?} is used twice", pair[0].id));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(crate::project::InvalidProject::of_messages(&problems));
+        }
+        Ok(Project {
+            name: name.to_owned(),
+            task_queue: task_queue.to_owned(),
+            workflows,
+        })
+    }
+
+    /// The project's name: the owner identity of its schedules.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The default task queue of the workflows its schedules start.
+    pub fn task_queue(&self) -> &str {
+        &self.task_queue
+    }
+
+    /// Every workflow file, sorted by workflow id.
+    #[doc(hidden)]
+    pub fn workflows(&self) -> &[Workflow] {
+        &self.workflows
+    }
+
+    /// How many schedules the project declares.
+    pub fn schedule_count(&self) -> usize {
+        self.scheduled().count()
+    }
+
     /// The workflows that declare a schedule.
+    #[doc(hidden)]
     pub fn scheduled(&self) -> impl Iterator<Item = (&Workflow, &Schedule)> {
         self.workflows
             .iter()

@@ -143,7 +143,7 @@ mod tests {
         }
         assert_eq!(store.writes(), 0);
         assert_eq!(
-            store.calls_of("ListSearchAttributes"),
+            store.calls_of(crate::store::Rpc::ListSearchAttributes),
             2,
             "one listing each"
         );
@@ -159,13 +159,13 @@ mod tests {
             .await
             .expect("applies");
         assert!(report.converged(), "{report:#?}");
-        assert_eq!(store.calls_of("ListSearchAttributes"), 1);
+        assert_eq!(store.calls_of(crate::store::Rpc::ListSearchAttributes), 1);
         let again = reconcile(&store, &project, ReconcileOptions::default())
             .await
             .expect("applies");
         assert!(again.plan.steps.is_empty(), "{:#?}", again.plan);
         assert_eq!(
-            store.calls_of("ListSearchAttributes"),
+            store.calls_of(crate::store::Rpc::ListSearchAttributes),
             1,
             "the no-op lists none"
         );

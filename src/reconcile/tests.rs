@@ -107,8 +107,12 @@ async fn a_claim_read_back_names_the_newer_writer_when_one_raced_ahead() {
     let report = reconcile(&store, &project(&[A]), as_writer(WriterKey::revision(3)))
         .await
         .unwrap();
-    assert_eq!(store.calls_of("CreateSchedule"), 0, "{report:#?}");
-    assert_eq!(store.calls_of("PatchSchedule"), 0);
+    assert_eq!(
+        store.calls_of(crate::store::Rpc::CreateSchedule),
+        0,
+        "{report:#?}"
+    );
+    assert_eq!(store.calls_of(crate::store::Rpc::PatchSchedule), 0);
     assert_eq!(
         report.plan.superseded_by().unwrap().key,
         WriterKey::revision(5)
@@ -125,7 +129,10 @@ async fn a_newer_writer_that_claims_mid_way_stops_the_steps_not_yet_started() {
     let mut options = as_writer(WriterKey::revision(1));
     options.concurrency = 1;
     // Each create takes a while; a newer writer claims after a few.
-    store.delay("CreateSchedule", std::time::Duration::from_millis(300));
+    store.delay(
+        crate::store::Rpc::CreateSchedule,
+        std::time::Duration::from_millis(300),
+    );
     let racing = async {
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         store.operator_pause(
@@ -175,7 +182,10 @@ async fn an_unchanged_project_costs_one_listing_and_zero_writes() {
         .await
         .unwrap();
     assert!(second.plan.steps.is_empty());
-    assert_eq!(store.calls()[calls_before..], ["ListSchedules"]);
+    assert_eq!(
+        store.calls()[calls_before..],
+        [crate::store::Rpc::ListSchedules]
+    );
     assert_eq!(store.writes(), 3);
 }
 
@@ -190,9 +200,9 @@ async fn a_lagging_listing_causes_no_error_and_no_duplicate() {
             .unwrap();
         assert!(report.converged(), "{report:#?}");
     }
-    assert_eq!(store.calls_of("CreateSchedule"), 4);
+    assert_eq!(store.calls_of(crate::store::Rpc::CreateSchedule), 4);
     assert_eq!(
-        store.calls_of("UpdateSchedule"),
+        store.calls_of(crate::store::Rpc::UpdateSchedule),
         0,
         "a create that finds its schedule already as wanted writes nothing more"
     );
@@ -236,20 +246,28 @@ async fn an_edit_made_out_of_band_is_corrected_but_an_operator_pause_is_kept() {
 #[tokio::test(start_paused = true)]
 async fn resource_exhausted_backs_off_exponentially_then_succeeds() {
     let store = fenced_store();
-    store.fail_next("CreateSchedule", tonic::Code::ResourceExhausted, 3);
+    store.fail_next(
+        crate::store::Rpc::CreateSchedule,
+        crate::store::Code::ResourceExhausted,
+        3,
+    );
     let started = tokio::time::Instant::now();
     let report = reconcile(&store, &project(&[A]), ReconcileOptions::default())
         .await
         .unwrap();
     assert!(report.converged(), "{report:#?}");
     assert_eq!(started.elapsed(), Duration::from_millis(200 + 400 + 800));
-    assert_eq!(store.calls_of("CreateSchedule"), 4);
+    assert_eq!(store.calls_of(crate::store::Rpc::CreateSchedule), 4);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_permanent_error_is_not_retried_and_does_not_stop_the_others() {
     let store = fenced_store();
-    store.fail_next("CreateSchedule", tonic::Code::InvalidArgument, 1);
+    store.fail_next(
+        crate::store::Rpc::CreateSchedule,
+        crate::store::Code::InvalidArgument,
+        1,
+    );
     let report = reconcile(&store, &project(&[A, B, C]), ReconcileOptions::default())
         .await
         .unwrap();
@@ -267,7 +285,7 @@ async fn a_permanent_error_is_not_retried_and_does_not_stop_the_others() {
     );
     assert!(store.get("foo.b").is_some() && store.get("foo.c").is_some());
     assert!(!report.converged());
-    assert_eq!(store.calls_of("CreateSchedule"), 3);
+    assert_eq!(store.calls_of(crate::store::Rpc::CreateSchedule), 3);
 }
 
 #[tokio::test(start_paused = true)]
@@ -276,12 +294,16 @@ async fn a_lost_race_is_re_read_and_retried() {
     reconcile(&store, &project(&[A]), ReconcileOptions::default())
         .await
         .unwrap();
-    store.fail_next("UpdateSchedule", tonic::Code::FailedPrecondition, 1);
+    store.fail_next(
+        crate::store::Rpc::UpdateSchedule,
+        crate::store::Code::FailedPrecondition,
+        1,
+    );
     let report = reconcile(&store, &project(&[A2]), ReconcileOptions::default())
         .await
         .unwrap();
     assert!(report.converged(), "{report:#?}");
-    let updates = store.calls_of("UpdateSchedule");
+    let updates = store.calls_of(crate::store::Rpc::UpdateSchedule);
     assert_eq!(updates, 2);
     let want = &desired(&project(&[A2]))[0];
     assert_eq!(store.get("foo.a").unwrap().spec, want.schedule.spec);
@@ -294,8 +316,8 @@ async fn losing_every_race_is_reported_not_forced() {
         .await
         .unwrap();
     store.fail_next(
-        "UpdateSchedule",
-        tonic::Code::FailedPrecondition,
+        crate::store::Rpc::UpdateSchedule,
+        crate::store::Code::FailedPrecondition,
         RACE_ATTEMPTS as usize,
     );
     let report = reconcile(&store, &project(&[A2]), ReconcileOptions::default())
@@ -440,7 +462,7 @@ async fn adoption_re_creates_the_schedule_when_the_memo_cannot_be_updated() {
     let adopted = reconcile(&store, &project(&[A]), options).await.unwrap();
     assert!(adopted.converged(), "{adopted:#?}");
     assert_eq!(store.owner("foo.a").as_deref(), Some("foo"));
-    assert_eq!(store.calls_of("DeleteSchedule"), 1);
+    assert_eq!(store.calls_of(crate::store::Rpc::DeleteSchedule), 1);
     assert_eq!(
         store
             .search_attributes("foo.a")
@@ -469,8 +491,12 @@ async fn on_the_chasm_scheduler_adoption_updates_in_place_keeping_the_memo_of_ot
     let adopted = reconcile(&store, &project(&[A]), options).await.unwrap();
     assert!(adopted.converged(), "{adopted:#?}");
     assert_eq!(store.owner("foo.a").as_deref(), Some("foo"));
-    assert_eq!(store.calls_of("DeleteSchedule"), 0, "no re-create");
-    assert_eq!(store.calls_of("UpdateSchedule"), 1);
+    assert_eq!(
+        store.calls_of(crate::store::Rpc::DeleteSchedule),
+        0,
+        "no re-create"
+    );
+    assert_eq!(store.calls_of(crate::store::Rpc::UpdateSchedule), 1);
     assert_eq!(
         store.memo("foo.a").get("made-by").map(String::as_str),
         Some("\"ops\"")
@@ -500,7 +526,7 @@ async fn a_workflow_backed_schedule_on_1_32_is_updated_without_a_memo_and_adopte
         .unwrap();
     assert!(report.converged(), "{report:#?}");
     assert_eq!(
-        store.calls_of("UpdateSchedule"),
+        store.calls_of(crate::store::Rpc::UpdateSchedule),
         1,
         "ours: sent without a memo"
     );
@@ -515,11 +541,11 @@ async fn a_workflow_backed_schedule_on_1_32_is_updated_without_a_memo_and_adopte
     assert!(adopted.converged(), "{adopted:#?}");
     assert_eq!(store.owner("foo.a").as_deref(), Some("foo"));
     assert_eq!(
-        store.calls_of("UpdateSchedule"),
+        store.calls_of(crate::store::Rpc::UpdateSchedule),
         2,
         "the refused memo is no lost race: not retried"
     );
-    assert_eq!(store.calls_of("DeleteSchedule"), 1);
+    assert_eq!(store.calls_of(crate::store::Rpc::DeleteSchedule), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -533,7 +559,7 @@ async fn an_update_keeps_search_attributes_that_are_not_ours() {
         .await
         .unwrap();
     assert!(report.converged(), "{report:#?}");
-    assert_eq!(store.calls_of("UpdateSchedule"), 1);
+    assert_eq!(store.calls_of(crate::store::Rpc::UpdateSchedule), 1);
     let attributes = store.search_attributes("foo.a");
     assert_eq!(
         attributes.get("Team").map(String::as_str),
@@ -572,7 +598,11 @@ async fn an_unreachable_temporal_ends_the_reconcile_at_once() {
     let files: Vec<&str> = many.iter().map(String::as_str).collect();
     let store = fenced_store();
     // The listing works, then Temporal goes away for good.
-    store.fail_next("CreateSchedule", tonic::Code::Unavailable, 10_000);
+    store.fail_next(
+        crate::store::Rpc::CreateSchedule,
+        crate::store::Code::Unavailable,
+        10_000,
+    );
     let started = tokio::time::Instant::now();
     let options = ReconcileOptions {
         concurrency: 2,
@@ -592,16 +622,20 @@ async fn an_unreachable_temporal_ends_the_reconcile_at_once() {
     // Two steps at a time, each retrying at 0.2, 0.6, 1.4 and 3 s: the
     // outage is declared at 3 s, after at most 5 creates of each.
     assert!(
-        store.calls_of("CreateSchedule") <= 10,
+        store.calls_of(crate::store::Rpc::CreateSchedule) <= 10,
         "{} creates",
-        store.calls_of("CreateSchedule")
+        store.calls_of(crate::store::Rpc::CreateSchedule)
     );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_busy_temporal_is_not_taken_for_an_outage() {
     let store = fenced_store();
-    store.fail_next("CreateSchedule", tonic::Code::ResourceExhausted, 12);
+    store.fail_next(
+        crate::store::Rpc::CreateSchedule,
+        crate::store::Code::ResourceExhausted,
+        12,
+    );
     let options = ReconcileOptions {
         concurrency: 1,
         ..Default::default()
@@ -617,7 +651,7 @@ async fn a_busy_temporal_is_not_taken_for_an_outage() {
     assert!(error.contains("throttled"), "{error}");
     assert!(report.outcomes[0].retryable);
     assert_eq!(
-        store.calls_of("CreateSchedule"),
+        store.calls_of(crate::store::Rpc::CreateSchedule),
         crate::reconcile::THROTTLED_ATTEMPTS as usize + 3 + 1
     );
 }
@@ -627,13 +661,21 @@ async fn throttled_answers_have_a_budget_of_their_own() {
     let store = fenced_store();
     // More throttled answers than the attempts for other errors, then an
     // error that may heal: the create still lands.
-    store.fail_next("CreateSchedule", tonic::Code::ResourceExhausted, 6);
-    store.fail_next("CreateSchedule", tonic::Code::Unavailable, 1);
+    store.fail_next(
+        crate::store::Rpc::CreateSchedule,
+        crate::store::Code::ResourceExhausted,
+        6,
+    );
+    store.fail_next(
+        crate::store::Rpc::CreateSchedule,
+        crate::store::Code::Unavailable,
+        1,
+    );
     let report = reconcile(&store, &project(&[A]), ReconcileOptions::default())
         .await
         .unwrap();
     assert!(report.converged(), "{report:#?}");
-    assert_eq!(store.calls_of("CreateSchedule"), 6 + 1 + 1);
+    assert_eq!(store.calls_of(crate::store::Rpc::CreateSchedule), 6 + 1 + 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -666,8 +708,8 @@ async fn writes_act_on_the_schedule_as_it_is_not_as_a_stale_listing_shows_it() {
         ]
     );
     assert!(report.outcomes.iter().all(|o| o.error.is_none()));
-    assert_eq!(store.calls_of("DeleteSchedule"), 0);
-    assert_eq!(store.calls_of("PatchSchedule"), 0);
+    assert_eq!(store.calls_of(crate::store::Rpc::DeleteSchedule), 0);
+    assert_eq!(store.calls_of(crate::store::Rpc::PatchSchedule), 0);
     assert!(
         store.owner("foo.b").is_none(),
         "the hand-made one is left alone"
@@ -685,8 +727,8 @@ async fn only_a_create_sent_twice_is_read_back() {
     // a: created, answer lost, sent again (answered OK by its request
     // id), then described to make sure it exists; b: created once. The
     // other describe reads the writer fence before the first write.
-    assert_eq!(store.calls_of("CreateSchedule"), 3);
-    assert_eq!(store.calls_of("DescribeSchedule"), 2);
+    assert_eq!(store.calls_of(crate::store::Rpc::CreateSchedule), 3);
+    assert_eq!(store.calls_of(crate::store::Rpc::DescribeSchedule), 2);
     assert!(store.get("foo.a").is_some() && store.get("foo.b").is_some());
 }
 
@@ -703,7 +745,10 @@ fn hourly(n: usize) -> Project {
 /// the fence as `name` with rank `keys[i]`, against `store`, whose creates
 /// take 200 ms (about the dev server's pace at a concurrency of 16).
 async fn three_writers(store: &MemoryStore, project: &Project, keys: [WriterKey; 3]) {
-    store.delay("CreateSchedule", std::time::Duration::from_millis(200));
+    store.delay(
+        crate::store::Rpc::CreateSchedule,
+        std::time::Duration::from_millis(200),
+    );
     let names = ["pod-a/1", "pod-b/1", "pod-c/1"];
     let desired = DesiredProject::of(project);
     let reports = futures_util::future::join_all(
@@ -730,13 +775,13 @@ async fn writers_started_together_send_each_create_about_once() {
         }
         // Three creates of the fence (one made, two found taken), and one
         // create per schedule, with at most a few sent twice.
-        let creates = store.calls_of("CreateSchedule");
+        let creates = store.calls_of(crate::store::Rpc::CreateSchedule);
         assert!(
             (403..=410).contains(&creates),
             "{model:?}: {creates} creates"
         );
         assert_eq!(fence_writer(&store), Some(start(1_009)), "{model:?}");
-        assert_eq!(store.calls_of("DeleteSchedule"), 0);
+        assert_eq!(store.calls_of(crate::store::Rpc::DeleteSchedule), 0);
     }
 }
 
@@ -750,9 +795,13 @@ async fn peers_started_together_let_the_first_claim_write() {
         for i in 0..400 {
             assert!(store.get(&format!("foo.w{i}")).is_some(), "{model:?}: w{i}");
         }
-        let creates = store.calls_of("CreateSchedule");
+        let creates = store.calls_of(crate::store::Rpc::CreateSchedule);
         assert_eq!(creates, 403, "{model:?}: {creates} creates");
-        assert_eq!(store.calls_of("UpdateSchedule"), 0, "{model:?}");
+        assert_eq!(
+            store.calls_of(crate::store::Rpc::UpdateSchedule),
+            0,
+            "{model:?}"
+        );
     }
 }
 
@@ -767,7 +816,10 @@ async fn peers_converge_though_listings_never_show_their_writes() {
         store.freeze_listing();
         let project = hourly(400);
         let peer = WriterKey::revision(7);
-        store.delay("CreateSchedule", std::time::Duration::from_millis(200));
+        store.delay(
+            crate::store::Rpc::CreateSchedule,
+            std::time::Duration::from_millis(200),
+        );
         let names = ["pod-a/1", "pod-b/1", "pod-c/1"];
         let desired = DesiredProject::of(&project);
         let reports = futures_util::future::join_all(
@@ -813,11 +865,11 @@ async fn a_peer_that_makes_no_progress_is_claimed_over_after_one_listing() {
     let holder = crate::fence::parse(&fence.state.unwrap().notes).unwrap();
     assert_eq!(holder.name, "here/2");
     assert_eq!(
-        store.calls_of("ListSchedules"),
+        store.calls_of(crate::store::Rpc::ListSchedules),
         2,
         "one listing more, to watch"
     );
-    assert_eq!(store.calls_of("CreateSchedule"), 2);
+    assert_eq!(store.calls_of(crate::store::Rpc::CreateSchedule), 2);
     assert!(started.elapsed() < crate::fence::SETTLE * 2);
 }
 
@@ -826,7 +878,10 @@ async fn a_claim_never_overwrites_a_claim_made_since_the_fence_was_read() {
     for model in [SchedulerModel::Workflow129, SchedulerModel::Chasm132] {
         let store = fenced_store_as(model);
         // Our claim takes a second to arrive; a newer writer claims meanwhile.
-        store.delay("UpdateSchedule", std::time::Duration::from_secs(1));
+        store.delay(
+            crate::store::Rpc::UpdateSchedule,
+            std::time::Duration::from_secs(1),
+        );
         let racing = async {
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             store.operator_pause(
@@ -840,13 +895,21 @@ async fn a_claim_never_overwrites_a_claim_made_since_the_fence_was_read() {
             racing
         );
         let report = report.unwrap();
-        assert_eq!(store.calls_of("UpdateSchedule"), 1, "{model:?}");
+        assert_eq!(
+            store.calls_of(crate::store::Rpc::UpdateSchedule),
+            1,
+            "{model:?}"
+        );
         assert_eq!(
             fence_writer(&store),
             Some(WriterKey::revision(5)),
             "{model:?}: the newer claim stays"
         );
-        assert_eq!(store.calls_of("CreateSchedule"), 0, "{model:?}");
+        assert_eq!(
+            store.calls_of(crate::store::Rpc::CreateSchedule),
+            0,
+            "{model:?}"
+        );
         assert_eq!(
             report.plan.superseded_by().unwrap().key,
             WriterKey::revision(5)
@@ -878,7 +941,7 @@ async fn a_limit_on_actions_is_set_at_create_and_its_countdown_is_never_reset() 
         .await
         .unwrap();
     assert!(report.plan.steps.is_empty(), "{report:#?}");
-    assert_eq!(store.calls()[calls..], ["ListSchedules"]);
+    assert_eq!(store.calls()[calls..], [crate::store::Rpc::ListSchedules]);
     assert_eq!(store.writes(), writes);
 
     // An update for another field, or for the limit itself, keeps the count.
@@ -945,7 +1008,10 @@ async fn a_schedule_with_an_id_of_its_own_is_adopted_tracked_and_deleted_like_an
     assert!(report.plan.steps.is_empty(), "{report:#?}");
     assert_eq!(
         store.calls()[calls..],
-        ["ListSchedules", "DescribeSchedule"]
+        [
+            crate::store::Rpc::ListSchedules,
+            crate::store::Rpc::DescribeSchedule
+        ]
     );
     assert_eq!(store.writes(), writes);
 
@@ -1092,7 +1158,10 @@ async fn create_one_at_a_time<S: ScheduleStore>(
     let project = project(&files);
     let mut options = as_writer(WriterKey::revision(1));
     options.concurrency = 1;
-    memory.delay("CreateSchedule", Duration::from_millis(100));
+    memory.delay(
+        crate::store::Rpc::CreateSchedule,
+        Duration::from_millis(100),
+    );
     let racing = async {
         if let Some(at) = claimed_at {
             tokio::time::sleep(at).await;
@@ -1106,7 +1175,7 @@ async fn create_one_at_a_time<S: ScheduleStore>(
     let report = report.unwrap();
     // The claim described the fence twice (before and after its write);
     // no create was sent twice, so no other describe was made.
-    let reads = memory.calls_of("DescribeSchedule") - 2;
+    let reads = memory.calls_of(crate::store::Rpc::DescribeSchedule) - 2;
     (report, reads)
 }
 
@@ -1184,10 +1253,10 @@ async fn a_describe_that_answers_late_while_throttled_is_no_outage() {
     // store that was not throttled and one that was.
     let late = || {
         let store = fenced_store();
-        store.delay("DescribeSchedule", Duration::from_secs(1));
+        store.delay(crate::store::Rpc::DescribeSchedule, Duration::from_secs(1));
         store.fail_next(
-            "DescribeSchedule",
-            tonic::Code::DeadlineExceeded,
+            crate::store::Rpc::DescribeSchedule,
+            crate::store::Code::DeadlineExceeded,
             RPC_ATTEMPTS as usize,
         );
         store

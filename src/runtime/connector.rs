@@ -16,9 +16,13 @@ use crate::store::{
     Created, Described, Pace, PauseState, ScheduleStore, StoreError, TemporalStore,
 };
 
-/// Makes the store that an attempt talks to.
+/// Makes the store that an attempt talks to: a [`TemporalConnector`], or
+/// an `Arc<MemoryStore>` in tests. Its items are hidden: hosts pass one of
+/// those two to [`Reconciler::new`](crate::Reconciler::new), and do not
+/// implement it (its items may change in any release).
 pub trait Connector: Send + Sync + 'static {
     /// The store it makes.
+    #[doc(hidden)]
     type Store: ScheduleStore + 'static;
 
     /// Connects. The run loop bounds the call by the attempt timeout.
@@ -26,12 +30,14 @@ pub trait Connector: Send + Sync + 'static {
     /// # Errors
     ///
     /// An [`AttemptError`] saying whether trying again may help.
+    #[doc(hidden)]
     fn connect(&self) -> impl Future<Output = Result<Self::Store, AttemptError>> + Send;
 
     /// Paces the RPCs of every store it makes from now on with `pace`: the
     /// reconciler's one rate limiter, which outlives reconnects. The
     /// reconciler calls it once, before the first connect. The default
     /// ignores it: a store that is no server has no limit to keep.
+    #[doc(hidden)]
     fn pace_with(&mut self, pace: Pace) {
         let _ = pace;
     }
@@ -130,6 +136,7 @@ impl TemporalConnector {
     /// The connector, pacing the stores it makes with `pace` (for a caller
     /// without a reconciler, such as the `apply` command).
     #[must_use]
+    #[doc(hidden)]
     pub fn with_pace(mut self, pace: Pace) -> Self {
         self.pace = pace;
         self

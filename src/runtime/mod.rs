@@ -46,7 +46,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use connector::{AttemptError, Connector, TemporalConnector};
 pub use run::FOLLOW_UP;
-pub use status::{HeldDeletion, ScheduleState, ScheduleStatus, Status};
+pub use status::{HeldDeletion, ScheduleState, ScheduleStatus, Status, Totals};
 
 use crate::project::{InvalidProject, Project};
 use crate::reconcile::ReconcileOptions;

@@ -24,8 +24,8 @@ use temporalio_common::protos::temporal::api::common::v1::Payload;
 use temporalio_common::protos::temporal::api::schedule::v1::Schedule;
 
 use super::{
-    Created, Described, FINGERPRINT_ATTRIBUTE, ListedSpec, Observation, Observed, PauseState,
-    ScheduleStore, StoreError, keep_remaining_actions, marker_memo, merged_search_attributes,
+    Code, Created, Described, FINGERPRINT_ATTRIBUTE, ListedSpec, Observation, Observed, PauseState,
+    Rpc, ScheduleStore, StoreError, keep_remaining_actions, marker_memo, merged_search_attributes,
     update_memo,
 };
 use crate::project::action::AttributeType;
@@ -74,14 +74,14 @@ struct Inner {
     /// after a delete, as the server keeps the finished scheduler run.
     create_request_ids: HashMap<String, String>,
     next_version: u64,
-    faults: HashMap<&'static str, VecDeque<tonic::Code>>,
-    calls: Vec<&'static str>,
+    faults: HashMap<Rpc, VecDeque<Code>>,
+    calls: Vec<Rpc>,
     /// While set, listings show this old copy: the visibility store lags.
     stale_listing: Option<BTreeMap<String, Entry>>,
     /// Creates whose answer is lost after they took effect.
     lost_create_answers: usize,
     /// How long each call of an RPC takes, where set.
-    latency: HashMap<&'static str, std::time::Duration>,
+    latency: HashMap<Rpc, std::time::Duration>,
     /// The namespace's custom search attributes besides the fingerprint's.
     attributes: super::AttributeTypes,
 }
@@ -109,26 +109,26 @@ impl MemoryStore {
 
     /// Registers a custom search attribute in the namespace, as
     /// `temporal operator search-attribute create` does.
+    #[doc(hidden)]
     pub fn register_search_attribute(&self, name: &str, kind: AttributeType) {
         self.lock().attributes.insert(name.to_owned(), kind);
     }
 
-    /// Makes every call of `rpc` (such as `"CreateSchedule"`) take `latency`
-    /// (in tokio time) before it is answered.
-    pub fn delay(&self, rpc: &'static str, latency: std::time::Duration) {
+    /// Makes every call of `rpc` take `latency` (in tokio time) before it
+    /// is answered.
+    pub fn delay(&self, rpc: Rpc, latency: std::time::Duration) {
         self.lock().latency.insert(rpc, latency);
     }
 
-    async fn wait(&self, rpc: &'static str) {
-        let latency = self.lock().latency.get(rpc).copied();
+    async fn wait(&self, rpc: Rpc) {
+        let latency = self.lock().latency.get(&rpc).copied();
         if let Some(latency) = latency {
             tokio::time::sleep(latency).await;
         }
     }
 
-    /// Makes the next `times` calls of `rpc` (such as `"UpdateSchedule"`) fail
-    /// with `code`.
-    pub fn fail_next(&self, rpc: &'static str, code: tonic::Code, times: usize) {
+    /// Makes the next `times` calls of `rpc` fail with `code`.
+    pub fn fail_next(&self, rpc: Rpc, code: Code, times: usize) {
         let mut inner = self.lock();
         inner
             .faults
@@ -144,12 +144,14 @@ impl MemoryStore {
     }
 
     /// Puts a schedule in place without a marker, as a person would.
+    #[doc(hidden)]
     pub fn insert_unowned(&self, schedule_id: &str, schedule: Schedule) {
         self.insert_unowned_with_memo(schedule_id, schedule, &[]);
     }
 
     /// Puts a schedule in place without our marker but with the memo fields
     /// `memo` (key, text), as another tool would.
+    #[doc(hidden)]
     pub fn insert_unowned_with_memo(
         &self,
         schedule_id: &str,
@@ -268,6 +270,7 @@ impl MemoryStore {
 
     /// Changes a schedule's definition behind the project's back, as a person
     /// in the Temporal UI would; the marker and the fingerprint stay.
+    #[doc(hidden)]
     pub fn operator_edit(&self, schedule_id: &str, edit: impl FnOnce(&mut Schedule)) {
         let mut inner = self.lock();
         let version = inner.bump();
@@ -291,12 +294,12 @@ impl MemoryStore {
     }
 
     /// The RPCs called so far, in order.
-    pub fn calls(&self) -> Vec<&'static str> {
+    pub fn calls(&self) -> Vec<Rpc> {
         self.lock().calls.clone()
     }
 
     /// How many times `rpc` was called.
-    pub fn calls_of(&self, rpc: &str) -> usize {
+    pub fn calls_of(&self, rpc: Rpc) -> usize {
         self.lock().calls.iter().filter(|c| **c == rpc).count()
     }
 
@@ -308,13 +311,14 @@ impl MemoryStore {
             .filter(|c| {
                 !matches!(
                     **c,
-                    "ListSchedules" | "DescribeSchedule" | "ListSearchAttributes"
+                    Rpc::ListSchedules | Rpc::DescribeSchedule | Rpc::ListSearchAttributes
                 )
             })
             .count()
     }
 
     /// A stored schedule, as held.
+    #[doc(hidden)]
     pub fn get(&self, schedule_id: &str) -> Option<Schedule> {
         self.lock()
             .schedules
@@ -329,13 +333,13 @@ impl MemoryStore {
     }
 
     /// Records a call and returns the injected fault, if any.
-    fn call(&self, rpc: &'static str) -> Result<std::sync::MutexGuard<'_, Inner>, StoreError> {
+    fn call(&self, rpc: Rpc) -> Result<std::sync::MutexGuard<'_, Inner>, StoreError> {
         let mut inner = self.lock();
         inner.calls.push(rpc);
-        match inner.faults.get_mut(rpc).and_then(VecDeque::pop_front) {
+        match inner.faults.get_mut(&rpc).and_then(VecDeque::pop_front) {
             Some(code) => Err(StoreError {
-                rpc,
-                code,
+                rpc: rpc.name(),
+                code: code.to_grpc(),
                 message: "injected fault".into(),
             }),
             None => Ok(inner),
@@ -392,7 +396,7 @@ fn observed(schedule_id: &str, entry: &Entry) -> Observed {
 /// each gets its type in the payload's metadata.
 fn stored(
     inner: &Inner,
-    rpc: &'static str,
+    rpc: Rpc,
     desired: &DesiredSchedule,
     pause: &PauseState,
 ) -> Result<Schedule, StoreError> {
@@ -407,7 +411,7 @@ fn stored(
         {
             let Some(kind) = inner.attribute_type(name) else {
                 return Err(StoreError {
-                    rpc,
+                    rpc: rpc.name(),
                     code: tonic::Code::InvalidArgument,
                     message: format!(
                         "Namespace default has no mapping defined for search attribute {name}"
@@ -431,10 +435,11 @@ fn with_pause(desired: &DesiredSchedule, pause: &PauseState) -> Schedule {
     schedule
 }
 
+#[doc(hidden)]
 impl ScheduleStore for MemoryStore {
     async fn list(&self, project: &str) -> Result<Observation, StoreError> {
-        self.wait("ListSchedules").await;
-        let inner = self.call("ListSchedules")?;
+        self.wait(Rpc::ListSchedules).await;
+        let inner = self.call(Rpc::ListSchedules)?;
         let schedules = inner
             .stale_listing
             .as_ref()
@@ -450,8 +455,8 @@ impl ScheduleStore for MemoryStore {
     }
 
     async fn describe(&self, schedule_id: &str) -> Result<Option<Described>, StoreError> {
-        self.wait("DescribeSchedule").await;
-        let inner = self.call("DescribeSchedule")?;
+        self.wait(Rpc::DescribeSchedule).await;
+        let inner = self.call(Rpc::DescribeSchedule)?;
         Ok(inner.schedules.get(schedule_id).map(|entry| Described {
             observed: observed(schedule_id, entry),
             schedule: entry.schedule.clone(),
@@ -469,8 +474,8 @@ impl ScheduleStore for MemoryStore {
         keep: &HashMap<String, Payload>,
         request_id: &str,
     ) -> Result<Created, StoreError> {
-        self.wait("CreateSchedule").await;
-        let mut inner = self.call("CreateSchedule")?;
+        self.wait(Rpc::CreateSchedule).await;
+        let mut inner = self.call(Rpc::CreateSchedule)?;
         let id = &desired.schedule_id;
         // The server deduplicates by the request id of the latest run first,
         // whether that run is still going or was deleted.
@@ -480,7 +485,7 @@ impl ScheduleStore for MemoryStore {
         if inner.schedules.contains_key(id) {
             return Ok(Created::AlreadyExists);
         }
-        let schedule = stored(&inner, "CreateSchedule", desired, pause)?;
+        let schedule = stored(&inner, Rpc::CreateSchedule, desired, pause)?;
         let version = inner.bump();
         inner
             .create_request_ids
@@ -498,7 +503,7 @@ impl ScheduleStore for MemoryStore {
         if inner.lost_create_answers > 0 {
             inner.lost_create_answers -= 1;
             return Err(StoreError {
-                rpc: "CreateSchedule",
+                rpc: Rpc::CreateSchedule.name(),
                 code: tonic::Code::Unavailable,
                 message: "the answer was lost".into(),
             });
@@ -519,22 +524,22 @@ impl ScheduleStore for MemoryStore {
         let sent = merged_search_attributes(&current.search_attributes, &desired.fingerprint);
         let memo = update_memo(project, desired, current);
         let refused = |message: &str| StoreError {
-            rpc: "UpdateSchedule",
+            rpc: Rpc::UpdateSchedule.name(),
             code: tonic::Code::FailedPrecondition,
             message: message.into(),
         };
-        self.wait("UpdateSchedule").await;
-        let mut inner = self.call("UpdateSchedule")?;
+        self.wait(Rpc::UpdateSchedule).await;
+        let mut inner = self.call(Rpc::UpdateSchedule)?;
         if self.model == SchedulerModel::Workflow132 && memo.is_some() {
             return Err(refused(
                 "memo updates are not supported on workflow-backed schedules",
             ));
         }
-        let schedule = stored(&inner, "UpdateSchedule", desired, pause)?;
+        let schedule = stored(&inner, Rpc::UpdateSchedule, desired, pause)?;
         let version = inner.bump();
         let Some(entry) = inner.schedules.get_mut(&desired.schedule_id) else {
             return Err(StoreError {
-                rpc: "UpdateSchedule",
+                rpc: Rpc::UpdateSchedule.name(),
                 code: tonic::Code::NotFound,
                 message: "schedule not found".into(),
             });
@@ -563,12 +568,12 @@ impl ScheduleStore for MemoryStore {
     }
 
     async fn set_paused(&self, schedule_id: &str, pause: &PauseState) -> Result<(), StoreError> {
-        self.wait("PatchSchedule").await;
-        let mut inner = self.call("PatchSchedule")?;
+        self.wait(Rpc::PatchSchedule).await;
+        let mut inner = self.call(Rpc::PatchSchedule)?;
         let version = inner.bump();
         let Some(entry) = inner.schedules.get_mut(schedule_id) else {
             return Err(StoreError {
-                rpc: "PatchSchedule",
+                rpc: Rpc::PatchSchedule.name(),
                 code: tonic::Code::NotFound,
                 message: "schedule not found".into(),
             });
@@ -581,15 +586,15 @@ impl ScheduleStore for MemoryStore {
     }
 
     async fn delete(&self, schedule_id: &str) -> Result<(), StoreError> {
-        self.wait("DeleteSchedule").await;
-        let mut inner = self.call("DeleteSchedule")?;
+        self.wait(Rpc::DeleteSchedule).await;
+        let mut inner = self.call(Rpc::DeleteSchedule)?;
         inner.schedules.remove(schedule_id);
         Ok(())
     }
 
     async fn search_attribute_types(&self) -> Result<super::AttributeTypes, StoreError> {
-        self.wait("ListSearchAttributes").await;
-        let inner = self.call("ListSearchAttributes")?;
+        self.wait(Rpc::ListSearchAttributes).await;
+        let inner = self.call(Rpc::ListSearchAttributes)?;
         let mut types = inner.attributes.clone();
         types.insert(FINGERPRINT_ATTRIBUTE.to_owned(), AttributeType::Keyword);
         Ok(types)

@@ -4,6 +4,7 @@
 
 mod memory;
 mod pace;
+mod rpc;
 mod temporal;
 
 use std::collections::HashMap;
@@ -14,6 +15,7 @@ use sha2::Digest;
 
 pub use memory::{MemoryStore, SchedulerModel};
 pub use pace::{Answer, MIN_RATE, Pace, PaceStatus, THROTTLED_RECENTLY, Turn};
+pub use rpc::{Code, Rpc};
 pub use temporal::{RPC_TIMEOUT, RpcCounts, TemporalStore};
 
 use temporalio_common::protos::temporal::api::common::v1::Payload;
@@ -395,14 +397,39 @@ impl<S: ScheduleStore> ScheduleStore for std::sync::Arc<S> {
 #[error("{rpc} failed ({code:?}): {message}")]
 pub struct StoreError {
     /// The RPC.
-    pub rpc: &'static str,
+    pub(crate) rpc: &'static str,
     /// The gRPC status code.
-    pub code: tonic::Code,
+    pub(crate) code: tonic::Code,
     /// The server's message, with secrets removed.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl StoreError {
+    /// A failure of `rpc` with `code`, as a store of one's own (a test
+    /// double) answers.
+    pub fn new(rpc: &'static str, code: Code, message: impl Into<String>) -> StoreError {
+        StoreError {
+            rpc,
+            code: code.to_grpc(),
+            message: message.into(),
+        }
+    }
+
+    /// The RPC, as Temporal names it (`CreateSchedule`, …).
+    pub fn rpc(&self) -> &'static str {
+        self.rpc
+    }
+
+    /// The status code it failed with.
+    pub fn code(&self) -> Code {
+        Code::from_grpc(self.code)
+    }
+
+    /// The server's message, with secrets removed.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
         is_retryable(self.code) && !self.is_too_large()

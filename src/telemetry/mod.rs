@@ -1,4 +1,4 @@
-//! Metrics: every name in one place, and one observer ([`follow`]) that
+//! Metrics: every name in one place, and one observer (`follow`) that
 //! derives them from the reconciler's published status, through the
 //! `metrics` facade. The library installs no recorder: the host (or `serve`)
 //! does.
@@ -79,7 +79,7 @@ pub(crate) async fn for_project<F: std::future::Future>(project: String, work: F
 /// Gives each metric its help text and unit on the installed recorder.
 /// The runtime calls it when it spawns a reconciler; a host that installs
 /// its recorder later may call it again.
-pub fn describe() {
+pub(crate) fn describe() {
     describe_gauge!(
         STATE,
         "1 for the reconciler's current state, 0 for the others"
@@ -155,7 +155,7 @@ pub fn describe() {
 /// ([`SCHEDULE_HEALTH`], [`SCHEDULE_LAST_ACTION`], [`SCHEDULE_NEXT_ACTION`]),
 /// set again only when the schedules' statuses change: off by default, as
 /// 10,000 schedules would make 70,000 series.
-pub async fn follow(
+pub(crate) async fn follow(
     mut status: watch::Receiver<Status>,
     label: String,
     ceiling: Option<f64>,
@@ -285,13 +285,13 @@ fn clear(project: &str) {
 /// Records one RPC (the store calls this as each RPC ends), under the
 /// project whose reconcile made it (empty outside a reconciler, as in the
 /// command line's `apply`).
-pub fn rpc(rpc: &'static str, code: tonic::Code) {
+pub(crate) fn rpc(rpc: &'static str, code: tonic::Code) {
     counter!(RPC_TOTAL, PROJECT_LABEL => current_project(), "rpc" => rpc, "code" => format!("{code:?}"))
         .increment(1);
 }
 
 /// Records the pace of RPCs (the limiter calls this as it changes).
-pub fn pace(requests_per_second: f64) {
+pub(crate) fn pace(requests_per_second: f64) {
     gauge!(PACE, PROJECT_LABEL => current_project()).set(requests_per_second);
 }
 
@@ -304,7 +304,7 @@ fn pace_started(project: &str, ceiling: Option<f64>) {
 }
 
 /// Records one throttled answer (the limiter calls this as it comes).
-pub fn throttled() {
+pub(crate) fn throttled() {
     counter!(THROTTLED_TOTAL, PROJECT_LABEL => current_project()).increment(1);
 }
 

@@ -406,7 +406,7 @@ fn remote(
     let place = format!(
         "{} `{}` in namespace {} at {}",
         if write { "applying" } else { "planning" },
-        loaded.project.name,
+        loaded.project.name(),
         settings.namespace,
         settings.host_port()
     );
@@ -418,7 +418,7 @@ fn remote(
         errln!("{place}");
     }
     let heading = schedule_sync::plan::markdown::Heading::new(
-        &loaded.project.name,
+        loaded.project.name(),
         loaded.environment.as_ref().map(|e| e.name.as_str()),
         &settings.namespace,
         &settings.host_port(),
@@ -622,11 +622,9 @@ async fn fence_left(
     if !empty {
         return None;
     }
-    let id = schedule_sync::fence::fence_id(&project.name);
+    let id = schedule_sync::fence::fence_id(project.name());
     match store.describe(&id).await {
-        Ok(Some(fence)) if fence.observed.owner.as_deref() == Some(project.name.as_str()) => {
-            Some(id)
-        }
+        Ok(Some(fence)) if fence.observed.owner.as_deref() == Some(project.name()) => Some(id),
         _ => None,
     }
 }
@@ -693,7 +691,7 @@ pub(crate) fn next_fires(
         .filter_map(|id| {
             let (_, schedule) = project
                 .scheduled()
-                .find(|(w, _)| schedule_sync::spec::schedule_id(&project.name, &w.id) == *id)?;
+                .find(|(w, _)| schedule_sync::spec::schedule_id(project.name(), &w.id) == *id)?;
             Some((
                 id.clone(),
                 schedule_sync::spec::fire_times::next_fire_times(schedule, now, 3),
@@ -865,9 +863,9 @@ fn validate(dir: &std::path::Path, format: Format, deny_warnings: bool) -> ExitC
     let project = validation.loaded.as_ref().map(|l| &l.project);
     let report = ValidateReport {
         valid,
-        project: project.map(|p| p.name.as_str()),
+        project: project.map(|p| p.name()),
         environments: &validation.environments,
-        workflows: project.map_or(0, |p| p.workflows.len()),
+        workflows: project.map_or(0, |p| p.workflows().len()),
         schedules: project.map_or(0, |p| p.scheduled().count()),
         errors,
         warnings,

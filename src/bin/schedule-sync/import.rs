@@ -235,11 +235,11 @@ fn destination(args: &ImportArgs) -> anyhow::Result<Destination> {
             anyhow::anyhow!("the project in {} is invalid", args.dir.display())
         })?;
         let project = loaded.project;
-        if let Some(name) = args.project.as_ref().filter(|n| **n != project.name) {
+        if let Some(name) = args.project.as_ref().filter(|n| **n != project.name()) {
             bail!(
                 "--project {name} differs from the name in {}: {}",
                 args.dir.join(project::PROJECT_FILE).display(),
-                project.name
+                project.name()
             );
         }
         if args.task_queue.is_some() {
@@ -247,12 +247,12 @@ fn destination(args: &ImportArgs) -> anyhow::Result<Destination> {
         }
         return Ok(Destination {
             declared: project
-                .workflows
+                .workflows()
                 .iter()
                 .map(|w| (w.id.clone(), w.file.clone()))
                 .collect(),
-            name: project.name,
-            task_queue: Some(project.task_queue),
+            name: project.name().to_owned(),
+            task_queue: Some(project.task_queue().to_owned()),
             exists: true,
         });
     }
@@ -311,7 +311,9 @@ async fn selected(
         let query = format!("ScheduleId STARTS_WITH '{prefix}'");
         let listed = match store.list_ids(&query).await {
             // A server that cannot filter by id lists everything.
-            Err(error) if error.code == tonic::Code::InvalidArgument => store.list_ids("").await,
+            Err(error) if error.code() == schedule_sync::Code::InvalidArgument => {
+                store.list_ids("").await
+            }
             other => other,
         }
         .context("cannot list the schedules")?;
@@ -400,7 +402,7 @@ fn write_files(
             .filter(|file| {
                 !loaded
                     .project
-                    .workflows
+                    .workflows()
                     .iter()
                     .any(|w| w.id == file.workflow)
             })
