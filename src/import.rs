@@ -25,13 +25,13 @@ use temporalio_common::protos::temporal::api::schedule::v1::schedule_action::Act
 use temporalio_common::protos::temporal::api::schedule::v1::{Schedule, ScheduleSpec};
 use temporalio_common::protos::temporal::api::workflow::v1::NewWorkflowExecutionInfo;
 
+use crate::compare::changes::{field_changes, json_value, normalized};
+use crate::compare::same_schedule;
 use crate::duration::format_duration;
-use crate::plan::changes::{field_changes, json_value, normalized};
 use crate::project::names::{
     SCHEDULE_ID_RULE, WORKFLOW_ID_RULE, is_project_name, is_schedule_id, is_workflow_id,
 };
 use crate::project::{Project, check_workflow_source};
-use crate::reconcile::compare::same_schedule;
 use crate::spec::{PAUSE_NOTE_PREFIX, desired};
 use crate::store::Described;
 

@@ -34,6 +34,8 @@
 #![deny(missing_docs)]
 
 #[doc(hidden)]
+pub mod compare;
+#[doc(hidden)]
 pub mod connection;
 #[doc(hidden)]
 pub mod cron;

@@ -16,8 +16,8 @@
 
 use std::path::Path;
 
+use schedule_sync::compare::changes::{field_changes, normalized};
 use schedule_sync::import::{Target, import};
-use schedule_sync::plan::changes::{field_changes, normalized};
 use schedule_sync::project::{Project, check_workflow_source};
 use schedule_sync::spec::{desired, json_payload};
 use schedule_sync::store::{Described, Observed};

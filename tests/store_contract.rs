@@ -16,8 +16,8 @@ mod support;
 
 use std::time::Duration;
 
+use schedule_sync::compare::changes::field_changes;
 use schedule_sync::dev_server::DevServer;
-use schedule_sync::plan::changes::field_changes;
 use schedule_sync::project::action::AttributeType;
 use schedule_sync::spec::{DesiredSchedule, desired};
 use schedule_sync::store::{

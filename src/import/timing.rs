@@ -10,9 +10,9 @@ use temporalio_common::protos::temporal::api::schedule::v1::{
 };
 
 use super::{quoted, std_duration};
+use crate::compare::changes::normal_calendar;
 use crate::cron::{self, Calendar, CalendarField};
 use crate::duration::format_duration;
-use crate::plan::changes::normal_calendar;
 use crate::spec::timing::structured;
 
 /// `cron:` (one line or a list), `every:` and `offset:`, or, when a

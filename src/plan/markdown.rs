@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 
-use super::changes::FieldChange;
 use super::{Plan, Step, Untouched};
+use crate::compare::changes::FieldChange;
 
 /// What the comment is about: the project, and where its plan applies.
 #[derive(Clone, Debug, Default)]

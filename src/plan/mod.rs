@@ -34,8 +34,6 @@
 //! prefix) take part like the others: those the project declares and those
 //! the fence records (so that one whose file is gone is still deleted).
 
-pub mod action;
-pub mod changes;
 pub mod markdown;
 mod own_ids;
 

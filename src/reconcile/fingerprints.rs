@@ -4,8 +4,8 @@
 use futures_util::StreamExt;
 use futures_util::stream;
 
-use super::compare::same_schedule;
 use super::{Apply, DEFAULT_CONCURRENCY};
+use crate::compare::same_schedule;
 use crate::store::{Observation, ScheduleStore};
 
 impl<S: ScheduleStore> Apply<'_, S> {

@@ -11,14 +11,12 @@
 //!   and (for writes) the audit log; the store paces them (see
 //!   [`crate::store::Pace`]), and throttling is never an outage;
 //! - `steps`: what each kind of step does, and the read-back;
-//! - `compare`: whether the server already holds what we want;
 //! - `fingerprints`: the describe fallback for a namespace that cannot show
 //!   fingerprints in its listing;
 //! - `failure`: why a step failed, as one type.
 
 mod attributes;
 mod calls;
-pub(crate) mod compare;
 mod failure;
 mod fencing;
 mod fingerprints;
@@ -34,9 +32,9 @@ use futures_util::StreamExt;
 use futures_util::stream;
 use serde::Serialize;
 
+use crate::compare::changes::{FieldChange, field_changes};
 use crate::fence::WriterKey;
 use crate::health::{Reads, Watch, watch_desired, watch_project};
-use crate::plan::changes::{FieldChange, field_changes};
 use crate::plan::{FenceStep, Plan, PlanOptions, Step, plan};
 use crate::project::Project;
 use crate::spec::{CompactSchedule, DesiredProject, DesiredSchedule};

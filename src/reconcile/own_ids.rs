@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use futures_util::StreamExt;
 use futures_util::stream;
 
-use super::compare::same_schedule;
 use super::{Apply, DEFAULT_CONCURRENCY};
+use crate::compare::same_schedule;
 use crate::fence::{fence_id, recorded};
 use crate::spec::owns_id;
 use crate::store::{Observation, ScheduleStore, StoreError};

@@ -8,9 +8,9 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::calls::RequestIds;
-use super::compare::{holds, pause_for, same_schedule};
 use super::failure::Failure;
 use super::{Apply, Effect, MAX_WRITES_PER_STEP, RACE_ATTEMPTS, VERIFY_POLL, VERIFY_TIMEOUT};
+use crate::compare::{holds, same_schedule};
 use crate::spec::DesiredSchedule;
 use crate::store::{
     Created, Described, PauseState, ScheduleStore, StoreError, keep_remaining_actions,
@@ -348,4 +348,18 @@ enum ReadBack {
     Applied(Box<Described>),
     /// Another write landed instead, or the schedule is gone.
     Lost,
+}
+
+/// The pause state to write for `want`, keeping an operator's pause.
+fn pause_for(want: &DesiredSchedule, keep_operator_pause: Option<PauseState>) -> PauseState {
+    match keep_operator_pause {
+        Some(operator) => operator,
+        None => {
+            let state = want.schedule.state.clone().unwrap_or_default();
+            PauseState {
+                paused: state.paused,
+                notes: state.notes,
+            }
+        }
+    }
 }

@@ -5,10 +5,11 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use schedule_sync::project::{self, Diagnostic};
-use schedule_sync::reconcile::Effect;
 use serde::Serialize;
 
+use crate::args::{Format, TemporalArgs, connection_settings, duration, requests_per_second};
 use crate::output::{self, Stream, errln, outln};
+use crate::report::{Changes, next_fires, render_report};
 
 /// Keeps Temporal Schedules in step with schedules declared in YAML workflow files.
 #[derive(Parser)]
@@ -19,27 +20,6 @@ struct Cli {
     /// Log format on standard error.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
-}
-
-/// Where Temporal is; Temporal's environment and config file apply first.
-#[derive(clap::Args, Clone)]
-pub(crate) struct TemporalArgs {
-    /// Temporal address (host:port or URL); overrides TEMPORAL_ADDRESS.
-    #[arg(long)]
-    address: Option<String>,
-    /// Temporal namespace; overrides TEMPORAL_NAMESPACE.
-    #[arg(long)]
-    namespace: Option<String>,
-}
-
-impl TemporalArgs {
-    /// The flags, as overrides of Temporal's environment and config file.
-    pub(crate) fn overrides(&self) -> schedule_sync::connection::Overrides {
-        schedule_sync::connection::Overrides {
-            address: self.address.clone(),
-            namespace: self.namespace.clone(),
-        }
-    }
 }
 
 /// Where Temporal is, and how a reconcile writes to it.
@@ -202,28 +182,6 @@ enum SchemaFile {
     Project,
     /// A workflow file.
     Workflow,
-}
-
-/// Parses `30s`, `5m`, `1h30m`.
-pub(crate) fn duration(text: &str) -> Result<std::time::Duration, String> {
-    schedule_sync::duration::parse_duration(text).map_err(|e| e.to_string())
-}
-
-pub(crate) fn requests_per_second(text: &str) -> Result<f64, String> {
-    let min = schedule_sync::store::MIN_RATE;
-    match text.parse::<f64>() {
-        Ok(rate) if rate.is_finite() && rate >= min => Ok(rate),
-        _ => Err(format!(
-            "expected a number of requests per second, at least {min}"
-        )),
-    }
-}
-
-/// Output for people or for machines.
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Format {
-    Text,
-    Json,
 }
 
 /// The output of `plan`: for people, for machines, or for a pull request.
@@ -524,19 +482,6 @@ fn remote(
     }
 }
 
-/// The connection of the selected environment, or Temporal's own settings
-/// when the project has none; the flags on top either way.
-pub(crate) fn connection_settings(
-    loaded: &project::Loaded,
-    flags: &TemporalArgs,
-) -> Result<schedule_sync::connection::Settings, schedule_sync::connection::ConnectionError> {
-    use schedule_sync::connection::Settings;
-    match &loaded.environment {
-        Some(environment) => Settings::for_environment(environment, &flags.overrides()),
-        None => Settings::load(&flags.overrides()),
-    }
-}
-
 /// What `plan` or `apply` found and did.
 struct Remote {
     report: schedule_sync::reconcile::Report,
@@ -639,10 +584,6 @@ fn fence_left_note(id: &str) -> String {
     )
 }
 
-/// For each update, the fields that differ.
-pub(crate) type Changes =
-    std::collections::BTreeMap<String, Vec<schedule_sync::plan::changes::FieldChange>>;
-
 /// A progress bar on standard error, drawn only when that is a terminal.
 struct ProgressBar(indicatif::ProgressBar);
 
@@ -671,108 +612,6 @@ impl schedule_sync::reconcile::Progress for ProgressBar {
         }
         self.0.inc(1);
     }
-}
-
-/// The next 3 firing times of each schedule that the plan creates or updates.
-pub(crate) fn next_fires(
-    project: &schedule_sync::project::Project,
-    report: &schedule_sync::reconcile::Report,
-) -> std::collections::BTreeMap<String, Vec<chrono::DateTime<chrono::Utc>>> {
-    use schedule_sync::plan::Step;
-    let now = chrono::Utc::now();
-    report
-        .plan
-        .steps
-        .iter()
-        .filter_map(|step| match step {
-            Step::Create { schedule_id } | Step::Update { schedule_id, .. } => Some(schedule_id),
-            _ => None,
-        })
-        .filter_map(|id| {
-            let (_, schedule) = project
-                .scheduled()
-                .find(|(w, _)| schedule_sync::spec::schedule_id(project.name(), &w.id) == *id)?;
-            Some((
-                id.clone(),
-                schedule_sync::spec::fire_times::next_fire_times(schedule, now, 3),
-            ))
-        })
-        .collect()
-}
-
-pub(crate) fn render_report(
-    report: &schedule_sync::reconcile::Report,
-    changes: &Changes,
-    fires: &std::collections::BTreeMap<String, Vec<chrono::DateTime<chrono::Utc>>>,
-    write: bool,
-) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    for step in &report.plan.steps {
-        let line = serde_json::to_value(step).unwrap_or_default();
-        let action = line["action"].as_str().unwrap_or_default();
-        let id = line["schedule_id"].as_str().unwrap_or_default();
-        match line["reason"].as_str() {
-            Some(reason) if reason != "changed" => {
-                let _ = writeln!(out, "{action:>8} {id} ({reason})");
-            }
-            _ => {
-                let _ = writeln!(out, "{action:>8} {id}");
-            }
-        }
-        for change in changes.get(id).into_iter().flatten() {
-            let _ = writeln!(
-                out,
-                "{:>10}{}: {} -> {}",
-                "",
-                change.field,
-                shown(&change.current),
-                shown(&change.desired)
-            );
-        }
-        if let Some(times) = fires.get(id).filter(|t| !t.is_empty()) {
-            let times: Vec<String> = times
-                .iter()
-                .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
-                .collect();
-            let _ = writeln!(out, "{:>10}next: {}", "", times.join(", "));
-        }
-    }
-    for untouched in &report.plan.untouched {
-        let line = serde_json::to_value(untouched).unwrap_or_default();
-        let reason = line["reason"].as_str().unwrap_or_default();
-        let id = line["schedule_id"].as_str().unwrap_or_default();
-        let _ = writeln!(out, "{:>8} {id} ({reason})", "-");
-    }
-    for outcome in report.outcomes.iter().filter(|o| !o.succeeded()) {
-        let id = outcome.step.schedule_id();
-        let action = outcome.step.operation();
-        let _ = match (&outcome.effect, &outcome.error) {
-            (Effect::Conflict, _) => writeln!(
-                out,
-                "conflict {id}: when it came to the {action}, it had no marker of this project; left alone"
-            ),
-            (_, Some(error)) => writeln!(out, "   error {action} {id}: {error}"),
-            (_, None) => writeln!(out, "   error {action} {id}"),
-        };
-    }
-    let failed = report.outcomes.iter().filter(|o| !o.succeeded()).count();
-    if write {
-        let _ = write!(
-            out,
-            "{} step(s), {failed} failed, {} left alone",
-            report.outcomes.len(),
-            report.plan.untouched.len()
-        );
-    } else {
-        let _ = write!(
-            out,
-            "{} change(s) pending, {} left alone",
-            report.plan.steps.len(),
-            report.plan.untouched.len()
-        );
-    }
-    out
 }
 
 /// Why nothing was written, when a newer writer holds the project.
@@ -831,11 +670,6 @@ fn deletion_warnings(report: &schedule_sync::reconcile::Report, warnings: &[Diag
         ));
     }
     out
-}
-
-/// A value in a change line; an empty one reads as `(none)`.
-fn shown(value: &str) -> &str {
-    if value.is_empty() { "(none)" } else { value }
 }
 
 #[derive(Serialize)]

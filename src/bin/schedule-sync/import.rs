@@ -12,8 +12,9 @@ use schedule_sync::project::{self, names};
 use schedule_sync::store::{Described, ScheduleStore, TemporalStore};
 use serde::Serialize;
 
-use crate::cli::{Changes, Format, TemporalArgs};
+use crate::args::{Format, TemporalArgs};
 use crate::output::{self, Stream, errln, outln};
+use crate::report::Changes;
 
 /// What `import` was asked.
 #[derive(clap::Args)]
@@ -452,8 +453,8 @@ async fn adopt_plan(
         health: preview.health,
     };
     let changes: Changes = preview.changes;
-    let fires = crate::cli::next_fires(&loaded.project, &report);
-    let text = crate::cli::render_report(&report, &changes, &fires, false);
+    let fires = crate::report::next_fires(&loaded.project, &report);
+    let text = crate::report::render_report(&report, &changes, &fires, false);
     let json = serde_json::json!({ "plan": report.plan, "changes": changes });
     Ok((json, text))
 }

@@ -4,9 +4,11 @@
 // printing, not the command (`print!` and friends panic on it).
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod args;
 mod cli;
 mod import;
 mod output;
+mod report;
 mod serve;
 mod status;
 

@@ -13,7 +13,7 @@ use schedule_sync::reconcile::{ReconcileOptions, survey};
 use schedule_sync::store::TemporalStore;
 use serde::Serialize;
 
-use crate::cli::{Format, TemporalArgs};
+use crate::args::{Format, TemporalArgs};
 use crate::output::{Stream, errln, outln};
 
 /// The arguments of `status`.
@@ -29,7 +29,7 @@ pub(crate) struct StatusArgs {
     #[arg(long, short)]
     watch: bool,
     /// How often --watch reads again.
-    #[arg(long, value_parser = crate::cli::duration, default_value = "5s")]
+    #[arg(long, value_parser = crate::args::duration, default_value = "5s")]
     interval: Duration,
     /// The environment of project.yaml to look at (its overrides apply, and
     /// its connection settings are the defaults).
@@ -38,7 +38,7 @@ pub(crate) struct StatusArgs {
     #[command(flatten)]
     temporal: TemporalArgs,
     /// The most RPCs per second sent to Temporal; no ceiling when absent.
-    #[arg(long, env = "SCHEDULE_SYNC_MAX_RPS", value_parser = crate::cli::requests_per_second)]
+    #[arg(long, env = "SCHEDULE_SYNC_MAX_RPS", value_parser = crate::args::requests_per_second)]
     max_rps: Option<f64>,
 }
 
@@ -107,7 +107,7 @@ pub(crate) fn run(args: &StatusArgs) -> ExitCode {
         errln!("error: {message}");
         return ExitCode::FAILURE;
     }
-    let settings = match crate::cli::connection_settings(&loaded, &args.temporal) {
+    let settings = match crate::args::connection_settings(&loaded, &args.temporal) {
         Ok(settings) => settings,
         Err(error) => {
             errln!("error: {error}");

@@ -210,7 +210,7 @@ mod tests {
     use temporalio_common::protos::temporal::api::schedule::v1::schedule_action;
 
     use super::*;
-    use crate::plan::changes::field_changes;
+    use crate::compare::changes::field_changes;
 
     fn schedule(file: &str) -> Schedule {
         crate::spec::desired(&crate::project::test_project("foo", &[file]))
@@ -285,7 +285,7 @@ mod tests {
             .metadata
             .remove(ATTRIBUTE_TYPE_METADATA);
         assert_eq!(field_changes(&held, &want), Vec::new());
-        assert!(crate::reconcile::compare::same_schedule(&held, &want));
+        assert!(crate::compare::same_schedule(&held, &want));
         // A different value is a change.
         start(&mut held)
             .memo
@@ -296,6 +296,6 @@ mod tests {
             .unwrap()
             .data = br#"{"x": 3, "y": 1}"#.to_vec();
         assert_eq!(field_changes(&held, &want)[0].field, "memo");
-        assert!(!crate::reconcile::compare::same_schedule(&held, &want));
+        assert!(!crate::compare::same_schedule(&held, &want));
     }
 }

@@ -1,16 +1,16 @@
-//! Whether the server already holds what the project wants: the one place
-//! that compares a held schedule with a desired one during execution.
+//! Whether the server already holds what the project wants: a held schedule
+//! and a desired one compared field by field, in their normal forms.
 
 use temporalio_common::protos::temporal::api::schedule::v1::Schedule;
 
-use crate::plan::changes::normalized;
+use super::changes::normalized;
 use crate::spec::DesiredSchedule;
 use crate::store::{Described, PauseState};
 
 /// Whether `current` already holds `want` in `pause` state, fingerprint
 /// included where the namespace shows one: then an update would write the
 /// same thing again.
-pub(super) fn holds(current: &Described, want: &DesiredSchedule, pause: &PauseState) -> bool {
+pub(crate) fn holds(current: &Described, want: &DesiredSchedule, pause: &PauseState) -> bool {
     let state = current.schedule.state.clone().unwrap_or_default();
     let fingerprint_ok = current
         .observed
@@ -53,7 +53,7 @@ pub(crate) fn same_schedule(held: &Schedule, want: &Schedule) -> bool {
     };
     held.spec == want.spec
         && start(held) == start(want)
-        && crate::plan::action::options(held) == crate::plan::action::options(want)
+        && super::action::options(held) == super::action::options(want)
         && policies(held) == policies(want)
         && limited(held) == limited(want)
 }
@@ -62,21 +62,4 @@ pub(crate) fn same_schedule(held: &Schedule, want: &Schedule) -> bool {
 /// never compared.
 fn limited(schedule: &Schedule) -> bool {
     schedule.state.as_ref().is_some_and(|s| s.limited_actions)
-}
-
-/// The pause state to write for `want`, keeping an operator's pause.
-pub(super) fn pause_for(
-    want: &DesiredSchedule,
-    keep_operator_pause: Option<PauseState>,
-) -> PauseState {
-    match keep_operator_pause {
-        Some(operator) => operator,
-        None => {
-            let state = want.schedule.state.clone().unwrap_or_default();
-            PauseState {
-                paused: state.paused,
-                notes: state.notes,
-            }
-        }
-    }
 }

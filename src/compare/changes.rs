@@ -399,12 +399,12 @@ mod tests {
         policies.catchup_window = None;
         policies.overlap_policy = 0;
         assert_eq!(field_changes(&held, &want), Vec::new());
-        assert!(crate::reconcile::compare::same_schedule(&held, &want));
+        assert!(crate::compare::same_schedule(&held, &want));
 
         // A different value is still a change.
         start_input(&mut held, br#"{"b": 2, "a": [1, 2]}"#);
         assert_eq!(field_changes(&held, &want)[0].field, "input");
-        assert!(!crate::reconcile::compare::same_schedule(&held, &want));
+        assert!(!crate::compare::same_schedule(&held, &want));
     }
 
     #[test]
@@ -433,7 +433,7 @@ mod tests {
                 .for_each(|r| (r.end, r.step) = (0, 0));
         }
         assert_eq!(field_changes(&held, &want), Vec::new());
-        assert!(crate::reconcile::compare::same_schedule(&held, &want));
+        assert!(crate::compare::same_schedule(&held, &want));
         // An empty field matches nothing on the server: not the default.
         let mut empty = held.clone();
         empty.spec.as_mut().unwrap().structured_calendar[0]
@@ -451,10 +451,10 @@ mod tests {
         let mut held = want.clone();
         held.state.as_mut().unwrap().remaining_actions = 2;
         assert_eq!(field_changes(&held, &want), Vec::new());
-        assert!(crate::reconcile::compare::same_schedule(&held, &want));
+        assert!(crate::compare::same_schedule(&held, &want));
         held.state.as_mut().unwrap().limited_actions = false;
         assert_eq!(field_changes(&held, &want)[0].field, "remaining_actions");
-        assert!(!crate::reconcile::compare::same_schedule(&held, &want));
+        assert!(!crate::compare::same_schedule(&held, &want));
     }
 
     fn start_input(schedule: &mut Schedule, data: &[u8]) {
