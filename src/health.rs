@@ -16,9 +16,11 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::project::{OverlapPolicy, Project, Schedule};
-use crate::spec::fire_times::next_fire_times;
+use crate::project::fire_times::next_fire_times;
+use crate::project::{Project, Schedule};
+pub use crate::spec::health_policy::Policy;
 use crate::spec::{DesiredProject, schedule_id};
+pub use crate::store::{Action, Activity, Counters};
 use crate::store::{Observation, Observed};
 
 /// Temporal's catch-up window when a schedule names none: one year.
@@ -75,48 +77,6 @@ impl std::fmt::Display for Health {
     }
 }
 
-/// What a listing shows of a schedule's firing, kept small: a project may
-/// hold 100,000 schedules.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Activity {
-    /// The last action the listing shows: when it was due (before jitter)
-    /// and when it was taken.
-    pub last_action: Option<Action>,
-    /// The next time the server will act, if any.
-    pub next_action: Option<SystemTime>,
-    /// How many of the actions the listing shows (Temporal shows the last
-    /// five) started a workflow that is still running.
-    pub running: u32,
-    /// Whether the last action's workflow is still running.
-    pub last_running: bool,
-    /// What a Describe shows besides; a listing shows none of it.
-    pub counters: Option<Counters>,
-}
-
-/// One action a schedule took.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Action {
-    /// The time it was due, before jitter.
-    pub scheduled: SystemTime,
-    /// The time it was taken.
-    pub taken: SystemTime,
-}
-
-/// The figures only a Describe shows, counted by the server since the
-/// schedule was created; a Describe at a time is read against the one
-/// before it, so only what changed in between counts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Counters {
-    /// Firings missed because they were older than the catch-up window.
-    pub missed_catchup_window: u64,
-    /// Firings skipped by the overlap policy.
-    pub overlap_skipped: u64,
-    /// Buffered actions dropped because the buffer was full.
-    pub buffer_dropped: u64,
-    /// Workflows started by the schedule that are still running.
-    pub running_workflows: u32,
-}
-
 impl Counters {
     /// The health the change from `before` to `self` shows, if any:
     /// `late` for a missed catch-up window, `skipping` for skipped or
@@ -160,55 +120,7 @@ pub struct Watch {
     pub last_running: bool,
 }
 
-/// What the health of a schedule depends on besides its listing, kept
-/// small: the reconciler holds one per schedule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Policy {
-    /// The most jitter, in seconds.
-    pub jitter_seconds: u32,
-    /// The catch-up window in seconds; `None` for Temporal's default.
-    pub catchup_seconds: Option<u32>,
-    /// Whether a firing behind a running workflow is skipped (`skip`,
-    /// `buffer_one`).
-    pub skips: bool,
-}
-
 impl Policy {
-    /// The policy of a declared schedule.
-    pub fn of(declared: &Schedule) -> Policy {
-        let seconds = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
-        Policy {
-            jitter_seconds: seconds(declared.jitter),
-            catchup_seconds: declared.catchup_window.map(seconds),
-            skips: matches!(
-                declared.overlap_policy,
-                OverlapPolicy::Skip | OverlapPolicy::BufferOne
-            ),
-        }
-    }
-
-    /// The policy of a Temporal schedule.
-    pub fn of_temporal(
-        schedule: &temporalio_common::protos::temporal::api::schedule::v1::Schedule,
-    ) -> Policy {
-        use temporalio_common::protos::temporal::api::enums::v1::ScheduleOverlapPolicy;
-        let seconds = |d: Option<&prost_wkt_types::Duration>| {
-            d.map(|d| u32::try_from(d.seconds).unwrap_or(0))
-        };
-        let policies = schedule.policies.unwrap_or_default();
-        Policy {
-            jitter_seconds: seconds(schedule.spec.as_ref().and_then(|s| s.jitter.as_ref()))
-                .unwrap_or(0),
-            catchup_seconds: seconds(policies.catchup_window.as_ref()),
-            skips: matches!(
-                ScheduleOverlapPolicy::try_from(policies.overlap_policy),
-                Ok(ScheduleOverlapPolicy::Skip
-                    | ScheduleOverlapPolicy::BufferOne
-                    | ScheduleOverlapPolicy::Unspecified)
-            ),
-        }
-    }
-
     fn jitter(&self) -> Duration {
         Duration::from_secs(u64::from(self.jitter_seconds))
     }

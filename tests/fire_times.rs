@@ -6,7 +6,7 @@
 mod support;
 
 use chrono::{DateTime, Utc};
-use schedule_sync::spec::fire_times::next_fire_times;
+use schedule_sync::project::fire_times::next_fire_times;
 use schedule_sync::store::TemporalStore;
 
 /// (zone, cron, start): each schedule starts at a moment just before a DST

@@ -3,7 +3,7 @@
 //! - a calendar time that a DST change skips or repeats: on which dates of
 //!   the next year the schedule fires fewer or more times than its cron
 //!   says, counted with the server's own calendar search
-//!   ([`crate::spec::fire_times`]);
+//!   ([`crate::project::fire_times`]);
 //! - an `end_at` in the past;
 //! - [`CROWD_THRESHOLD`] or more schedules firing at one instant without
 //!   jitter.
@@ -23,7 +23,7 @@ use super::diagnostic::Diagnostic;
 use super::model::{Project, Schedule};
 use super::node::Position;
 use crate::cron::{Calendar, CronSpec, Range, Timing as CronTiming};
-use crate::spec::fire_times::{next_calendar, next_fire_times};
+use crate::project::fire_times::{next_calendar, next_fire_times};
 
 /// How many schedules firing at one instant, none with jitter, draw a
 /// warning.

@@ -6,6 +6,7 @@ mod check;
 pub mod diagnostic;
 mod environment;
 mod files;
+pub mod fire_times;
 mod lint;
 mod model;
 pub mod names;

@@ -74,6 +74,29 @@ pub fn temporal_name_problem(name: &str) -> Option<&'static str> {
     }
 }
 
+/// The id of the schedule of `workflow` in `project`.
+///
+/// ```
+/// assert_eq!(schedule_sync::project::names::schedule_id("billing", "nightly-report"), "billing.nightly-report");
+/// ```
+pub fn schedule_id(project: &str, workflow: &str) -> String {
+    format!("{project}.{workflow}")
+}
+
+/// Whether `schedule_id` belongs to `project` by its form.
+///
+/// ```
+/// use schedule_sync::project::names::owns_id;
+/// assert!(owns_id("foo", "foo.report"));
+/// assert!(!owns_id("foo", "foo-bar.report"));
+/// ```
+pub fn owns_id(project: &str, schedule_id: &str) -> bool {
+    schedule_id
+        .strip_prefix(project)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .is_some_and(|workflow| !workflow.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::diagnostic::{Diagnostic, Related};
+use super::names::{owns_id, schedule_id};
 use super::node::{Node, Position};
 use super::{Checked, FileIds};
-use crate::spec::{owns_id, schedule_id};
 
 /// The position of the value of `schedule.id` in a workflow file's root.
 pub(super) fn declared_schedule_id(root: &Node) -> Option<(String, Position)> {

@@ -32,6 +32,7 @@
 
 mod connector;
 pub mod lifecycle;
+mod metrics;
 pub mod retry;
 mod run;
 mod status;
@@ -196,7 +197,7 @@ impl<C: Connector> Reconciler<C> {
         // One pace for every RPC of this reconciler, across reconnects.
         let pace = Pace::new(self.options.max_rps).stopping_at(shutdown.clone());
         self.connector.pace_with(pace.clone());
-        tokio::spawn(crate::telemetry::follow(
+        tokio::spawn(metrics::follow(
             status_rx.clone(),
             label,
             pace.status().ceiling,

@@ -55,7 +55,7 @@ pub struct CompactSchedule {
     /// The end of the schedule (`end_at`), in seconds since the epoch.
     pub end_seconds: Option<i64>,
     /// What its health depends on besides its listing.
-    pub health: crate::health::Policy,
+    pub health: super::health_policy::Policy,
     fingerprint: [u8; 32],
     listed_spec: [u8; 32],
     encoded: Box<[u8]>,
@@ -89,7 +89,7 @@ impl CompactSchedule {
             workflow,
             enabled,
             end_seconds: spec.end_time.as_ref().map(|t| t.seconds),
-            health: crate::health::Policy::of_temporal(schedule),
+            health: super::health_policy::Policy::of_temporal(schedule),
             fingerprint,
             listed_spec: ListedSpec::of(&spec).digest(),
             encoded: schedule.encode_to_vec().into_boxed_slice(),

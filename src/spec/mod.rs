@@ -20,7 +20,7 @@
 
 pub mod action;
 mod compact;
-pub mod fire_times;
+pub mod health_policy;
 pub(crate) mod timing;
 
 use std::collections::HashMap;
@@ -38,6 +38,8 @@ use temporalio_common::protos::temporal::api::workflow::v1::NewWorkflowExecution
 
 use crate::project::{JsonText, OverlapPolicy, Project, Schedule as DeclaredSchedule, Workflow};
 
+/// The ids of schedules, which the project checks too: defined there.
+pub use crate::project::names::{owns_id, schedule_id};
 pub use compact::{CompactSchedule, DesiredProject};
 
 /// The memo key naming the project that owns a schedule.
@@ -52,29 +54,6 @@ pub const TEMPORAL_DEFAULT_CATCHUP_WINDOW: Duration = Duration::from_secs(365 * 
 /// The version of the fingerprint's canonical form; bump it when the form
 /// changes, so that every schedule is rewritten once.
 pub const FINGERPRINT_VERSION: u32 = 1;
-
-/// The id of the schedule of `workflow` in `project`.
-///
-/// ```
-/// assert_eq!(schedule_sync::spec::schedule_id("billing", "nightly-report"), "billing.nightly-report");
-/// ```
-pub fn schedule_id(project: &str, workflow: &str) -> String {
-    format!("{project}.{workflow}")
-}
-
-/// Whether `schedule_id` belongs to `project` by its form.
-///
-/// ```
-/// use schedule_sync::spec::owns_id;
-/// assert!(owns_id("foo", "foo.report"));
-/// assert!(!owns_id("foo", "foo-bar.report"));
-/// ```
-pub fn owns_id(project: &str, schedule_id: &str) -> bool {
-    schedule_id
-        .strip_prefix(project)
-        .and_then(|rest| rest.strip_prefix('.'))
-        .is_some_and(|workflow| !workflow.is_empty())
-}
 
 /// A hex SHA-256 of the managed fields of a schedule.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]

@@ -2,6 +2,7 @@
 //! reconciler can run against the real server ([`TemporalStore`]) or an
 //! in-memory one ([`MemoryStore`]) in tests and for fault injection.
 
+mod activity;
 mod memory;
 mod pace;
 mod rpc;
@@ -13,6 +14,7 @@ use std::future::Future;
 use prost::Message;
 use sha2::Digest;
 
+pub use activity::{Action, Activity, Counters};
 pub use memory::{MemoryStore, SchedulerModel};
 pub use pace::{Answer, MIN_RATE, Pace, PaceStatus, THROTTLED_RECENTLY, Turn};
 pub use rpc::{Code, Rpc};
@@ -21,7 +23,6 @@ pub use temporal::{RPC_TIMEOUT, RpcCounts, TemporalStore};
 use temporalio_common::protos::temporal::api::common::v1::Payload;
 use temporalio_common::protos::temporal::api::schedule::v1::ScheduleSpec;
 
-use crate::health::Activity;
 use crate::spec::{
     DesiredSchedule, Fingerprint, MEMO_FINGERPRINT, MEMO_PROJECT, PAUSE_NOTE_PREFIX, json_payload,
 };

@@ -21,13 +21,13 @@ use temporalio_common::protos::temporal::api::workflowservice::v1::{
 };
 
 use super::pace::{Answer, Pace, PaceStatus};
+use super::{Action, Activity, Counters};
 use super::{
     Created, Described, FINGERPRINT_ATTRIBUTE, ListedSpec, Observation, Observed, PauseState,
     ScheduleStore, StoreError, keep_remaining_actions, marker_memo, merged_search_attributes,
     update_memo,
 };
 use crate::connection::sanitise;
-use crate::health::{Action, Activity, Counters};
 use crate::project::action::AttributeType;
 use crate::spec::{DesiredSchedule, Fingerprint, MEMO_PROJECT, owns_id};
 

@@ -28,7 +28,7 @@ pub(crate) fn next_fires(
                 .find(|(w, _)| schedule_sync::spec::schedule_id(project.name(), &w.id) == *id)?;
             Some((
                 id.clone(),
-                schedule_sync::spec::fire_times::next_fire_times(schedule, now, 3),
+                schedule_sync::project::fire_times::next_fire_times(schedule, now, 3),
             ))
         })
         .collect()
