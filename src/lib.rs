@@ -27,10 +27,11 @@
 //!
 //! Inside, a reconcile follows one path, a module a step: `project` loads
 //! and checks a folder, `spec` maps it onto the Temporal schedules it wants,
-//! `store` reads what Temporal holds, `plan` compares the two (a pure
-//! function), `reconcile` carries out the plan's steps, `runtime` runs
-//! reconciles in the background with retries, readiness and shutdown, and
-//! `telemetry` and `probes` turn its status into metrics and HTTP endpoints.
+//! `store` reads what Temporal holds, `compare` says whether the two agree
+//! and what differs, `plan` decides what to do (a pure function),
+//! `reconcile` carries out the plan's steps, `runtime` runs reconciles in
+//! the background with retries, readiness and shutdown and turns its status
+//! into metrics (named in `telemetry`), and `probes` into HTTP endpoints.
 #![deny(missing_docs)]
 
 #[doc(hidden)]
