@@ -7,8 +7,8 @@
 //!   words `plan` shows ([`changes::field_changes`]);
 //! - `action`: the normal form of each start option of the action;
 //! - `same`: whether a held schedule has every managed field of a desired
-//!   one ([`same_schedule`]), and whether it holds it in the wanted pause
-//!   state with the wanted fingerprint ([`holds`]).
+//!   one (`same_schedule`), and whether it holds it in the wanted pause
+//!   state with the wanted fingerprint (`holds`).
 
 pub mod action;
 pub mod changes;
