@@ -5,13 +5,16 @@
 //! 2. `schedule-sync serve DIR` with Temporal away (a closed port): RSS
 //!    (`VmRSS`) and peak RSS (`VmHWM`) from `/proc/<pid>/status`, once the
 //!    project is loaded and two attempts have failed.
-//! 3. After a sync (measured first, before this process holds anything
-//!    big): the reconciler that `serve` embeds, in this process,
-//!    loading the same folder and reconciling it against a store whose
-//!    listing shows every schedule in sync (a no-op sync: the case of every
-//!    restart of `serve`); RSS and peak RSS of this process once it is
-//!    `Synced`, and the part of it that the stand-in store itself holds
-//!    (its listing), measured by a counting allocator.
+//! 3. After a sync: the reconciler that `serve` embeds, in a process of
+//!    its own (this bench run again with `--after-sync DIR`, so that the
+//!    other phases' memory, freed but kept by the allocator, does not
+//!    count), loading the same folder and reconciling it against a store
+//!    whose listing shows every schedule in sync (a no-op sync: the case of
+//!    every restart of `serve`). That process first builds the stand-in
+//!    store and gives what the building freed back to the system
+//!    (`malloc_trim`); then RSS and peak RSS once it is `Synced`, the heap
+//!    the stand-in store itself holds (its listing, to be subtracted) and
+//!    the heap the reconciler holds, by a counting allocator.
 //!
 //! `cargo bench --features cli,dev-server --bench memory` runs 100,000
 //! workflows (`BENCH_MEMORY_SIZE`); under `cargo test` it runs 2,000 as a
@@ -256,9 +259,37 @@ impl ScheduleStore for InSync {
     }
 }
 
-/// RSS, peak RSS (KiB) and the stand-in store's heap bytes after a no-op
-/// sync of `dir` by the reconciler in this process.
-async fn after_sync(dir: &std::path::Path) -> (u64, u64, usize, Duration) {
+/// What a no-op sync costs, measured in a process of its own
+/// ([`AFTER_SYNC`]).
+struct AfterSync {
+    /// RSS and peak RSS (KiB) once `Synced`.
+    rss: u64,
+    hwm: u64,
+    /// RSS (KiB) before the reconciler started: the stand-in store, built
+    /// and its building given back to the system.
+    rss_before: u64,
+    /// Heap bytes the stand-in store holds (its listing).
+    store: usize,
+    /// Heap bytes the reconciler holds once `Synced`, and at most during
+    /// the sync.
+    heap: usize,
+    heap_peak: usize,
+    took: Duration,
+}
+
+/// The argument with which this bench runs itself to measure the
+/// reconciler after a no-op sync of a folder, in a fresh process: the
+/// earlier phases' memory, freed but kept by the allocator, does not count.
+const AFTER_SYNC: &str = "--after-sync";
+
+unsafe extern "C" {
+    /// glibc: gives the free memory of every arena back to the system.
+    fn malloc_trim(pad: usize) -> std::ffi::c_int;
+}
+
+/// The reconciler that `serve` embeds, in this process, after a no-op sync
+/// of `dir`. Printed as one line of `key=value` for the parent.
+async fn after_sync_here(dir: &std::path::Path) {
     let before = LIVE.load(Ordering::Relaxed);
     let store = {
         // The compact form, so that the whole project never burdens this
@@ -268,9 +299,15 @@ async fn after_sync(dir: &std::path::Path) -> (u64, u64, usize, Duration) {
         Arc::new(InSync::of(&desired))
     };
     let store_bytes = LIVE.load(Ordering::Relaxed).saturating_sub(before);
-    // The listing above was built with the compact form loaded and
-    // dropped: the measured part starts from a process that holds the store.
+    // What building the listing freed goes back to the system: the
+    // measured part starts from a process that holds the store and little
+    // else.
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe { malloc_trim(0) };
     reset_peak();
+    let rss_before = status_kib("self", "VmRSS");
+    let base = LIVE.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
     let started = Instant::now();
     let shutdown = CancellationToken::new();
     let handle =
@@ -278,15 +315,47 @@ async fn after_sync(dir: &std::path::Path) -> (u64, u64, usize, Duration) {
     handle.wait_synced().await.expect("the no-op sync succeeds");
     let took = started.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let measured = (
+    let heap = LIVE.load(Ordering::Relaxed).saturating_sub(base);
+    let heap_peak = PEAK.load(Ordering::Relaxed).saturating_sub(base);
+    println!(
+        "rss={} hwm={} rss_before={} store={store_bytes} heap={heap} heap_peak={heap_peak} took_ms={}",
         status_kib("self", "VmRSS"),
         status_kib("self", "VmHWM"),
-        store_bytes,
-        took,
+        rss_before,
+        took.as_millis()
     );
     shutdown.cancel();
     handle.join().await;
-    measured
+}
+
+/// Runs this bench again with [`AFTER_SYNC`] and reads its figures.
+fn after_sync(dir: &std::path::Path) -> AfterSync {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .arg(AFTER_SYNC)
+        .arg(dir)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the after-sync phase failed: {text}"
+    );
+    let fields: HashMap<&str, u64> = text
+        .split_whitespace()
+        .filter_map(|pair| pair.split_once('='))
+        .filter_map(|(key, value)| Some((key, value.parse().ok()?)))
+        .collect();
+    let field = |key: &str| *fields.get(key).unwrap_or_else(|| panic!("{key} in {text}"));
+    AfterSync {
+        rss: field("rss"),
+        hwm: field("hwm"),
+        rss_before: field("rss_before"),
+        store: field("store") as usize,
+        heap: field("heap") as usize,
+        heap_peak: field("heap_peak") as usize,
+        took: Duration::from_millis(field("took_ms")),
+    }
 }
 
 /// Resets this process's peak RSS to its current RSS (Linux 4.0+).
@@ -296,6 +365,11 @@ fn reset_peak() {
 
 #[tokio::main]
 async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == AFTER_SYNC) {
+        after_sync_here(std::path::Path::new(&args[at + 1])).await;
+        return;
+    }
     let bench = std::env::args().any(|a| a == "--bench");
     let size = if bench {
         std::env::var("BENCH_MEMORY_SIZE")
@@ -309,15 +383,17 @@ async fn main() {
     common::write_project(dir.path(), size);
     println!("{size} workflows");
 
-    // First, while this process has held nothing big yet (freed memory is
-    // not given back to the system, so a later phase would count it).
-    let (rss, hwm, store, took) = after_sync(dir.path()).await;
+    let sync = after_sync(dir.path());
     println!(
-        "  reconciler after a no-op sync (in process): RSS {:.1} MiB, peak {:.1} MiB, of which the stand-in store's listing {:.1} MiB; synced after {:.1} s",
-        mib(rss),
-        mib(hwm),
-        store as f64 / MIB,
-        took.as_secs_f64()
+        "  reconciler after a no-op sync (a process of its own): RSS {:.1} MiB (peak {:.1} MiB), of which the stand-in store's listing {:.1} MiB: {:.1} MiB without it; RSS before the reconciler started {:.1} MiB; heap the reconciler holds {:.1} MiB (peak during the sync {:.1} MiB); synced after {:.1} s",
+        mib(sync.rss),
+        mib(sync.hwm),
+        sync.store as f64 / MIB,
+        mib(sync.rss) - sync.store as f64 / MIB,
+        mib(sync.rss_before),
+        sync.heap as f64 / MIB,
+        sync.heap_peak as f64 / MIB,
+        sync.took.as_secs_f64()
     );
 
     // Where the heap goes, in this process (the counting allocator).

@@ -261,10 +261,10 @@ pub fn watch_desired(
         .schedules
         .iter()
         .filter_map(|want| {
-            let observed = seen.get(want.schedule_id.as_str())?;
+            let observed = seen.get(&*want.schedule_id)?;
             let activity = observed.activity.as_ref()?;
             let watch = classify(&want.health, observed.paused, activity, None, now);
-            Some((want.schedule_id.clone(), watch))
+            Some((want.schedule_id.to_string(), watch))
         })
         .collect()
 }
@@ -308,7 +308,7 @@ impl Reads {
         let policies: HashMap<&str, &Policy> = desired
             .schedules
             .iter()
-            .map(|w| (w.schedule_id.as_str(), &w.health))
+            .map(|w| (&*w.schedule_id, &w.health))
             .collect();
         self.expected.retain(|id, _| health.contains_key(id));
         for (id, watch) in health.iter_mut() {

@@ -175,7 +175,7 @@ async fn a_running_reconciler_reports_each_schedules_health(version: Version) {
         status
             .schedules
             .iter()
-            .find(|s| s.id == id)
+            .find(|s| &*s.id == id)
             .and_then(|s| s.watch)
             .map(|w| w.health)
     };
@@ -195,7 +195,7 @@ async fn a_running_reconciler_reports_each_schedules_health(version: Version) {
     let stuck = seen
         .schedules
         .iter()
-        .find(|s| s.id == "watch.stuck")
+        .find(|s| &*s.id == "watch.stuck")
         .unwrap();
     let entry = serde_json::to_value(stuck).unwrap();
     assert_eq!(entry["health"], "skipping", "{entry:#}");

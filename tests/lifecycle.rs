@@ -420,7 +420,7 @@ async fn the_latest_reload_replaces_one_still_waiting() {
         .unwrap()
         .clone();
     assert!(matches!(done.state, State::Synced { .. }), "{done:?}");
-    let ids: Vec<&str> = done.schedules.iter().map(|s| s.id.as_str()).collect();
+    let ids: Vec<&str> = done.schedules.iter().map(|s| &*s.id).collect();
     assert_eq!(ids, ["shop.a", "shop.c"]);
     assert!(store.inner.get("shop.c").is_some());
     assert!(

@@ -306,8 +306,8 @@ pub fn plan(
         ..Plan::default()
     };
     for want in desired {
-        let id = want.schedule_id.clone();
-        let Some(seen) = observed.get(want.schedule_id.as_str()) else {
+        let id = want.schedule_id.to_string();
+        let Some(seen) = observed.get(&*want.schedule_id) else {
             if ended(want, options.now_seconds) {
                 plan.untouched.push(Untouched::Ended { schedule_id: id });
             } else {
@@ -358,7 +358,7 @@ pub fn plan(
         }
     }
 
-    let wanted: BTreeSet<&str> = desired.iter().map(|d| d.schedule_id.as_str()).collect();
+    let wanted: BTreeSet<&str> = desired.iter().map(|d| &*d.schedule_id).collect();
     let owned = observed
         .values()
         .filter(|o| o.owner.as_deref() == Some(project))

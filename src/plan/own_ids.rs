@@ -17,7 +17,7 @@ pub(super) fn own_ids<'a>(
 ) -> BTreeSet<&'a str> {
     desired
         .iter()
-        .map(|d| d.schedule_id.as_str())
+        .map(|d| &*d.schedule_id)
         .filter(|id| !owns_id(project, id))
         .chain(recorded.iter().map(String::as_str))
         .collect()
@@ -34,7 +34,7 @@ pub(super) fn record(
 ) -> BTreeSet<String> {
     let declared = desired
         .iter()
-        .map(|d| d.schedule_id.as_str())
+        .map(|d| &*d.schedule_id)
         .filter(|id| !owns_id(project, id));
     let still_ours = recorded.iter().map(String::as_str).filter(|id| {
         observed

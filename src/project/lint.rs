@@ -12,15 +12,16 @@
 //! that can never fire (`0 0 30 2 *`) is an error of the file and is found
 //! whatever the options ([`never_fires`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use super::diagnostic::Diagnostic;
-use super::model::{Project, Schedule};
+use super::model::{Project, Schedule, Workflow};
 use super::node::Position;
 use crate::cron::{Calendar, CronSpec, Range, Timing as CronTiming};
 use crate::project::fire_times::{next_calendar, next_fire_times};
@@ -237,67 +238,161 @@ fn firings_on(calendar: &Calendar, zone: Tz, date: NaiveDate) -> Vec<DateTime<Ut
 /// schedules without jitter that fire at one instant within
 /// [`CROWD_WINDOW`] of `now`.
 pub(super) fn crowded(project: &Project, now: DateTime<Utc>) -> Vec<Diagnostic> {
-    let until = now + chrono::Duration::from_std(CROWD_WINDOW).unwrap_or_default();
-    // Schedules by their index in `scheduled` (a project's workflows come
-    // sorted by id, so indices sort as ids do): four bytes per firing, as
-    // 100,000 schedules may fire 200 times each within the window.
-    let mut scheduled: Vec<(&str, &Path)> = Vec::new();
-    let mut at: BTreeMap<DateTime<Utc>, Vec<u32>> = BTreeMap::new();
-    for (workflow, schedule) in project.scheduled() {
-        if !schedule.enabled || !schedule.jitter.is_zero() {
-            continue;
+    let crowd = Crowd::new(now);
+    for (workflow, _) in project.scheduled() {
+        crowd.add(workflow);
+    }
+    crowd.warnings()
+}
+
+/// The crowd lint fed one workflow at a time, from any thread, so that a
+/// project need not be held whole: each schedule's firings within the
+/// window are computed as it is added, and schedules that fire at the same
+/// instants share one list of them. What is kept per schedule is its id,
+/// its file and the index of its list; per list, its instants once.
+pub(super) struct Crowd {
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+    seen: Mutex<Firings>,
+}
+
+/// What [`Crowd`] has gathered.
+#[derive(Default)]
+struct Firings {
+    /// Each distinct list of instants, by its index.
+    lists: Vec<Box<[DateTime<Utc>]>>,
+    /// The index of each list in `lists`.
+    index: HashMap<Box<[DateTime<Utc>]>, u32>,
+    /// Every schedule added, with the index of its list.
+    members: Vec<Member>,
+}
+
+struct Member {
+    id: Box<str>,
+    file: Box<Path>,
+    list: u32,
+}
+
+impl Crowd {
+    /// A crowd lint as of `now`.
+    pub(super) fn new(now: DateTime<Utc>) -> Self {
+        Crowd {
+            now,
+            until: now + chrono::Duration::from_std(CROWD_WINDOW).unwrap_or_default(),
+            seen: Mutex::new(Firings::default()),
         }
-        let Ok(index) = u32::try_from(scheduled.len()) else {
-            break;
+    }
+
+    /// Counts `workflow`'s schedule, when it has one that is enabled and
+    /// has no jitter.
+    pub(super) fn add(&self, workflow: &Workflow) {
+        let Some(schedule) = &workflow.schedule else {
+            return;
         };
-        scheduled.push((workflow.id.as_str(), workflow.file.as_path()));
-        for time in next_fire_times(schedule, now, CROWD_FIRINGS) {
-            if time > until {
-                break;
+        if !schedule.enabled || !schedule.jitter.is_zero() {
+            return;
+        }
+        let times: Box<[DateTime<Utc>]> = next_fire_times(schedule, self.now, CROWD_FIRINGS)
+            .into_iter()
+            .take_while(|time| *time <= self.until)
+            .collect();
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let Firings {
+            lists,
+            index,
+            members,
+        } = &mut *seen;
+        let list = match index.get(&times) {
+            Some(list) => *list,
+            None => {
+                let Ok(list) = u32::try_from(lists.len()) else {
+                    return;
+                };
+                lists.push(times.clone());
+                index.insert(times, list);
+                list
             }
-            at.entry(time).or_default().push(index);
-        }
+        };
+        members.push(Member {
+            id: workflow.id.as_str().into(),
+            file: workflow.file.as_path().into(),
+            list,
+        });
     }
-    let mut reported: BTreeSet<Vec<u32>> = BTreeSet::new();
-    let mut out = Vec::new();
-    for (time, mut ids) in at {
-        if ids.len() < CROWD_THRESHOLD {
-            continue;
+
+    /// The warnings, one per distinct group of schedules that crowd an
+    /// instant, named at its first instant, the schedules in id order.
+    pub(super) fn warnings(self) -> Vec<Diagnostic> {
+        let Firings {
+            lists,
+            index,
+            mut members,
+        } = self.seen.into_inner().unwrap_or_else(|e| e.into_inner());
+        drop(index);
+        members.sort_by(|a, b| a.id.cmp(&b.id));
+        // The schedules of each list, by their place in `members`.
+        let mut of_list: Vec<Vec<u32>> = vec![Vec::new(); lists.len()];
+        for (i, member) in members.iter().enumerate() {
+            if let Ok(i) = u32::try_from(i) {
+                of_list[member.list as usize].push(i);
+            }
         }
-        ids.sort_unstable();
-        ids.dedup();
-        if !reported.insert(ids.clone()) {
-            continue;
+        // The lists that fire at each instant (in increasing order).
+        let mut at: BTreeMap<DateTime<Utc>, Vec<u32>> = BTreeMap::new();
+        for (list, times) in (0u32..).zip(&lists) {
+            for time in times.iter() {
+                at.entry(*time).or_default().push(list);
+            }
         }
-        let file = scheduled[ids[0] as usize].1;
-        let ids: Vec<&str> = ids.iter().map(|i| scheduled[*i as usize].0).collect();
-        let shown: Vec<&str> = ids.iter().take(12).copied().collect();
-        let more = ids
-            .len()
-            .checked_sub(shown.len())
-            .filter(|n| *n > 0)
-            .map_or_else(String::new, |n| format!(" and {n} more"));
-        out.push(
-            Diagnostic::warning(
-                file,
-                Position::default(),
-                format!(
-                    "{} schedules fire at the same instant without jitter, first at {}: {}{more}",
-                    ids.len(),
-                    time.format("%Y-%m-%d %H:%M:%SZ"),
-                    shown.join(", ")
-                ),
-            )
-            .expected(format!(
-                "fewer than {CROWD_THRESHOLD} schedules starting at one instant"
-            ))
-            .help(
-                "add `jitter` (for example `jitter: 1m`) to their schedules so that their \
-                 workflows do not all start at once",
-            ),
-        );
+        drop(lists);
+        let mut reported: BTreeSet<Vec<u32>> = BTreeSet::new();
+        let mut out = Vec::new();
+        for (time, firing) in at {
+            let count: usize = firing.iter().map(|l| of_list[*l as usize].len()).sum();
+            if count < CROWD_THRESHOLD || reported.contains(&firing) {
+                continue;
+            }
+            let mut crowd: Vec<u32> = firing
+                .iter()
+                .flat_map(|l| &of_list[*l as usize])
+                .copied()
+                .collect();
+            reported.insert(firing);
+            crowd.sort_unstable();
+            let file = &members[crowd[0] as usize].file;
+            let ids: Vec<&str> = crowd.iter().map(|i| &*members[*i as usize].id).collect();
+            out.push(crowd_warning(file, time, &ids));
+        }
+        out
     }
-    out
+}
+
+/// The warning that the schedules `ids` (at least one) fire together,
+/// first at `time`; it stands in `file`, the first one's.
+fn crowd_warning(file: &Path, time: DateTime<Utc>, ids: &[&str]) -> Diagnostic {
+    let shown: Vec<&str> = ids.iter().take(12).copied().collect();
+    let more = ids
+        .len()
+        .checked_sub(shown.len())
+        .filter(|n| *n > 0)
+        .map_or_else(String::new, |n| format!(" and {n} more"));
+    Diagnostic::warning(
+        file,
+        Position::default(),
+        format!(
+            "{} schedules fire at the same instant without jitter, first at {}: {}{more}",
+            ids.len(),
+            time.format("%Y-%m-%d %H:%M:%SZ"),
+            shown.join(", ")
+        ),
+    )
+    .expected(format!(
+        "fewer than {CROWD_THRESHOLD} schedules starting at one instant"
+    ))
+    .help(
+        "add `jitter` (for example `jitter: 1m`) to their schedules so that their \
+         workflows do not all start at once",
+    )
 }
 
 #[cfg(test)]
@@ -409,5 +504,27 @@ mod tests {
 
         let fewer = crate::project::test_project("p", &texts[1..]);
         assert!(crowded(&fewer, at("2026-09-01T12:00:00Z")).is_empty());
+    }
+
+    #[test]
+    fn schedules_of_different_timings_crowd_the_instants_they_share() {
+        // Six daily at midnight, six every twelve hours: twelve at each
+        // midnight, six at each noon.
+        let files: Vec<String> = (0..6)
+            .map(|i| format!("id: daily{i}\nschedule:\n  cron: \"0 0 * * *\"\n"))
+            .chain((0..6).map(|i| format!("id: half{i}\nschedule:\n  cron: \"0 0,12 * * *\"\n")))
+            .collect();
+        let texts: Vec<&str> = files.iter().map(String::as_str).collect();
+        let project = crate::project::test_project("p", &texts);
+        let found = crowded(&project, at("2026-09-01T06:00:00Z"));
+        // The same twelve every midnight: named once, at the first.
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            found[0].message,
+            "12 schedules fire at the same instant without jitter, first at \
+             2026-09-02 00:00:00Z: daily0, daily1, daily2, daily3, daily4, daily5, half0, \
+             half1, half2, half3, half4, half5"
+        );
+        assert_eq!(found[0].file, Path::new("w0.yaml"));
     }
 }

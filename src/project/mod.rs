@@ -473,13 +473,27 @@ pub fn select<'e>(
 /// environment that `project.yaml` declares.
 #[derive(Clone, Debug)]
 pub struct Validation {
-    /// The project as written, when it is valid.
-    pub loaded: Option<Loaded>,
+    /// The project as written, counted, when it is valid.
+    pub project: Option<Counted>,
     /// The names of the environments checked.
     pub environments: Vec<String>,
     /// Every problem found, once each; a problem found only in one
     /// environment says so at the start of its message.
     pub diagnostics: Vec<Diagnostic>,
+}
+
+/// A valid project as `validate` reports it: its name and how many
+/// workflows and schedules it declares. `validate` keeps no more of it, so
+/// that checking 100,000 workflows does not hold them all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Counted {
+    /// The project's name.
+    pub name: String,
+    /// How many workflow files it has.
+    pub workflows: usize,
+    /// How many of them declare a schedule.
+    pub schedules: usize,
 }
 
 impl Validation {
@@ -489,21 +503,43 @@ impl Validation {
     }
 }
 
+/// Checks the project in `dir` as [`load_with`] does, lints included,
+/// keeping of it only its counts: each workflow is dropped as soon as its
+/// file is checked, once the crowd lint has counted its firings.
+fn check_counted(
+    dir: &Path,
+    options: &LoadOptions,
+) -> Result<(Counted, Vec<Diagnostic>), InvalidProject> {
+    let crowd = options.lint_at.map(lint::Crowd::new);
+    let loaded = load_as(dir, options, |_, workflow| {
+        if let Some(crowd) = &crowd {
+            crowd.add(&workflow);
+        }
+        workflow.schedule.is_some()
+    })?;
+    let counted = Counted {
+        name: loaded.name,
+        workflows: loaded.kept.len(),
+        schedules: loaded.kept.iter().filter(|scheduled| **scheduled).count(),
+    };
+    let mut warnings = loaded.warnings;
+    warnings.extend(crowd.map(lint::Crowd::warnings).unwrap_or_default());
+    sort(&mut warnings);
+    Ok((counted, warnings))
+}
+
 /// Checks the project in `dir` as written and in every environment, with
 /// the lints as of `lint_at` when given.
 pub fn validate(dir: &Path, lint_at: Option<DateTime<Utc>>) -> Validation {
-    let base = load_with(
+    let base = check_counted(
         dir,
         &LoadOptions {
             environment: None,
             lint_at,
         },
     );
-    let (loaded, mut diagnostics) = match base {
-        Ok(loaded) => {
-            let warnings = loaded.warnings.clone();
-            (Some(loaded), warnings)
-        }
+    let (project, mut diagnostics) = match base {
+        Ok((counted, warnings)) => (Some(counted), warnings),
         Err(invalid) => (None, invalid.diagnostics),
     };
     // Read from project.yaml alone: the environments are checked even when
@@ -522,8 +558,8 @@ pub fn validate(dir: &Path, lint_at: Option<DateTime<Utc>>) -> Validation {
             environment: Some(name.clone()),
             lint_at,
         };
-        let found = match load_with(dir, &options) {
-            Ok(loaded) => loaded.warnings,
+        let found = match check_counted(dir, &options) {
+            Ok((_, warnings)) => warnings,
             Err(invalid) => invalid.diagnostics,
         };
         for mut d in found {
@@ -538,7 +574,7 @@ pub fn validate(dir: &Path, lint_at: Option<DateTime<Utc>>) -> Validation {
     }
     sort(&mut diagnostics);
     Validation {
-        loaded,
+        project,
         environments,
         diagnostics,
     }

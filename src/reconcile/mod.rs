@@ -438,7 +438,7 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
         Apply {
             store,
             project,
-            wanted: wanted.iter().map(|d| (d.schedule_id.as_str(), d)).collect(),
+            wanted: wanted.iter().map(|d| (&*d.schedule_id, d)).collect(),
             ordered: wanted,
             outage: Outage::default(),
             writer: options.writer,

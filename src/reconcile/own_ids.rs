@@ -42,7 +42,7 @@ impl<S: ScheduleStore> Apply<'_, S> {
         let ids: BTreeSet<String> = self
             .ordered
             .iter()
-            .map(|d| d.schedule_id.clone())
+            .map(|d| d.schedule_id.to_string())
             .chain(recorded)
             .filter(|id| !owns_id(self.project, id) && !listed.contains(id.as_str()))
             .collect();

@@ -130,7 +130,7 @@ fn record_schedules(project: &str, schedules: &[ScheduleStatus]) {
         };
         let labels = [
             (PROJECT_LABEL, project.to_owned()),
-            ("schedule", schedule.id.clone()),
+            ("schedule", schedule.id.to_string()),
         ];
         for health in Health::ALL {
             let mut labels = labels.to_vec();

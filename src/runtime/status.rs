@@ -241,10 +241,10 @@ fn schedule_statuses(
         .flat_map(|p| &p.schedules)
         .map(|want| {
             let (status, last_error) = by_id
-                .remove(want.schedule_id.as_str())
+                .remove(&*want.schedule_id)
                 .unwrap_or((ScheduleState::Pending, None));
             let watch = report
-                .and_then(|r| r.health.get(&want.schedule_id))
+                .and_then(|r| r.health.get(&*want.schedule_id))
                 .copied();
             ScheduleStatus {
                 id: want.schedule_id.clone(),
@@ -261,10 +261,12 @@ fn schedule_statuses(
 /// One declared schedule, as `/schedules` shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ScheduleStatus {
-    /// The schedule id.
-    pub id: String,
-    /// The workflow id.
-    pub workflow: String,
+    /// The schedule id (shared with the desired schedule's).
+    #[serde(serialize_with = "shared_text")]
+    pub id: Arc<str>,
+    /// The workflow id (shared as the schedule id is).
+    #[serde(serialize_with = "shared_text")]
+    pub workflow: Arc<str>,
     /// Where it stands.
     pub status: ScheduleState,
     /// The error of the last write, if it failed.
@@ -274,6 +276,11 @@ pub struct ScheduleStatus {
     /// listing shows the schedule.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub watch: Option<Watch>,
+}
+
+/// Serializes a shared text as the string it is.
+fn shared_text<S: serde::Serializer>(text: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(text)
 }
 
 /// Where one declared schedule stands.

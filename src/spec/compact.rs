@@ -5,6 +5,8 @@
 //! writes it. A `serve` of 100,000 workflows holds this instead of the
 //! typed project and its Temporal schedules.
 
+use std::sync::Arc;
+
 use prost::Message;
 use sha2::{Digest, Sha256};
 use temporalio_common::protos::temporal::api::schedule::v1::Schedule;
@@ -46,10 +48,11 @@ impl DesiredProject {
 /// with a listing, and the encoded schedule for the steps that write it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CompactSchedule {
-    /// `<project>.<workflow id>`, or the schedule's own id.
-    pub schedule_id: String,
-    /// The workflow id in the project.
-    pub workflow: String,
+    /// `<project>.<workflow id>`, or the schedule's own id: one text that a
+    /// reconciler's statuses share.
+    pub schedule_id: Arc<str>,
+    /// The workflow id in the project, shared as the schedule id is.
+    pub workflow: Arc<str>,
     /// Whether the project wants it running.
     pub enabled: bool,
     /// The end of the schedule (`end_at`), in seconds since the epoch.
@@ -85,8 +88,8 @@ impl CompactSchedule {
     ) -> Self {
         let spec = schedule.spec.clone().unwrap_or_default();
         CompactSchedule {
-            schedule_id,
-            workflow,
+            schedule_id: schedule_id.into(),
+            workflow: workflow.into(),
             enabled,
             end_seconds: spec.end_time.as_ref().map(|t| t.seconds),
             health: super::health_policy::Policy::of_temporal(schedule),
@@ -120,8 +123,8 @@ impl CompactSchedule {
     /// The whole desired schedule, for a step that writes it.
     pub fn desired(&self) -> DesiredSchedule {
         DesiredSchedule {
-            schedule_id: self.schedule_id.clone(),
-            workflow: self.workflow.clone(),
+            schedule_id: self.schedule_id.to_string(),
+            workflow: self.workflow.to_string(),
             // Encoded by this type from a valid schedule: decoding it back
             // cannot fail.
             schedule: Schedule::decode(&*self.encoded).unwrap_or_default(),

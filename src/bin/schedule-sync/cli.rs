@@ -694,13 +694,13 @@ fn validate(dir: &std::path::Path, format: Format, deny_warnings: bool) -> ExitC
         .count();
     let warnings = validation.diagnostics.len() - errors;
     let valid = errors == 0 && !(deny_warnings && warnings > 0);
-    let project = validation.loaded.as_ref().map(|l| &l.project);
+    let project = validation.project.as_ref();
     let report = ValidateReport {
         valid,
-        project: project.map(|p| p.name()),
+        project: project.map(|p| p.name.as_str()),
         environments: &validation.environments,
-        workflows: project.map_or(0, |p| p.workflows().len()),
-        schedules: project.map_or(0, |p| p.scheduled().count()),
+        workflows: project.map_or(0, |p| p.workflows),
+        schedules: project.map_or(0, |p| p.schedules),
         errors,
         warnings,
         deny_warnings,
