@@ -31,6 +31,7 @@
 //! ```
 
 mod connector;
+mod heap;
 pub mod lifecycle;
 mod metrics;
 pub mod retry;
@@ -95,6 +96,13 @@ pub struct Options {
     /// dropped buffered actions, running workflows); paced like every RPC.
     /// 0 reads only the listing.
     pub health_describes: usize,
+    /// After each reconcile, give the memory it freed back to the system
+    /// (glibc's `malloc_trim`, on Linux with glibc; elsewhere nothing). A
+    /// reconcile of 100,000 schedules briefly holds its listing, plan and
+    /// report twice over; without this, the allocator keeps that peak in
+    /// its per-thread arenas for as long as the process lives. On by
+    /// default; it costs a few milliseconds a reconcile.
+    pub trim_memory: bool,
 }
 
 impl Default for Options {
@@ -110,6 +118,7 @@ impl Default for Options {
             max_rps: None,
             schedule_metrics: false,
             health_describes: DEFAULT_HEALTH_DESCRIBES,
+            trim_memory: true,
         }
     }
 }

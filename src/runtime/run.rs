@@ -300,6 +300,9 @@ impl<C: Connector> Loop<C> {
             return false;
         }
         self.step(event);
+        if self.options.trim_memory {
+            super::heap::give_back_freed();
+        }
         true
     }
 
