@@ -395,7 +395,7 @@ impl DevServer {
     }
 
     /// Starts the server again on the same port and database, after
-    /// [`DevServer::kill`] or [`DevServer::stop_keeping_data`].
+    /// [`DevServer::kill`].
     ///
     /// # Errors
     ///

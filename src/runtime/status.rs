@@ -15,8 +15,8 @@ use crate::runtime::lifecycle::State;
 use crate::spec::DesiredProject;
 
 /// A snapshot of the reconciler, as its watch channel publishes it. Computed
-/// in one place, [`Status::of`], from the lifecycle state and what the run
-/// loop has recorded ([`Record`]): the probes, the metrics observer and the
+/// in one place, `Status::of`, from the lifecycle state and what the run
+/// loop has recorded (its `Record`): the probes, the metrics observer and the
 /// host all read this, and nothing else.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Status {
