@@ -295,7 +295,7 @@ async fn after_sync_here(dir: &std::path::Path) {
         // The compact form, so that the whole project never burdens this
         // process before the measured part.
         let options = schedule_sync::project::LoadOptions::default();
-        let (desired, _) = schedule_sync::project::load_desired(dir, &options).unwrap();
+        let (desired, _) = schedule_sync::spec::load_desired(dir, &options).unwrap();
         Arc::new(InSync::of(&desired))
     };
     let store_bytes = LIVE.load(Ordering::Relaxed).saturating_sub(before);
@@ -421,7 +421,7 @@ async fn main() {
     let base = LIVE.load(Ordering::Relaxed);
     PEAK.store(base, Ordering::Relaxed);
     let options = schedule_sync::project::LoadOptions::default();
-    let (compact, _) = schedule_sync::project::load_desired(dir.path(), &options).unwrap();
+    let (compact, _) = schedule_sync::spec::load_desired(dir.path(), &options).unwrap();
     println!(
         "  heap: the compact desired schedules as serve loads them {:.1} MiB (peak while loading {:.1} MiB)",
         (LIVE.load(Ordering::Relaxed) - base) as f64 / MIB,

@@ -11,7 +11,7 @@ code under `#[cfg(test)]` are left out: a test may reach anywhere.
 Every strongly connected component of more than one module is a cycle. The
 script prints each one with the edges that make it and exits 1, unless every
 one of those edges is listed in the allow-list (`scripts/module-cycles.allow`,
-one `crate: from -> to` a line, `#` comments); an allowed edge that no longer
+one `crate: from -> to` a line, `#` comments; there is none today); an allowed edge that no longer
 exists is reported too, so the list only shrinks.
 
 Usage: scripts/module_cycles.py [--graph] [--allow FILE]

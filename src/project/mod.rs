@@ -33,7 +33,6 @@ pub use model::{
     Workflow,
 };
 
-use crate::spec::{CompactSchedule, DesiredProject};
 use check::{Defaults, FileCheck};
 use environment::Patches;
 use node::{Node, Position};
@@ -193,40 +192,10 @@ pub fn load_with(dir: &Path, options: &LoadOptions) -> Result<Loaded, InvalidPro
     })
 }
 
-/// Loads and validates the project in `dir` as [`load_with`] does, into
-/// the compact desired schedules that a reconciler keeps (each workflow is
-/// mapped as soon as its file is checked, so the typed project never exists
-/// at once), with the number of workflow files. The lints of `validate`
-/// are not run.
-///
-/// # Errors
-///
-/// [`InvalidProject`], as [`load_with`].
-pub fn load_desired(
-    dir: &Path,
-    options: &LoadOptions,
-) -> Result<(DesiredProject, usize), InvalidProject> {
-    let loaded = load_as(dir, options, |project, workflow| {
-        let compact = workflow
-            .schedule
-            .as_ref()
-            .map(|schedule| CompactSchedule::of(project, &workflow, schedule));
-        (workflow.id, compact)
-    })?;
-    let workflows = loaded.kept.len();
-    let mut kept = loaded.kept;
-    kept.sort_by(|a, b| a.0.cmp(&b.0));
-    let desired = DesiredProject {
-        name: loaded.name,
-        schedules: kept
-            .into_iter()
-            .filter_map(|(_, compact)| compact)
-            .collect(),
-    };
-    Ok((desired, workflows))
-}
-
-fn load_as<T: Send>(
+/// Loads a project as [`load_with`] does, keeping of each workflow what
+/// `keep` makes of it as soon as its file is checked (the typed project
+/// never exists at once).
+pub(crate) fn load_as<T: Send>(
     dir: &Path,
     options: &LoadOptions,
     keep: impl Fn(&str, Workflow) -> T + Sync,
@@ -344,10 +313,10 @@ fn load_as<T: Send>(
 /// What [`load_as`] found: the project's name and task queue, each valid
 /// workflow as its `keep` made it (in no particular order), and the rest
 /// of [`Loaded`].
-struct LoadedAs<T> {
-    name: String,
+pub(crate) struct LoadedAs<T> {
+    pub(crate) name: String,
     task_queue: String,
-    kept: Vec<T>,
+    pub(crate) kept: Vec<T>,
     warnings: Vec<Diagnostic>,
     environment: Option<Environment>,
     environments: Vec<Environment>,

@@ -403,7 +403,7 @@ impl ReconcilerHandle {
         let loaded = {
             let dir = dir.clone();
             let options = crate::project::LoadOptions::environment(self.environment.as_deref());
-            tokio::task::spawn_blocking(move || crate::project::load_desired(&dir, &options)).await
+            tokio::task::spawn_blocking(move || crate::spec::load_desired(&dir, &options)).await
         };
         let loaded = match loaded {
             Ok(loaded) => loaded.map(|(desired, _)| desired),

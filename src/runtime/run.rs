@@ -136,8 +136,8 @@ fn load_leaving_a_core(
         .num_threads(cores.saturating_sub(1).max(1))
         .build()
     {
-        Ok(pool) => pool.install(|| crate::project::load_desired(dir, options)),
-        Err(_) => crate::project::load_desired(dir, options),
+        Ok(pool) => pool.install(|| crate::spec::load_desired(dir, options)),
+        Err(_) => crate::spec::load_desired(dir, options),
     }
 }
 

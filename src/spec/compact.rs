@@ -11,9 +11,12 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use temporalio_common::protos::temporal::api::schedule::v1::Schedule;
 
+use super::listed::ListedSpec;
 use super::{DesiredSchedule, Fingerprint};
-use crate::project::{Project, Schedule as DeclaredSchedule, Workflow};
-use crate::store::ListedSpec;
+use crate::project::{
+    InvalidProject, LoadOptions, Project, Schedule as DeclaredSchedule, Workflow,
+};
+use std::path::Path;
 
 /// The schedules a project wants, in the compact form.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -196,6 +199,39 @@ fn unhex(text: &str) -> [u8; 32] {
     } else {
         Sha256::digest(bytes).into()
     }
+}
+
+/// Loads and validates the project in `dir` as [`crate::project::load_with`] does, into
+/// the compact desired schedules that a reconciler keeps (each workflow is
+/// mapped as soon as its file is checked, so the typed project never exists
+/// at once), with the number of workflow files. The lints of `validate`
+/// are not run.
+///
+/// # Errors
+///
+/// [`InvalidProject`], as [`crate::project::load_with`].
+pub fn load_desired(
+    dir: &Path,
+    options: &LoadOptions,
+) -> Result<(DesiredProject, usize), InvalidProject> {
+    let loaded = crate::project::load_as(dir, options, |project, workflow| {
+        let compact = workflow
+            .schedule
+            .as_ref()
+            .map(|schedule| CompactSchedule::of(project, &workflow, schedule));
+        (workflow.id, compact)
+    })?;
+    let workflows = loaded.kept.len();
+    let mut kept = loaded.kept;
+    kept.sort_by(|a, b| a.0.cmp(&b.0));
+    let desired = DesiredProject {
+        name: loaded.name,
+        schedules: kept
+            .into_iter()
+            .filter_map(|(_, compact)| compact)
+            .collect(),
+    };
+    Ok((desired, workflows))
 }
 
 #[cfg(test)]

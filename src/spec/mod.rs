@@ -21,6 +21,7 @@
 pub mod action;
 mod compact;
 pub mod health_policy;
+pub mod listed;
 pub(crate) mod timing;
 
 use std::collections::HashMap;
@@ -40,7 +41,7 @@ use crate::project::{JsonText, OverlapPolicy, Project, Schedule as DeclaredSched
 
 /// The ids of schedules, which the project checks too: defined there.
 pub use crate::project::names::{owns_id, schedule_id};
-pub use compact::{CompactSchedule, DesiredProject};
+pub use compact::{CompactSchedule, DesiredProject, load_desired};
 
 /// The memo key naming the project that owns a schedule.
 pub const MEMO_PROJECT: &str = "schedule-sync.project";
