@@ -162,11 +162,9 @@ async fn a_running_reconciler_reports_each_schedules_health(version: Version) {
     let server = support::server_of(version).await;
     let dir = support::project_dir("watch", &[STUCK, HEALTHY, OFF]);
     let project = schedule_sync::project::load(dir.path()).unwrap().project;
-    let options = Options {
-        resync: Some(Duration::from_secs(1)),
-        health_describes: 1,
-        ..Options::default()
-    };
+    let mut options = Options::default();
+    options.resync = Some(Duration::from_secs(1));
+    options.health_describes = 1;
     let connector = TemporalConnector::new(server.settings(), DEFAULT_CONNECT_TIMEOUT);
     let shutdown = CancellationToken::new();
     let handle = Reconciler::new(connector, options).spawn(project, shutdown.clone());

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use schedule_sync::project::{self, Project};
 use schedule_sync::runtime::lifecycle::{FailedReason, State};
-use schedule_sync::runtime::retry::{Jitter, RetryPolicy};
+use schedule_sync::runtime::retry::Jitter;
 use schedule_sync::runtime::{
     AttemptError, Connector, FOLLOW_UP, Options, Reconciler, ReconcilerHandle, ReloadError,
     ScheduleState, Stopped,
@@ -58,13 +58,9 @@ fn loaded(dir: &tempfile::TempDir) -> Project {
 }
 
 fn no_jitter() -> Options {
-    Options {
-        retry: RetryPolicy {
-            jitter: Jitter::Off,
-            ..RetryPolicy::default()
-        },
-        ..Options::default()
-    }
+    let mut options = Options::default();
+    options.retry.jitter = Jitter::Off;
+    options
 }
 
 /// Fails to connect with the queued errors, then hands out the store; notes
@@ -201,13 +197,8 @@ async fn a_seeded_jitter_gives_the_same_gaps_every_run_within_the_bounds() {
     let mut runs = Vec::new();
     for _ in 0..2 {
         let connector = FlakyConnector::new(vec![unavailable(); 5]);
-        let options = Options {
-            retry: RetryPolicy {
-                jitter: Jitter::Full { seed: Some(42) },
-                ..RetryPolicy::default()
-            },
-            ..Options::default()
-        };
+        let mut options = Options::default();
+        options.retry.jitter = Jitter::Full { seed: Some(42) };
         let handle =
             Reconciler::new(connector.clone(), options).spawn(billing(), CancellationToken::new());
         handle.wait_synced().await.unwrap();
@@ -322,10 +313,8 @@ async fn an_invalid_project_at_start_is_failed_until_a_good_reload() {
 #[tokio::test(start_paused = true)]
 async fn once_synced_it_stays_ready_through_later_retries() {
     let connector = FlakyConnector::new(vec![]);
-    let options = Options {
-        resync: Some(Duration::from_secs(60)),
-        ..no_jitter()
-    };
+    let mut options = no_jitter();
+    options.resync = Some(Duration::from_secs(60));
     let handle =
         Reconciler::new(connector.clone(), options).spawn(billing(), CancellationToken::new());
     handle.wait_synced().await.unwrap();
@@ -346,10 +335,8 @@ async fn once_synced_it_stays_ready_through_later_retries() {
 #[tokio::test(start_paused = true)]
 async fn a_periodic_resync_runs_after_each_success() {
     let connector = FlakyConnector::new(vec![]);
-    let options = Options {
-        resync: Some(Duration::from_secs(60)),
-        ..no_jitter()
-    };
+    let mut options = no_jitter();
+    options.resync = Some(Duration::from_secs(60));
     let handle =
         Reconciler::new(connector.clone(), options).spawn(billing(), CancellationToken::new());
     handle.wait_synced().await.unwrap();
@@ -704,10 +691,8 @@ async fn an_attempt_that_hangs_times_out_and_is_retried() {
         inner: MemoryStore::new(),
         delay: None,
     });
-    let options = Options {
-        attempt_timeout: Duration::from_secs(20),
-        ..no_jitter()
-    };
+    let mut options = no_jitter();
+    options.attempt_timeout = Duration::from_secs(20);
     let start = Instant::now();
     let handle = Reconciler::new(store, options).spawn(billing(), CancellationToken::new());
     let state = wait_for(&handle, "Retrying", |s| matches!(s, State::Retrying { .. })).await;
@@ -862,19 +847,15 @@ async fn shutdown_before_the_first_load_ends_it_without_loading() {
 #[tokio::test(start_paused = true)]
 async fn durations_as_long_as_duration_max_mean_never_and_panic_nowhere() {
     let never = Duration::MAX;
-    let options = Options {
-        retry: RetryPolicy {
-            initial: never,
-            max: never,
-            budget: never,
-            slow_retry: never,
-            jitter: Jitter::Full { seed: Some(1) },
-        },
-        resync: Some(never),
-        attempt_timeout: never,
-        shutdown_timeout: never,
-        ..Options::default()
-    };
+    let mut options = Options::default();
+    options.retry.initial = never;
+    options.retry.max = never;
+    options.retry.budget = never;
+    options.retry.slow_retry = never;
+    options.retry.jitter = Jitter::Full { seed: Some(1) };
+    options.resync = Some(never);
+    options.attempt_timeout = never;
+    options.shutdown_timeout = never;
     // Synced, with a resync that never comes.
     let connector = FlakyConnector::new(vec![]);
     let handle = Reconciler::new(connector.clone(), options.clone())

@@ -47,6 +47,7 @@ use crate::store::{Observation, Observed};
 
 /// Options of a plan.
 #[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
 pub struct PlanOptions {
     /// Take over schedules that sit on our ids without our marker.
     pub adopt: bool,
@@ -183,6 +184,7 @@ pub enum Untouched {
 /// Why deletions are held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum HoldReason {
     /// The listing was incomplete.
     IncompleteListing,

@@ -79,6 +79,7 @@ const MAX_WRITES_PER_STEP: u32 = 6;
 
 /// Options of a reconcile.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct ReconcileOptions {
     /// Plan options (adoption, mass deletes).
     pub plan: PlanOptions,

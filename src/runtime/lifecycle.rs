@@ -11,6 +11,7 @@ use crate::runtime::retry::RetryPolicy;
 /// Where the reconciler is. Each variant says what happens next.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum State {
     /// Started; the first attempt is under way. Next: `Synced`, `Retrying`
     /// or `Failed`.
@@ -54,6 +55,7 @@ pub enum State {
 /// Why a reconciler is [`State::Failed`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum FailedReason {
     /// Retryable errors went on for longer than the retry budget.
     BudgetSpent,
@@ -65,6 +67,7 @@ pub enum FailedReason {
 /// Whether an error may heal by retrying.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// Temporal is away, slow or busy: back off and try again.
     Retryable,

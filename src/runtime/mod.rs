@@ -60,6 +60,7 @@ use crate::store::{Pace, PaceStatus};
 /// How the reconciler behaves; every field has a default. Durations may be
 /// as long as [`Duration::MAX`], which means "never".
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Options {
     /// Backoff, budget and slow retry.
     pub retry: RetryPolicy,

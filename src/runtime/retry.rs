@@ -8,6 +8,7 @@ use std::time::Duration;
 /// 30 s, full jitter, for 5 minutes of failures; then a slow retry every 5
 /// minutes.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// The backoff after the first failure.
     pub initial: Duration,
@@ -47,6 +48,7 @@ impl RetryPolicy {
 
 /// How a backoff is randomised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Jitter {
     /// Each backoff is drawn uniformly from zero to its full length, so that
     /// many reconcilers that failed together do not retry together. A seed

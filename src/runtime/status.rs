@@ -19,6 +19,7 @@ use crate::spec::DesiredProject;
 /// loop has recorded (its `Record`): the probes, the metrics observer and the
 /// host all read this, and nothing else.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Status {
     /// The lifecycle state.
     pub state: State,
@@ -50,6 +51,7 @@ pub struct Status {
 
 /// Counts since the reconciler started.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Totals {
     /// Finished attempts by outcome: `success`, `retryable_error`,
     /// `fatal_error`, `timeout`.
@@ -88,6 +90,7 @@ pub(crate) struct Record {
 
 /// A deletion held back by a safety rule.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct HeldDeletion {
     /// The schedule id.
     pub id: String,
@@ -260,6 +263,7 @@ fn schedule_statuses(
 
 /// One declared schedule, as `/schedules` shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct ScheduleStatus {
     /// The schedule id (shared with the desired schedule's).
     #[serde(serialize_with = "shared_text")]
@@ -286,6 +290,7 @@ fn shared_text<S: serde::Serializer>(text: &Arc<str>, s: S) -> Result<S::Ok, S::
 /// Where one declared schedule stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ScheduleState {
     /// Temporal holds what the project declares.
     InSync,

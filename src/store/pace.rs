@@ -84,6 +84,7 @@ pub struct Turn {
 
 /// The pace as `/healthz` and the metrics show it.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct PaceStatus {
     /// The current pace in requests per second; `None` while calls are not
     /// paced (no ceiling, and the server has not throttled yet).

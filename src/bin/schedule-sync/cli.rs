@@ -237,14 +237,12 @@ pub fn run() -> ExitCode {
             health_describes,
             connection,
         } => {
-            let mut options = schedule_sync::runtime::Options {
-                resync,
-                attempt_timeout,
-                shutdown_timeout,
-                schedule_metrics,
-                health_describes,
-                ..Default::default()
-            };
+            let mut options = schedule_sync::runtime::Options::default();
+            options.resync = resync;
+            options.attempt_timeout = attempt_timeout;
+            options.shutdown_timeout = shutdown_timeout;
+            options.schedule_metrics = schedule_metrics;
+            options.health_describes = health_describes;
             options.retry.slow_retry = slow_retry;
             options.reconcile.plan.adopt = connection.adopt;
             options.reconcile.plan.allow_mass_delete = connection.allow_mass_delete;
