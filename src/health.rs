@@ -11,6 +11,7 @@
 //! | `firing` | none of the above |
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
@@ -19,7 +20,7 @@ use serde::Serialize;
 use crate::project::fire_times::next_fire_times;
 use crate::project::{Project, Schedule};
 pub use crate::spec::health_policy::Policy;
-use crate::spec::{DesiredProject, schedule_id};
+use crate::spec::{CompactSchedule, DesiredProject, schedule_id};
 pub use crate::store::{Action, Activity, Counters};
 use crate::store::{Observation, Observed};
 
@@ -281,8 +282,9 @@ pub struct Reads {
     round: u64,
     seen: HashMap<String, Seen>,
     /// Per schedule, the first firing that an earlier listing expected and
-    /// no action has answered yet (or the next one, while none is missed).
-    expected: HashMap<String, SystemTime>,
+    /// no action has answered yet (or the next one, while none is missed);
+    /// keyed by the desired schedule's own id, shared, not a copy of it.
+    expected: HashMap<Arc<str>, SystemTime>,
 }
 
 /// The last Describe of one schedule.
@@ -305,18 +307,19 @@ impl Reads {
         desired: &DesiredProject,
         now: SystemTime,
     ) {
-        let policies: HashMap<&str, &Policy> = desired
+        let wanted: HashMap<&str, &CompactSchedule> = desired
             .schedules
             .iter()
-            .map(|w| (&*w.schedule_id, &w.health))
+            .map(|w| (&*w.schedule_id, w))
             .collect();
-        self.expected.retain(|id, _| health.contains_key(id));
+        self.expected.retain(|id, _| health.contains_key(&**id));
         for (id, watch) in health.iter_mut() {
-            let Some(policy) = policies.get(id.as_str()) else {
+            let Some(want) = wanted.get(id.as_str()) else {
                 continue;
             };
+            let policy = &want.health;
             if matches!(watch.health, Health::Paused | Health::Ended) {
-                self.expected.remove(id);
+                self.expected.remove(id.as_str());
                 continue;
             }
             let activity = Activity {
@@ -329,7 +332,7 @@ impl Reads {
                 last_running: watch.last_running,
                 counters: None,
             };
-            let earlier = self.expected.get(id).copied();
+            let earlier = self.expected.get(id.as_str()).copied();
             if watch.health == Health::Firing {
                 *watch = classify(policy, false, &activity, earlier, now);
             }
@@ -339,10 +342,14 @@ impl Reads {
                 earlier.filter(|&t| t <= now && watch.last_scheduled.is_none_or(|last| last < t));
             match unanswered.or(watch.next_action) {
                 Some(t) => {
-                    self.expected.insert(id.clone(), t);
+                    // Removed first, so that the key is this project's id
+                    // (an insert keeps the key there, which may be an id
+                    // of the project before a reload, kept alive by it).
+                    self.expected.remove(id.as_str());
+                    self.expected.insert(want.schedule_id.clone(), t);
                 }
                 None => {
-                    self.expected.remove(id);
+                    self.expected.remove(id.as_str());
                 }
             }
         }

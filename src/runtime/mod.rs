@@ -404,7 +404,14 @@ impl ReconcilerHandle {
         let loaded = {
             let dir = dir.clone();
             let options = crate::project::LoadOptions::environment(self.environment.as_deref());
-            tokio::task::spawn_blocking(move || crate::spec::load_desired(&dir, &options)).await
+            tokio::task::spawn_blocking(move || {
+                let (mut desired, workflows) = crate::spec::load_desired(&dir, &options)?;
+                // Loaded by the global pool's threads, moved out of their
+                // heaps by this one.
+                desired.repack();
+                Ok((desired, workflows))
+            })
+            .await
         };
         let loaded = match loaded {
             Ok(loaded) => loaded.map(|(desired, _)| desired),

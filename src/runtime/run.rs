@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::connector::{AttemptError, Connector, Guarded};
-use super::status::{Record, ScheduleView};
+use super::status::{Reconciled, Record, ScheduleView};
 use super::{Mailbox, Options, Status};
 use crate::health::Reads;
 use crate::project::InvalidProject;
@@ -126,19 +126,24 @@ impl Source {
 /// Loads the project in the background with one core fewer than the
 /// machine has, so that the host (serving its first requests while this
 /// runs) keeps a core to itself, into the compact form the reconciler
-/// keeps; with the number of workflow files.
+/// keeps (moved out of the loading threads' heaps, see
+/// [`DesiredProject::repack`]); with the number of workflow files.
 fn load_leaving_a_core(
     dir: &std::path::Path,
     options: &crate::project::LoadOptions,
 ) -> Result<(DesiredProject, usize), InvalidProject> {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    match rayon::ThreadPoolBuilder::new()
+    let loaded = match rayon::ThreadPoolBuilder::new()
         .num_threads(cores.saturating_sub(1).max(1))
         .build()
     {
         Ok(pool) => pool.install(|| crate::spec::load_desired(dir, options)),
         Err(_) => crate::spec::load_desired(dir, options),
-    }
+    };
+    loaded.map(|(mut desired, workflows)| {
+        desired.repack();
+        (desired, workflows)
+    })
 }
 
 /// Closes the mailbox when the run loop ends, by return or by panic, so
@@ -350,7 +355,10 @@ impl<C: Connector> Loop<C> {
             .collect();
         let failed = report.outcomes.iter().filter(|o| !o.succeeded()).count();
         let steps = report.outcomes.len();
-        self.record.report = Some(Arc::new(report));
+        // The statuses are made now, and the report dropped: its plan and
+        // health map copy what they hold.
+        self.record.last = Some(Reconciled::of(self.record.project.as_deref(), &report));
+        drop(report);
         if let Some(first) = retryable.first() {
             self.count_attempt("retryable_error", took);
             return self.failure(
@@ -423,7 +431,7 @@ impl<C: Connector> Loop<C> {
         self.record.reload_error = None;
         self.record.project = Some(project);
         // The last report was of another project.
-        self.record.report = None;
+        self.record.last = None;
         self.due = Some(Instant::now());
         self.publish();
     }
@@ -454,15 +462,15 @@ impl<C: Connector> Loop<C> {
     /// periodic resync, or sooner when the last reconcile left work that a
     /// second look may finish.
     fn after_success(&self) -> Option<Duration> {
-        let report = self.record.report.as_deref();
+        let last = self.record.last.as_ref();
         // A writer that gave way looks again soon, with or without a
         // resync: the newer writer may have written just what it wants too
         // (replicas started together), and then it reports in sync instead
         // of superseded.
-        let superseded = report.is_some_and(|r| r.plan.superseded_by().is_some());
+        let superseded = last.is_some_and(|l| l.superseded_by.is_some());
         // A step that lost a race to another writer is tried again once
         // that writer is done.
-        let lost_race = report.is_some_and(|r| r.outcomes.iter().any(|o| o.follow_up));
+        let lost_race = last.is_some_and(|l| l.follow_up);
         let soon = match (lost_race, superseded) {
             (true, _) => Some(FOLLOW_UP),
             (false, true) => Some(SUPERSEDED_RECHECK),

@@ -81,11 +81,40 @@ pub(crate) struct Record {
     pub(crate) reload_error: Option<String>,
     /// The project being reconciled.
     pub(crate) project: Option<Arc<DesiredProject>>,
-    /// The last report of a reconcile of that project.
-    pub(crate) report: Option<Arc<Report>>,
+    /// What the last reconcile of that project left.
+    pub(crate) last: Option<Reconciled>,
     pub(crate) totals: Totals,
     /// Our rank among the project's writers.
     pub(crate) writer: WriterKey,
+}
+
+/// What the run loop keeps of the last report of a reconcile: the status it
+/// gives each declared schedule, and what decides when the next reconcile
+/// comes. The report itself is dropped: at 100,000 schedules its plan (a
+/// copy of every id) and its health map (a copy of every id and of what the
+/// statuses hold) would hold about as much as the statuses.
+#[derive(Clone, Debug)]
+pub(crate) struct Reconciled {
+    schedules: Arc<Vec<ScheduleStatus>>,
+    held: Arc<Vec<HeldDeletion>>,
+    /// The newer writer of the project that the reconcile gave way to.
+    pub(crate) superseded_by: Option<Writer>,
+    /// Whether a step lost a race to another writer, and is tried again
+    /// once that writer is done.
+    pub(crate) follow_up: bool,
+}
+
+impl Reconciled {
+    /// What `report`, of a reconcile of `project`, leaves.
+    pub(crate) fn of(project: Option<&DesiredProject>, report: &Report) -> Self {
+        let (schedules, held) = schedule_statuses(project, Some(report));
+        Reconciled {
+            schedules: Arc::new(schedules),
+            held: Arc::new(held),
+            superseded_by: report.plan.superseded_by().cloned(),
+            follow_up: report.outcomes.iter().any(|o| o.follow_up),
+        }
+    }
 }
 
 /// A deletion held back by a safety rule.
@@ -98,30 +127,31 @@ pub struct HeldDeletion {
     pub reason: HoldReason,
 }
 
-/// The per-schedule part of a status, computed from a project and the last
-/// report of its reconcile. Kept by the run loop and recomputed only when
-/// either changes, since a project may declare thousands of schedules.
+/// The per-schedule part of a status before a reconcile of the project
+/// reported (every schedule pending), kept by the run loop and recomputed
+/// only when the project changes, since a project may declare thousands of
+/// schedules. Once a reconcile reported, its [`Reconciled`] holds them.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ScheduleView {
     project: Option<Arc<DesiredProject>>,
-    report: Option<Arc<Report>>,
     schedules: Arc<Vec<ScheduleStatus>>,
-    held: Arc<Vec<HeldDeletion>>,
 }
 
 impl ScheduleView {
     fn of(&mut self, record: &Record) -> (Arc<Vec<ScheduleStatus>>, Arc<Vec<HeldDeletion>>) {
-        if !same(&self.project, &record.project) || !same(&self.report, &record.report) {
-            let (schedules, held) =
-                schedule_statuses(record.project.as_deref(), record.report.as_deref());
+        if let Some(last) = &record.last {
+            // The pending statuses are not needed again for this project.
+            *self = ScheduleView::default();
+            return (last.schedules.clone(), last.held.clone());
+        }
+        if !same(&self.project, &record.project) {
+            let (schedules, _) = schedule_statuses(record.project.as_deref(), None);
             *self = ScheduleView {
                 project: record.project.clone(),
-                report: record.report.clone(),
                 schedules: Arc::new(schedules),
-                held: Arc::new(held),
             };
         }
-        (self.schedules.clone(), self.held.clone())
+        (self.schedules.clone(), Arc::default())
     }
 }
 
@@ -168,9 +198,9 @@ impl Status {
             totals: record.totals.clone(),
             writer: record.writer,
             superseded_by: record
-                .report
+                .last
                 .as_ref()
-                .and_then(|r| r.plan.superseded_by().cloned()),
+                .and_then(|last| last.superseded_by.clone()),
         }
     }
 

@@ -47,6 +47,28 @@ impl DesiredProject {
     }
 }
 
+impl DesiredProject {
+    /// Moves every schedule's own allocations (its ids and its encoded
+    /// schedule) into fresh ones made by the calling thread, one after
+    /// another, freeing the old ones. A loading thread makes them between
+    /// the many short-lived allocations of parsing and checking each file;
+    /// once those are freed, the kept pieces would hold most pages of its
+    /// heap partly filled, which the allocator can give back to the system
+    /// only when wholly free. Moved, they fill pages of their own, and the
+    /// loading thread's pages become wholly free. Call it on a thread that
+    /// did not load, before the schedules' ids are shared.
+    pub(crate) fn repack(&mut self) {
+        for schedule in &mut self.schedules {
+            let moved = CompactSchedule {
+                schedule_id: Arc::from(&*schedule.schedule_id),
+                workflow: Arc::from(&*schedule.workflow),
+                ..schedule.clone()
+            };
+            *schedule = moved;
+        }
+    }
+}
+
 /// One schedule as the project wants it, kept small: what a plan compares
 /// with a listing, and the encoded schedule for the steps that write it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -270,6 +292,26 @@ mod tests {
                 .end_time
                 .map(|t| t.seconds);
             assert_eq!(compact.end_seconds, end);
+        }
+    }
+
+    #[test]
+    fn a_repacked_project_is_the_same_in_fresh_allocations() {
+        let project = crate::project::test_project(
+            "billing",
+            &[
+                "id: a\nschedule:\n  cron: \"0 2 * * *\"\n  input: {region: eu}\n",
+                "id: b\nschedule:\n  every: 15m\n  enabled: false\n",
+            ],
+        );
+        let loaded = DesiredProject::of(&project);
+        let mut repacked = loaded.clone();
+        repacked.repack();
+        assert_eq!(repacked, loaded);
+        for (moved, kept) in repacked.schedules.iter().zip(&loaded.schedules) {
+            assert!(!Arc::ptr_eq(&moved.schedule_id, &kept.schedule_id));
+            assert!(!Arc::ptr_eq(&moved.workflow, &kept.workflow));
+            assert_eq!(moved.desired(), kept.desired());
         }
     }
 
