@@ -102,7 +102,10 @@ pub struct Options {
     /// reconcile of 100,000 schedules briefly holds its listing, plan and
     /// report twice over; without this, the allocator keeps that peak in
     /// its per-thread arenas for as long as the process lives. On by
-    /// default; it costs a few milliseconds a reconcile.
+    /// default; it costs a few milliseconds a reconcile. When on, the
+    /// reconciler also holds glibc's trim threshold at its default
+    /// (`mallopt(M_TRIM_THRESHOLD)`, process-wide), so that the free tops
+    /// of the per-thread arenas, which `malloc_trim` leaves, go back too.
     pub trim_memory: bool,
 }
 

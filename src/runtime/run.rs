@@ -165,6 +165,9 @@ pub(super) async fn run<C: Connector>(
     shutdown: CancellationToken,
 ) {
     let _close = CloseOnDrop(mailbox.clone());
+    if options.trim_memory {
+        super::heap::keep_trim_threshold();
+    }
     let record = Record {
         writer: options.reconcile.plan.writer,
         ..Record::default()
