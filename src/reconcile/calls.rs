@@ -132,6 +132,9 @@ enum Late {
     /// The server is known to answer and the call waits on its backlog:
     /// neither counted nor retried.
     Busy,
+    /// A read of a schedule that the server has just created, which waits
+    /// on its backlog: retried, but not counted.
+    JustCreated,
 }
 
 impl<S: ScheduleStore> Apply<'_, S> {
@@ -188,7 +191,7 @@ impl<S: ScheduleStore> Apply<'_, S> {
                 .is_err_and(|error| error.code == tonic::Code::DeadlineExceeded);
             let busy = timed_out
                 && match late {
-                    Late::Busy => true,
+                    Late::Busy | Late::JustCreated => true,
                     Late::MayBeAway => result
                         .as_ref()
                         .is_err_and(|error| self.late_describe(error)),
@@ -280,5 +283,18 @@ impl<S: ScheduleStore> Apply<'_, S> {
         schedule_id: &str,
     ) -> impl Future<Output = Result<Option<Described>, StoreError>> {
         self.retrying(move || self.store.describe(schedule_id))
+    }
+
+    /// Describes a schedule that the server has just answered a create of
+    /// with OK, retrying. On Temporal 1.29 such a describe waits for the
+    /// schedule's first workflow task, many seconds while the server's
+    /// scheduler worker has a backlog; the server answered the create, so
+    /// a describe of it that gets no answer in time is not counted by the
+    /// outage breaker (see [`Apply::reading_fence`]).
+    pub(super) fn describe_created(
+        &self,
+        schedule_id: &str,
+    ) -> impl Future<Output = Result<Option<Described>, StoreError>> {
+        self.retrying_as(Late::JustCreated, move || self.store.describe(schedule_id))
     }
 }

@@ -1332,3 +1332,31 @@ async fn a_fence_just_created_is_not_read_back() {
     assert_eq!(store.calls_of(crate::store::Rpc::DescribeSchedule), 1);
     assert_eq!(store.calls_of(crate::store::Rpc::CreateSchedule), 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_create_the_server_cancelled_is_sent_again_and_its_late_read_back_is_no_outage() {
+    // An overloaded server cancels the first create of each schedule (it
+    // may have carried them out), and the read-backs of the creates sent
+    // again wait, as on 1.29 a describe of a schedule whose first workflow
+    // task is queued does: four of each get no answer in time.
+    let store = late_describes();
+    store.fail_next(
+        crate::store::Rpc::CreateSchedule,
+        crate::store::Code::Cancelled,
+        2,
+    );
+    // The claim's read of the fence and four read-backs of each create,
+    // with the RPC_ATTEMPTS that `late_describes` queued.
+    store.fail_next(
+        crate::store::Rpc::DescribeSchedule,
+        crate::store::Code::DeadlineExceeded,
+        1 + 2 * 4 - RPC_ATTEMPTS as usize,
+    );
+    let report = reconcile(&store, &project(&[A, B]), ReconcileOptions::default())
+        .await
+        .unwrap();
+    assert!(report.converged(), "{report:#?}");
+    assert_eq!(count_effect(&report, Effect::Applied), 2);
+    assert_eq!(store.calls_of(crate::store::Rpc::CreateSchedule), 4);
+    assert!(store.get("foo.a").is_some() && store.get("foo.b").is_some());
+}
