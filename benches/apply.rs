@@ -1,6 +1,7 @@
 //! Reconcile throughput on the real dev server.
 //!
-//! `cargo bench --bench apply` measures, on a fresh dev server:
+//! `cargo bench --bench apply` measures, each on an empty dev server of its
+//! own:
 //! - the ceiling: the best rate of raw parallel CreateSchedule calls at any of
 //!   several concurrencies;
 //! - cold applies of 1,000 and 10,000 schedules, as a ratio to the ceiling;
@@ -70,6 +71,14 @@ async fn raw_creates(
     let elapsed = started.elapsed().as_secs_f64();
     assert!(results.iter().all(Result::is_ok), "raw creates failed");
     schedules.len() as f64 / elapsed
+}
+
+/// A dev server of its own, empty.
+async fn start() -> DevServer {
+    let cli = find_cli().expect("no temporal CLI: run scripts/install-temporal-cli.sh");
+    DevServer::start(DevServerOptions::new(cli))
+        .await
+        .expect("the dev server starts")
 }
 
 /// A store of its own (its RPC counts start at zero) on `server`.
@@ -153,21 +162,15 @@ async fn main() {
     } else {
         5
     };
-    let cli = find_cli().expect("no temporal CLI: run scripts/install-temporal-cli.sh");
-    let server = DevServer::start(DevServerOptions::new(cli))
-        .await
-        .expect("the dev server starts");
-    let client = server
-        .settings()
-        .connect(Duration::from_secs(5))
-        .await
-        .unwrap();
-    let store = TemporalStore::new(client, server.namespace().to_owned(), true);
-
-    // The ceiling, on as many schedules as the smallest size.
+    // The ceiling, on as many schedules as the smallest size. Each
+    // measurement has an empty server of its own, as the cold applies do:
+    // a server that has just created thousands of schedules is still
+    // running their first workflow tasks, and creates more slowly.
     let ceiling_size = sizes[0];
     let mut ceiling: f64 = 0.0;
     for concurrency in [4, 16, 64, 128] {
+        let server = start().await;
+        let store = fresh_store(&server).await;
         let name = format!("ceiling{concurrency}");
         let schedules = desired(&project(&name, ceiling_size));
         let rate = raw_creates(&store, &name, &schedules, concurrency).await;
@@ -175,6 +178,7 @@ async fn main() {
             "ceiling: {ceiling_size} raw CreateSchedule at concurrency {concurrency}: {rate:.0}/s"
         );
         ceiling = ceiling.max(rate);
+        server.stop();
     }
 
     let mut cold_options = ReconcileOptions::default();
@@ -182,6 +186,8 @@ async fn main() {
         cold_options.concurrency = concurrency.parse().expect("BENCH_CONCURRENCY is a number");
     }
     for &size in &sizes {
+        let server = start().await;
+        let store = fresh_store(&server).await;
         let name = format!("cold{size}");
         let target = project(&name, size);
         let cold = fresh_store(&server).await;
@@ -238,9 +244,11 @@ async fn main() {
              them: median {list:.2} s ({lists:.2?}); ratio {:.2}",
             noop / list
         );
+        server.stop();
     }
 
     // The naive way: one `temporal schedule create` process per schedule.
+    let server = start().await;
     let started = Instant::now();
     for i in 0..shell_count {
         let status = tokio::process::Command::new(server.cli())

@@ -74,8 +74,6 @@ impl Outage {
     }
 }
 
-/// Request ids of one step: fresh for each write the step means to make,
-/// repeated only when that same write is retried.
 /// How the audit log names the answer to a write: `ok` when it took
 /// effect, and for a create that found its id taken, `already_exists` (the
 /// store answers that as a success, and nothing was written).
@@ -98,6 +96,8 @@ impl Audited for Created {
     }
 }
 
+/// Request ids of one step: fresh for each write the step means to make,
+/// repeated only when that same write is retried.
 pub(super) struct RequestIds {
     nonce: String,
     made: u32,
@@ -123,6 +123,20 @@ impl RequestIds {
     }
 }
 
+/// What an RPC that found no answer in time may mean.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Late {
+    /// Temporal may be away: counted by the outage breaker (unless a
+    /// describe while throttled, see `Apply::late_describe`) and retried.
+    MayBeAway,
+    /// The server is known to answer and the call waits on its backlog:
+    /// neither counted nor retried.
+    Busy,
+    /// A read of a schedule that the server has just created, which waits
+    /// on its backlog: retried, but not counted.
+    JustCreated,
+}
+
 impl<S: ScheduleStore> Apply<'_, S> {
     /// Runs `op` until it succeeds or fails with a code that retrying will
     /// not heal, backing off between attempts. Two budgets: [`RPC_ATTEMPTS`]
@@ -131,7 +145,35 @@ impl<S: ScheduleStore> Apply<'_, S> {
     /// the store's pace (slowed down by each of them). Once Temporal is
     /// found unreachable, nothing more is tried: the answer is the error
     /// that showed it away.
-    pub(super) async fn retrying<T, F, Fut>(&self, mut op: F) -> Result<T, StoreError>
+    pub(super) fn retrying<T, F, Fut>(&self, op: F) -> impl Future<Output = Result<T, StoreError>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        self.retrying_as(Late::MayBeAway, op)
+    }
+
+    /// [`Apply::retrying`] for a read of the writer fence made by the claim.
+    /// A fence just created or claimed by any writer answers a describe
+    /// only once the server's scheduler worker has run its workflow task
+    /// (on Temporal 1.29 a describe is a query to the schedule's workflow,
+    /// buffered until then), and right after a burst of creates that worker
+    /// has a backlog of many seconds. Such a read that finds no answer in
+    /// time is given up at once, and is not counted by the outage breaker:
+    /// the claim then writes without the fence, and the steps' own RPCs
+    /// find out whether Temporal is away.
+    pub(super) fn reading_fence<T, F, Fut>(
+        &self,
+        op: F,
+    ) -> impl Future<Output = Result<T, StoreError>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        self.retrying_as(Late::Busy, op)
+    }
+
+    async fn retrying_as<T, F, Fut>(&self, late: Late, mut op: F) -> Result<T, StoreError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
@@ -144,13 +186,21 @@ impl<S: ScheduleStore> Apply<'_, S> {
                 return Err(last);
             }
             let result = op().await;
-            if !result
+            let timed_out = result
                 .as_ref()
-                .is_err_and(|error| self.late_describe(error))
-            {
+                .is_err_and(|error| error.code == tonic::Code::DeadlineExceeded);
+            let busy = timed_out
+                && match late {
+                    Late::Busy | Late::JustCreated => true,
+                    Late::MayBeAway => result
+                        .as_ref()
+                        .is_err_and(|error| self.late_describe(error)),
+                };
+            if !busy {
                 self.outage.record(&result);
             }
             let error = match result {
+                Err(error) if late == Late::Busy && timed_out => return Err(error),
                 Err(error) if error.is_retryable() => error,
                 other => return other,
             };
@@ -233,5 +283,18 @@ impl<S: ScheduleStore> Apply<'_, S> {
         schedule_id: &str,
     ) -> impl Future<Output = Result<Option<Described>, StoreError>> {
         self.retrying(move || self.store.describe(schedule_id))
+    }
+
+    /// Describes a schedule that the server has just answered a create of
+    /// with OK, retrying. On Temporal 1.29 such a describe waits for the
+    /// schedule's first workflow task, many seconds while the server's
+    /// scheduler worker has a backlog; the server answered the create, so
+    /// a describe of it that gets no answer in time is not counted by the
+    /// outage breaker (see [`Apply::reading_fence`]).
+    pub(super) fn describe_created(
+        &self,
+        schedule_id: &str,
+    ) -> impl Future<Output = Result<Option<Described>, StoreError>> {
+        self.retrying_as(Late::JustCreated, move || self.store.describe(schedule_id))
     }
 }

@@ -163,8 +163,9 @@ impl<S: ScheduleStore> Apply<'_, S> {
     /// Reads the project's fence afresh and, unless it names us (recording
     /// every id of `record` already), a newer writer or a peer (other than
     /// `idle_peer`, one found idle), records us there, with the ids of
-    /// `record`, by a compare-and-set on its conflict token, and reads it
-    /// back.
+    /// `record`: creates it, or updates it by a compare-and-set on its
+    /// conflict token and reads the update back. The claim's reads of the
+    /// fence that get no answer in time end it ([`Apply::reading_fence`]).
     ///
     /// # Errors
     ///
@@ -183,7 +184,7 @@ impl<S: ScheduleStore> Apply<'_, S> {
         };
         let mut ids = RequestIds::new();
         for _ in 0..CLAIM_ATTEMPTS {
-            let before = match self.retrying(|| self.store.describe(&id)).await? {
+            let (before, displaced) = match self.reading_fence(|| self.store.describe(&id)).await? {
                 None => {
                     let keep = HashMap::new();
                     let request_id = ids.next("claim");
@@ -197,7 +198,13 @@ impl<S: ScheduleStore> Apply<'_, S> {
                         // Another writer made it first: look at whom it names.
                         continue;
                     }
-                    None
+                    // Made with our notes: the fence names us. It is not
+                    // read back, since a peer may claim it the next moment
+                    // either way, and the fence just created answers a
+                    // describe only once the server's scheduler worker has
+                    // run it, many seconds later when a burst of creates
+                    // keeps that worker busy.
+                    return Ok(Claim::Held { displaced: None });
                 }
                 Some(current) => {
                     if current.observed.owner.as_deref() != Some(self.project) {
@@ -238,16 +245,10 @@ impl<S: ScheduleStore> Apply<'_, S> {
                         Err(error) => return Err(error),
                         Ok(()) => {}
                     }
-                    Some((current, displaced))
+                    (current, displaced)
                 }
             };
-            let (notes_before, displaced) = match &before {
-                Some((current, displaced)) => {
-                    (Some(current.observed.notes.as_str()), displaced.clone())
-                }
-                None => (None, None),
-            };
-            match self.holder(self.read_back_claim(&id, notes_before).await?) {
+            match self.holder(self.read_back_claim(&id, &before.observed.notes).await?) {
                 Holder::Us => return Ok(Claim::Held { displaced }),
                 Holder::Newer(_) if self.force => return Ok(Claim::Held { displaced: None }),
                 Holder::Newer(newer) => return Ok(self.superseded(newer)),
@@ -267,20 +268,15 @@ impl<S: ScheduleStore> Apply<'_, S> {
     }
 
     /// The fence's writer once its notes differ from `before` (what the
-    /// claim was made over; `None` for a fence just created), or whatever
-    /// it names when [`VERIFY_TIMEOUT`] has passed: the server applies an
-    /// update asynchronously, and Temporal 1.29 drops one with a stale token
-    /// without a word.
-    async fn read_back_claim(
-        &self,
-        id: &str,
-        before: Option<&str>,
-    ) -> Result<Option<Writer>, StoreError> {
+    /// claim was made over), or whatever it names when [`VERIFY_TIMEOUT`]
+    /// has passed: the server applies an update asynchronously, and
+    /// Temporal 1.29 drops one with a stale token without a word.
+    async fn read_back_claim(&self, id: &str, before: &str) -> Result<Option<Writer>, StoreError> {
         let deadline = Instant::now() + VERIFY_TIMEOUT;
         loop {
-            let held: Option<Described> = self.retrying(|| self.store.describe(id)).await?;
+            let held: Option<Described> = self.reading_fence(|| self.store.describe(id)).await?;
             let notes = held.map(|d| d.observed.notes);
-            let changed = notes.as_deref().is_some_and(|n| Some(n) != before);
+            let changed = notes.as_deref().is_some_and(|n| n != before);
             if changed || Instant::now() >= deadline {
                 return Ok(notes.as_deref().and_then(parse));
             }

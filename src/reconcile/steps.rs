@@ -92,7 +92,7 @@ impl<S: ScheduleStore> Apply<'_, S> {
             if sent.load(Ordering::Relaxed) - refused.load(Ordering::Relaxed) == 1 {
                 return Ok(Effect::Applied);
             }
-            match self.describe(&want.schedule_id).await? {
+            match self.describe_created(&want.schedule_id).await? {
                 Some(held) if held.observed.owner.as_deref() == Some(self.project) => {
                     return Ok(Effect::Applied);
                 }
@@ -251,7 +251,7 @@ impl<S: ScheduleStore> Apply<'_, S> {
                 reason: error.to_string(),
                 retryable: error.is_retryable(),
             })?;
-        match (created, self.describe(&want.schedule_id).await?) {
+        match (created, self.describe_created(&want.schedule_id).await?) {
             (Created::Created, Some(held))
                 if held.observed.owner.as_deref() == Some(self.project) =>
             {

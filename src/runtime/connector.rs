@@ -204,11 +204,7 @@ pub(crate) struct Guarded<'a, S> {
 impl<S> Guarded<'_, S> {
     fn open(&self, rpc: &'static str) -> Result<(), StoreError> {
         if self.shutdown.is_cancelled() {
-            Err(StoreError {
-                rpc,
-                code: tonic::Code::Cancelled,
-                message: "not started: shutting down".into(),
-            })
+            Err(StoreError::not_started(rpc))
         } else {
             Ok(())
         }

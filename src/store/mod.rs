@@ -340,6 +340,9 @@ impl<S: ScheduleStore> ScheduleStore for std::sync::Arc<S> {
     }
 }
 
+/// The message of a call that shutdown kept from being sent.
+const NOT_STARTED: &str = "not started: shutting down";
+
 /// A failed schedule RPC.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{rpc} failed ({code:?}): {message}")]
@@ -378,9 +381,22 @@ impl StoreError {
         &self.message
     }
 
-    /// Whether trying again later may succeed.
+    /// The error of an RPC that was not sent because shutdown has begun.
+    pub(crate) fn not_started(rpc: &'static str) -> StoreError {
+        StoreError {
+            rpc,
+            code: tonic::Code::Cancelled,
+            message: NOT_STARTED.into(),
+        }
+    }
+
+    /// Whether trying again later may succeed. A call the server cancelled
+    /// (an overloaded server gives up on some, answering Cancelled) may:
+    /// only one that our own shutdown kept from being sent may not.
     pub fn is_retryable(&self) -> bool {
-        is_retryable(self.code) && !self.is_too_large()
+        let cancelled_by_server =
+            self.code == tonic::Code::Cancelled && self.message != NOT_STARTED;
+        (is_retryable(self.code) || cancelled_by_server) && !self.is_too_large()
     }
 
     /// Whether the server refused the call for load: a rate or concurrency
@@ -424,7 +440,8 @@ pub fn is_retryable(code: tonic::Code) -> bool {
         | Code::Aborted
         | Code::Internal
         | Code::Unknown => true,
-        // Our own shutdown cancels; nothing to retry then.
+        // Our own shutdown cancels; nothing to retry then (a cancel by
+        // the server is, see `StoreError::is_retryable`).
         Code::Cancelled
         | Code::Ok
         | Code::InvalidArgument
@@ -483,5 +500,10 @@ mod tests {
         assert!(!is_retryable(tonic::Code::PermissionDenied));
         assert!(!is_retryable(tonic::Code::NotFound));
         assert!(!is_retryable(tonic::Code::InvalidArgument));
+        let cancelled =
+            StoreError::new("CreateSchedule", Code::Cancelled, "operation was canceled");
+        assert!(cancelled.is_retryable(), "cancelled by the server");
+        assert!(!cancelled.is_unreachable(), "the server answered");
+        assert!(!StoreError::not_started("CreateSchedule").is_retryable());
     }
 }

@@ -66,11 +66,7 @@ fn once<T>(message: T) -> tonic::Request<T> {
 
 /// The error of a call that was not sent: the pace stopped (shutdown).
 fn stopped(rpc: &'static str) -> StoreError {
-    StoreError {
-        rpc,
-        code: tonic::Code::Cancelled,
-        message: "not started: shutting down".into(),
-    }
+    StoreError::not_started(rpc)
 }
 
 /// RPCs made, by RPC name and gRPC code name.
