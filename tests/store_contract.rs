@@ -454,6 +454,36 @@ async fn a_missing_schedule_describes_as_none_and_deletes_as_done<B: Backend>(ba
     assert!(store.describe(&want.schedule_id).await.unwrap().is_none());
 }
 
+/// What the read-back of a create relies on when the describe waits on the
+/// server's backlog: on 1.29 the running scheduler workflow of one of our
+/// schedules shows our marker without that wait. It never claims a
+/// schedule that is not ours, nor one that is gone; 1.32's CHASM scheduler
+/// runs no workflow that shows it.
+async fn a_schedule_shows_it_is_ours_without_waiting_where_a_workflow_runs_it<B: Backend>(
+    backend: &B,
+) {
+    let store = backend.store();
+    let want = &wanted(&[W1])[0];
+    let other = &wanted(&[W1_OTHER])[0];
+    let ours = async |id: &str| store.owned_without_waiting(id, "acme").await;
+    let id = want.schedule_id.as_str();
+    assert!(!ours(id).await.unwrap(), "no schedule yet");
+    created(backend, want, "create-1").await;
+    backend
+        .insert_unowned("acme.unowned", other.schedule.clone())
+        .await;
+    assert_eq!(ours(id).await.unwrap(), backend.version() == Version::V1_29);
+    assert!(
+        !store
+            .owned_without_waiting(&want.schedule_id, "shop")
+            .await
+            .unwrap()
+    );
+    assert!(!ours("acme.unowned").await.unwrap(), "without the marker");
+    backend.operator_delete(&want.schedule_id).await;
+    assert!(!ours(id).await.unwrap(), "deleted");
+}
+
 /// What the writer fence relies on: a schedule with `~` in its id and no
 /// firing times can be created paused with notes; pausing it again replaces
 /// the notes; describe and the listing both show the new notes.
@@ -779,4 +809,5 @@ contract!(
     a_listing_shows_at_most_ten_calendars,
     a_missing_schedule_describes_as_none_and_deletes_as_done,
     a_paused_schedule_takes_new_notes_and_lists_them,
+    a_schedule_shows_it_is_ours_without_waiting_where_a_workflow_runs_it,
 );

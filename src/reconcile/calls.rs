@@ -153,16 +153,18 @@ impl<S: ScheduleStore> Apply<'_, S> {
         self.retrying_as(Late::MayBeAway, op)
     }
 
-    /// [`Apply::retrying`] for a read of the writer fence made by the claim.
-    /// A fence just created or claimed by any writer answers a describe
-    /// only once the server's scheduler worker has run its workflow task
-    /// (on Temporal 1.29 a describe is a query to the schedule's workflow,
-    /// buffered until then), and right after a burst of creates that worker
-    /// has a backlog of many seconds. Such a read that finds no answer in
-    /// time is given up at once, and is not counted by the outage breaker:
-    /// the claim then writes without the fence, and the steps' own RPCs
-    /// find out whether Temporal is away.
-    pub(super) fn reading_fence<T, F, Fut>(
+    /// [`Apply::retrying`] for a read that the server may answer only after
+    /// its backlog: the writer fence read by the claim, or a schedule just
+    /// created. A schedule (the fence is one) just created or updated by
+    /// any writer answers a describe only once the server's scheduler
+    /// worker has run its workflow task (on Temporal 1.29 a describe is a
+    /// query to the schedule's workflow, buffered until then), and right
+    /// after a burst of creates that worker has a backlog of many seconds.
+    /// Such a read that finds no answer in time is given up at once, and is
+    /// not counted by the outage breaker: the caller goes on without it (the
+    /// claim writes without the fence), and the steps' own RPCs find out
+    /// whether Temporal is away.
+    pub(super) fn reading_once_if_late<T, F, Fut>(
         &self,
         op: F,
     ) -> impl Future<Output = Result<T, StoreError>>
@@ -285,16 +287,46 @@ impl<S: ScheduleStore> Apply<'_, S> {
         self.retrying(move || self.store.describe(schedule_id))
     }
 
-    /// Describes a schedule that the server has just answered a create of
-    /// with OK, retrying. On Temporal 1.29 such a describe waits for the
-    /// schedule's first workflow task, many seconds while the server's
-    /// scheduler worker has a backlog; the server answered the create, so
-    /// a describe of it that gets no answer in time is not counted by the
-    /// outage breaker (see [`Apply::reading_fence`]).
-    pub(super) fn describe_created(
+    /// Who owns a schedule that the server has just answered a create of
+    /// with OK: `Some(owner)` (`None` for a schedule without a marker), or
+    /// `None` when it holds no such schedule.
+    ///
+    /// On Temporal 1.29 a describe of it waits for the schedule's first
+    /// workflow task, minutes while the server's scheduler worker has a
+    /// backlog after a burst of creates. So a describe that gets no answer
+    /// in time is not retried at once: the schedule's scheduler workflow,
+    /// which shows the marker without a workflow task (the first half of
+    /// the server's own describe), is asked whether it is ours. When it
+    /// cannot say so (1.32's CHASM scheduler, whose describes do not wait
+    /// this way), the describe is retried. Either way, the server answered
+    /// the create, so a describe that gets no answer in time is not counted
+    /// by the outage breaker (see [`Apply::reading_once_if_late`]).
+    pub(super) async fn owner_of_created(
         &self,
         schedule_id: &str,
-    ) -> impl Future<Output = Result<Option<Described>, StoreError>> {
-        self.retrying_as(Late::JustCreated, move || self.store.describe(schedule_id))
+    ) -> Result<Option<Option<String>>, StoreError> {
+        let owner = |held: Option<Described>| held.map(|held| held.observed.owner);
+        match self
+            .reading_once_if_late(|| self.store.describe(schedule_id))
+            .await
+        {
+            Err(late) if late.code == tonic::Code::DeadlineExceeded => {
+                tracing::debug!(
+                    schedule_id,
+                    "the describe of a schedule just created got no answer in time; \
+                     reading its scheduler workflow"
+                );
+                let ours = self
+                    .retrying(|| self.store.owned_without_waiting(schedule_id, self.project))
+                    .await?;
+                if ours {
+                    return Ok(Some(Some(self.project.to_owned())));
+                }
+                self.retrying_as(Late::JustCreated, || self.store.describe(schedule_id))
+                    .await
+                    .map(owner)
+            }
+            held => held.map(owner),
+        }
     }
 }

@@ -165,7 +165,7 @@ impl<S: ScheduleStore> Apply<'_, S> {
     /// `idle_peer`, one found idle), records us there, with the ids of
     /// `record`: creates it, or updates it by a compare-and-set on its
     /// conflict token and reads the update back. The claim's reads of the
-    /// fence that get no answer in time end it ([`Apply::reading_fence`]).
+    /// fence that get no answer in time end it ([`Apply::reading_once_if_late`]).
     ///
     /// # Errors
     ///
@@ -184,7 +184,10 @@ impl<S: ScheduleStore> Apply<'_, S> {
         };
         let mut ids = RequestIds::new();
         for _ in 0..CLAIM_ATTEMPTS {
-            let (before, displaced) = match self.reading_fence(|| self.store.describe(&id)).await? {
+            let (before, displaced) = match self
+                .reading_once_if_late(|| self.store.describe(&id))
+                .await?
+            {
                 None => {
                     let keep = HashMap::new();
                     let request_id = ids.next("claim");
@@ -274,7 +277,9 @@ impl<S: ScheduleStore> Apply<'_, S> {
     async fn read_back_claim(&self, id: &str, before: &str) -> Result<Option<Writer>, StoreError> {
         let deadline = Instant::now() + VERIFY_TIMEOUT;
         loop {
-            let held: Option<Described> = self.reading_fence(|| self.store.describe(id)).await?;
+            let held: Option<Described> = self
+                .reading_once_if_late(|| self.store.describe(id))
+                .await?;
             let notes = held.map(|d| d.observed.notes);
             let changed = notes.as_deref().is_some_and(|n| n != before);
             if changed || Instant::now() >= deadline {

@@ -92,8 +92,8 @@ impl<S: ScheduleStore> Apply<'_, S> {
             if sent.load(Ordering::Relaxed) - refused.load(Ordering::Relaxed) == 1 {
                 return Ok(Effect::Applied);
             }
-            match self.describe_created(&want.schedule_id).await? {
-                Some(held) if held.observed.owner.as_deref() == Some(self.project) => {
+            match self.owner_of_created(&want.schedule_id).await? {
+                Some(owner) if owner.as_deref() == Some(self.project) => {
                     return Ok(Effect::Applied);
                 }
                 Some(_) => return Ok(Effect::Conflict),
@@ -251,10 +251,8 @@ impl<S: ScheduleStore> Apply<'_, S> {
                 reason: error.to_string(),
                 retryable: error.is_retryable(),
             })?;
-        match (created, self.describe_created(&want.schedule_id).await?) {
-            (Created::Created, Some(held))
-                if held.observed.owner.as_deref() == Some(self.project) =>
-            {
+        match (created, self.owner_of_created(&want.schedule_id).await?) {
+            (Created::Created, Some(owner)) if owner.as_deref() == Some(self.project) => {
                 Ok(Effect::Applied)
             }
             (Created::AlreadyExists, _) | (_, Some(_)) => Ok(Effect::Conflict),

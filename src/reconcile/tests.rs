@@ -1088,6 +1088,14 @@ impl ScheduleStore for PacedAt<'_> {
         self.inner.describe(schedule_id).await
     }
 
+    async fn owned_without_waiting(
+        &self,
+        schedule_id: &str,
+        project: &str,
+    ) -> Result<bool, StoreError> {
+        self.inner.owned_without_waiting(schedule_id, project).await
+    }
+
     async fn create(
         &self,
         project: &str,
@@ -1251,7 +1259,12 @@ async fn paced_by_a_limit_a_newer_writer_near_the_end_is_seen_within_a_second() 
 /// scheduler worker has a backlog: it waits for the schedule's first
 /// workflow task.
 fn late_describes() -> MemoryStore {
-    let store = fenced_store();
+    late_describes_as(SchedulerModel::Workflow129)
+}
+
+/// [`late_describes`], behaving as `model`.
+fn late_describes_as(model: SchedulerModel) -> MemoryStore {
+    let store = fenced_store_as(model);
     store.delay(
         crate::store::Rpc::DescribeSchedule,
         crate::store::RPC_TIMEOUT,
@@ -1339,24 +1352,40 @@ async fn a_create_the_server_cancelled_is_sent_again_and_its_late_read_back_is_n
     // may have carried them out), and the read-backs of the creates sent
     // again wait, as on 1.29 a describe of a schedule whose first workflow
     // task is queued does: four of each get no answer in time.
-    let store = late_describes();
-    store.fail_next(
-        crate::store::Rpc::CreateSchedule,
-        crate::store::Code::Cancelled,
-        2,
-    );
-    // The claim's read of the fence and four read-backs of each create,
-    // with the RPC_ATTEMPTS that `late_describes` queued.
-    store.fail_next(
-        crate::store::Rpc::DescribeSchedule,
-        crate::store::Code::DeadlineExceeded,
-        1 + 2 * 4 - RPC_ATTEMPTS as usize,
-    );
-    let report = reconcile(&store, &project(&[A, B]), ReconcileOptions::default())
-        .await
-        .unwrap();
-    assert!(report.converged(), "{report:#?}");
-    assert_eq!(count_effect(&report, Effect::Applied), 2);
-    assert_eq!(store.calls_of(crate::store::Rpc::CreateSchedule), 4);
-    assert!(store.get("foo.a").is_some() && store.get("foo.b").is_some());
+    for model in [SchedulerModel::Workflow129, SchedulerModel::Chasm132] {
+        let store = late_describes_as(model);
+        store.fail_next(
+            crate::store::Rpc::CreateSchedule,
+            crate::store::Code::Cancelled,
+            2,
+        );
+        // The claim's read of the fence and four read-backs of each create,
+        // with the RPC_ATTEMPTS that `late_describes_as` queued.
+        store.fail_next(
+            crate::store::Rpc::DescribeSchedule,
+            crate::store::Code::DeadlineExceeded,
+            1 + 2 * 4 - RPC_ATTEMPTS as usize,
+        );
+        let started = tokio::time::Instant::now();
+        let report = reconcile(&store, &project(&[A, B]), ReconcileOptions::default())
+            .await
+            .unwrap();
+        let took = started.elapsed();
+        assert!(report.converged(), "{model:?}: {report:#?}");
+        assert_eq!(count_effect(&report, Effect::Applied), 2);
+        assert_eq!(store.calls_of(crate::store::Rpc::CreateSchedule), 4);
+        assert!(store.get("foo.a").is_some() && store.get("foo.b").is_some());
+        let asked = store.calls_of(crate::store::Rpc::DescribeWorkflowExecution);
+        if model == SchedulerModel::Workflow129 {
+            // Each read-back waited for one describe, then read the owner
+            // from the scheduler workflow: the claim's read (10 s), then
+            // one read-back (10 s).
+            assert_eq!(asked, 2);
+            assert!(took < 3 * crate::store::RPC_TIMEOUT, "took {took:?}");
+        } else {
+            // No scheduler workflow to read: the describes are retried
+            // until one answers.
+            assert!(took > 4 * crate::store::RPC_TIMEOUT, "took {took:?}");
+        }
+    }
 }

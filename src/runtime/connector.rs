@@ -222,6 +222,15 @@ impl<S: ScheduleStore> ScheduleStore for Guarded<'_, S> {
         self.inner.describe(schedule_id).await
     }
 
+    async fn owned_without_waiting(
+        &self,
+        schedule_id: &str,
+        project: &str,
+    ) -> Result<bool, StoreError> {
+        self.open("DescribeWorkflowExecution")?;
+        self.inner.owned_without_waiting(schedule_id, project).await
+    }
+
     async fn create(
         &self,
         project: &str,

@@ -454,6 +454,21 @@ impl ScheduleStore for MemoryStore {
         })
     }
 
+    async fn owned_without_waiting(
+        &self,
+        schedule_id: &str,
+        project: &str,
+    ) -> Result<bool, StoreError> {
+        self.wait(Rpc::DescribeWorkflowExecution).await;
+        let inner = self.call(Rpc::DescribeWorkflowExecution)?;
+        // A schedule of the CHASM scheduler has no workflow that shows it.
+        Ok(self.model != SchedulerModel::Chasm132
+            && inner
+                .schedules
+                .get(schedule_id)
+                .is_some_and(|entry| entry.owner().as_deref() == Some(project)))
+    }
+
     async fn describe(&self, schedule_id: &str) -> Result<Option<Described>, StoreError> {
         self.wait(Rpc::DescribeSchedule).await;
         let inner = self.call(Rpc::DescribeSchedule)?;

@@ -277,6 +277,28 @@ pub trait ScheduleStore: Send + Sync {
     fn pace_status(&self) -> Option<PaceStatus> {
         None
     }
+
+    /// Whether the schedule `schedule_id` carries `project`'s marker, as
+    /// its scheduler workflow shows it without waiting for that workflow to
+    /// run. On Temporal 1.29 a describe of a schedule is a query to that
+    /// workflow, answered only after its first workflow task; this is the
+    /// part of the describe that needs none. Only `true` tells anything:
+    /// `false` when there is no such workflow running (as for a schedule of
+    /// 1.32's CHASM scheduler), when the workflow's memo lacks the marker
+    /// (1.32 runs one whose memo does), and for a store without scheduler
+    /// workflows (the default).
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] for any failure but "not found".
+    fn owned_without_waiting(
+        &self,
+        schedule_id: &str,
+        project: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let _ = (schedule_id, project);
+        std::future::ready(Ok(false))
+    }
 }
 
 /// Search attribute names and their types.
@@ -293,6 +315,14 @@ impl<S: ScheduleStore> ScheduleStore for std::sync::Arc<S> {
         schedule_id: &str,
     ) -> impl Future<Output = Result<Option<Described>, StoreError>> + Send {
         (**self).describe(schedule_id)
+    }
+
+    fn owned_without_waiting(
+        &self,
+        schedule_id: &str,
+        project: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).owned_without_waiting(schedule_id, project)
     }
 
     fn create(

@@ -22,11 +22,15 @@ pub enum Rpc {
     DeleteSchedule,
     /// `ListSearchAttributes`: the namespace's search attributes.
     ListSearchAttributes,
+    /// `DescribeWorkflowExecution` of a schedule's scheduler workflow: who
+    /// owns a schedule just created, when its describe waits on the
+    /// server's backlog (Temporal 1.29).
+    DescribeWorkflowExecution,
 }
 
 impl Rpc {
     /// Every RPC, in the order above.
-    pub const ALL: [Rpc; 7] = [
+    pub const ALL: [Rpc; 8] = [
         Rpc::ListSchedules,
         Rpc::DescribeSchedule,
         Rpc::CreateSchedule,
@@ -34,6 +38,7 @@ impl Rpc {
         Rpc::PatchSchedule,
         Rpc::DeleteSchedule,
         Rpc::ListSearchAttributes,
+        Rpc::DescribeWorkflowExecution,
     ];
 
     /// The RPC's name as Temporal's API spells it (and the `rpc` label of
@@ -47,6 +52,7 @@ impl Rpc {
             Rpc::PatchSchedule => "PatchSchedule",
             Rpc::DeleteSchedule => "DeleteSchedule",
             Rpc::ListSearchAttributes => "ListSearchAttributes",
+            Rpc::DescribeWorkflowExecution => "DescribeWorkflowExecution",
         }
     }
 }
@@ -162,7 +168,8 @@ mod tests {
                 "UpdateSchedule",
                 "PatchSchedule",
                 "DeleteSchedule",
-                "ListSearchAttributes"
+                "ListSearchAttributes",
+                "DescribeWorkflowExecution"
             ]
         );
         assert_eq!(Rpc::UpdateSchedule.to_string(), "UpdateSchedule");

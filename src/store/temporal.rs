@@ -9,15 +9,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use temporalio_client::request_extensions::RetryConfigForCall;
 use temporalio_client::{Client, RetryOptions};
-use temporalio_common::protos::temporal::api::common::v1::{Memo, Payload, SearchAttributes};
+use temporalio_common::protos::temporal::api::common::v1::{
+    Memo, Payload, SearchAttributes, WorkflowExecution,
+};
 use temporalio_common::protos::temporal::api::enums::v1::WorkflowExecutionStatus;
 use temporalio_common::protos::temporal::api::operatorservice::v1::ListSearchAttributesRequest;
 use temporalio_common::protos::temporal::api::schedule::v1::{
     ScheduleActionResult, ScheduleInfo, SchedulePatch, ScheduleSpec,
 };
 use temporalio_common::protos::temporal::api::workflowservice::v1::{
-    CreateScheduleRequest, DeleteScheduleRequest, DescribeScheduleRequest, ListSchedulesRequest,
-    PatchScheduleRequest, UpdateScheduleRequest,
+    CreateScheduleRequest, DeleteScheduleRequest, DescribeScheduleRequest,
+    DescribeWorkflowExecutionRequest, ListSchedulesRequest, PatchScheduleRequest,
+    UpdateScheduleRequest,
 };
 
 use super::pace::{Answer, Pace, PaceStatus};
@@ -397,6 +400,12 @@ fn counters(info: &ScheduleInfo) -> Counters {
     }
 }
 
+/// The id of the workflow that runs schedule `schedule_id` on a
+/// workflow-backed scheduler (Temporal 1.29's, and 1.32's unless CHASM).
+fn scheduler_workflow_id(schedule_id: &str) -> String {
+    format!("temporal-sys-scheduler:{schedule_id}")
+}
+
 impl ScheduleStore for TemporalStore {
     async fn list(&self, project: &str) -> Result<Observation, StoreError> {
         // Ask the server for the project's ids only; a server that cannot
@@ -414,6 +423,38 @@ impl ScheduleStore for TemporalStore {
             }
             other => other,
         }
+    }
+
+    async fn owned_without_waiting(
+        &self,
+        schedule_id: &str,
+        project: &str,
+    ) -> Result<bool, StoreError> {
+        let mut service = self.client.connection().workflow_service();
+        let request = DescribeWorkflowExecutionRequest {
+            namespace: self.namespace.clone(),
+            execution: Some(WorkflowExecution {
+                workflow_id: scheduler_workflow_id(schedule_id),
+                run_id: String::new(),
+            }),
+        };
+        let response = match self
+            .call(
+                "DescribeWorkflowExecution",
+                service.describe_workflow_execution(once(request)),
+            )
+            .await
+        {
+            Ok(response) => response,
+            Err(error) if error.code == tonic::Code::NotFound => return Ok(false),
+            Err(error) => return Err(error),
+        };
+        let Some(info) = response.workflow_execution_info else {
+            return Ok(false);
+        };
+        let owner = payload_text(info.memo.as_ref().and_then(|m| m.fields.get(MEMO_PROJECT)));
+        Ok(info.status == WorkflowExecutionStatus::Running as i32
+            && owner.as_deref() == Some(project))
     }
 
     async fn describe(&self, schedule_id: &str) -> Result<Option<Described>, StoreError> {
