@@ -3,12 +3,13 @@
 //!
 //! `cargo bench --bench outage` writes a project of `BENCH_OUTAGE_SIZE`
 //! (default 10,000) schedules, starts `schedule-sync apply` on a fresh dev
-//! server, kills the server with SIGKILL 5 s in, and measures the time from
+//! server, kills the server with SIGKILL once a tenth of the schedules are
+//! listed (apply is then writing at full pace), and measures the time from
 //! the kill to apply's exit. Then it restarts the server on the same
 //! database, applies again, and checks that exactly the declared schedules
 //! exist and that one more apply writes nothing.
 //!
-//! Under `cargo test` (no `--bench` argument) it runs on 200 schedules.
+//! Under `cargo test` (no `--bench` argument) it runs on 500 schedules.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -62,6 +63,20 @@ fn writes(report: &serde_json::Value) -> u64 {
     .sum()
 }
 
+/// How many of the project's schedules the server lists, its writer fence
+/// left out.
+async fn project_listed(store: &TemporalStore) -> usize {
+    let fence = schedule_sync::fence::fence_id("outage");
+    store
+        .list("outage")
+        .await
+        .unwrap()
+        .schedules
+        .iter()
+        .filter(|s| s.schedule_id != fence)
+        .count()
+}
+
 #[tokio::main]
 async fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
@@ -71,7 +86,7 @@ async fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(10_000)
     } else {
-        200
+        500
     };
     let cli = find_cli().expect("the temporal CLI (scripts/install-temporal-cli.sh)");
     let mut server = DevServer::start(DevServerOptions::new(cli))
@@ -80,11 +95,35 @@ async fn main() {
     let dir = project_dir(count);
     let address = server.address();
 
+    let client = server
+        .settings()
+        .connect(Duration::from_secs(5))
+        .await
+        .unwrap();
+    let store = TemporalStore::new(client, server.namespace().to_owned(), true);
+
     let mut child = apply(dir.path(), &address)
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(if bench { 5 } else { 2 })).await;
+    // The kill lands while apply is writing: once a tenth of the project is
+    // listed, most of it is still to be created.
+    let started = Instant::now();
+    loop {
+        let listed = project_listed(&store).await;
+        if listed >= count / 10 {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "apply exited before the kill, with {listed} schedules listed"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "apply created only {listed} schedules in two minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     server.kill();
     let killed = Instant::now();
     let status = child.wait().unwrap();
@@ -126,16 +165,7 @@ async fn main() {
     let store = TemporalStore::new(client, server.namespace().to_owned(), true);
     let deadline = Instant::now() + Duration::from_secs(120);
     let listed = loop {
-        // The project's schedules, its writer fence left out.
-        let fence = schedule_sync::fence::fence_id("outage");
-        let listed = store
-            .list("outage")
-            .await
-            .unwrap()
-            .schedules
-            .iter()
-            .filter(|s| s.schedule_id != fence)
-            .count();
+        let listed = project_listed(&store).await;
         if listed == count || Instant::now() > deadline {
             break listed;
         }

@@ -4,7 +4,7 @@
 use futures_util::StreamExt;
 use futures_util::stream;
 
-use super::{Apply, DEFAULT_CONCURRENCY};
+use super::{Apply, READS_IN_FLIGHT};
 use crate::compare::same_schedule;
 use crate::store::{Observation, ScheduleStore};
 
@@ -39,7 +39,7 @@ impl<S: ScheduleStore> Apply<'_, S> {
                 let same = described.is_some_and(|d| same_schedule(&d.schedule, &want.schedule));
                 (index, same)
             })
-            .buffer_unordered(DEFAULT_CONCURRENCY)
+            .buffer_unordered(READS_IN_FLIGHT)
             .collect()
             .await;
         for (index, same) in found {

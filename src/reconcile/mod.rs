@@ -42,8 +42,14 @@ use crate::store::{Observation, ScheduleStore, StoreError};
 use calls::{Outage, RequestIds};
 use failure::Failure;
 
-/// How many schedule writes run at once by default.
-pub const DEFAULT_CONCURRENCY: usize = 16;
+/// How many schedule writes run at once by default. Against a dev server
+/// 64 writes in flight reach about the create rate of 128 (a cold apply of
+/// 1,000 makes 94% of the server's ceiling, against 79% with 16); on a
+/// rate-limited namespace the store's pace, not this, sets the rate.
+pub const DEFAULT_CONCURRENCY: usize = 64;
+/// How many describes of schedules run at once: each one is a query to the
+/// schedule's workflow on server 1.29, heavier for the server than a write.
+const READS_IN_FLIGHT: usize = 16;
 /// Attempts of one RPC that fails with a retryable code (Unavailable,
 /// Internal, ...), with exponential backoff between them; throttled answers
 /// are counted apart ([`THROTTLED_ATTEMPTS`]).
@@ -397,7 +403,7 @@ pub async fn preview<S: ScheduleStore>(
                 .unwrap_or_default();
             Ok::<_, StoreError>((want.schedule_id.clone(), fields))
         })
-        .buffer_unordered(options.concurrency.max(1))
+        .buffer_unordered(options.concurrency.clamp(1, READS_IN_FLIGHT))
         .collect::<Vec<_>>()
         .await
         .into_iter()

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use futures_util::StreamExt;
 use futures_util::stream;
 
-use super::{Apply, DEFAULT_CONCURRENCY};
+use super::{Apply, READS_IN_FLIGHT};
 use crate::compare::same_schedule;
 use crate::fence::{fence_id, recorded};
 use crate::spec::owns_id;
@@ -51,7 +51,7 @@ impl<S: ScheduleStore> Apply<'_, S> {
         }
         let found: Vec<Result<_, StoreError>> = stream::iter(ids)
             .map(|id| async move { self.retrying(|| self.store.describe(&id)).await })
-            .buffer_unordered(DEFAULT_CONCURRENCY)
+            .buffer_unordered(READS_IN_FLIGHT)
             .collect()
             .await;
         for described in found {
