@@ -210,6 +210,15 @@ pub fn classify(
     watch
 }
 
+/// The schedules `observation` lists, by schedule id.
+fn by_id(observation: &Observation) -> HashMap<&str, &Observed> {
+    observation
+        .schedules
+        .iter()
+        .map(|o| (o.schedule_id.as_str(), o))
+        .collect()
+}
+
 /// The watch of each schedule that `project` declares and `observation`
 /// shows with its firing, at `now`, by schedule id.
 pub fn watch_project(
@@ -217,11 +226,7 @@ pub fn watch_project(
     observation: &Observation,
     now: SystemTime,
 ) -> BTreeMap<String, Watch> {
-    let seen: HashMap<&str, &Observed> = observation
-        .schedules
-        .iter()
-        .map(|o| (o.schedule_id.as_str(), o))
-        .collect();
+    let seen = by_id(observation);
     project
         .scheduled()
         .filter_map(|(workflow, declared)| {
@@ -253,11 +258,7 @@ pub fn watch_desired(
     observation: &Observation,
     now: SystemTime,
 ) -> BTreeMap<String, Watch> {
-    let seen: HashMap<&str, &Observed> = observation
-        .schedules
-        .iter()
-        .map(|o| (o.schedule_id.as_str(), o))
-        .collect();
+    let seen = by_id(observation);
     desired
         .schedules
         .iter()

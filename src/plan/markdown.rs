@@ -272,12 +272,7 @@ fn code(value: &str) -> String {
 mod tests {
     use super::*;
     use crate::plan::{HoldReason, UpdateReason};
-
-    fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .unwrap()
-            .with_timezone(&Utc)
-    }
+    use crate::project::fire_times::at;
 
     /// A plan with one of everything, rendered as `tests/golden/plan.md`
     /// holds it (`UPDATE_GOLDEN=1` rewrites the file).

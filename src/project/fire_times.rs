@@ -255,16 +255,18 @@ pub fn next_fire_times(
     out
 }
 
+/// An RFC 3339 instant, in UTC (for tests).
+#[cfg(test)]
+pub(crate) fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::project::check_workflow_source;
-
-    fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .unwrap()
-            .with_timezone(&Utc)
-    }
 
     fn schedule(body: &str) -> Schedule {
         let text = format!("id: w\nschedule:\n{body}");

@@ -399,12 +399,7 @@ fn crowd_warning(file: &Path, time: DateTime<Utc>, ids: &[&str]) -> Diagnostic {
 mod tests {
     use super::*;
     use crate::project::check_workflow_source;
-
-    fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .unwrap()
-            .with_timezone(&Utc)
-    }
+    use crate::project::fire_times::at;
 
     fn lint(body: &str, now: &str) -> Vec<String> {
         let text = format!("id: w\nschedule:\n{body}");

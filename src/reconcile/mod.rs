@@ -319,11 +319,7 @@ pub async fn survey<S: ScheduleStore>(
     let desired = DesiredProject::of(project);
     let name = crate::fence::this_process();
     let apply = Apply::new(store, &desired.name, &desired.schedules, options.plan, name);
-    let (observation, health) = apply
-        .observe_with_health(|o| watch_project(project, o, std::time::SystemTime::now()))
-        .await?;
-    let plan = apply.plan_observed(&observation, options).await?;
-    Ok((plan, health))
+    apply.survey(project, options).await
 }
 
 /// Describes up to `budget` of the schedules in `health` (taking turns
@@ -382,11 +378,7 @@ pub async fn preview<S: ScheduleStore>(
     let desired = DesiredProject::of(project);
     let name = crate::fence::this_process();
     let apply = Apply::new(store, &desired.name, &desired.schedules, options.plan, name);
-    let (observation, health) = apply
-        .observe_with_health(|o| watch_project(project, o, std::time::SystemTime::now()))
-        .await?;
-    let plan = apply.plan_observed(&observation, options).await?;
-    drop(observation);
+    let (plan, health) = apply.survey(project, options).await?;
     let apply = &apply;
     let updated = plan.steps.iter().filter_map(|step| match step {
         Step::Update { schedule_id, .. } => apply
@@ -460,6 +452,20 @@ impl<'a, S: ScheduleStore> Apply<'a, S> {
     async fn observe_and_plan(&self, options: ReconcileOptions) -> Result<Plan, StoreError> {
         let observation = self.observe().await?;
         self.plan_observed(&observation, options).await
+    }
+
+    /// Plans `project` from one listing, and tells from it how each
+    /// schedule `project` declares fires (the listing is dropped here).
+    async fn survey(
+        &self,
+        project: &Project,
+        options: ReconcileOptions,
+    ) -> Result<(Plan, BTreeMap<String, Watch>), StoreError> {
+        let (observation, health) = self
+            .observe_with_health(|o| watch_project(project, o, std::time::SystemTime::now()))
+            .await?;
+        let plan = self.plan_observed(&observation, options).await?;
+        Ok((plan, health))
     }
 
     /// Lists `project`'s schedules, and tells from the listing how each of
