@@ -76,9 +76,11 @@ async fn main() {
 
     let target = project("limited", size);
     let started = Instant::now();
-    let report = reconcile(&store, &target, ReconcileOptions::default())
-        .await
-        .unwrap();
+    let mut options = ReconcileOptions::default();
+    if let Ok(concurrency) = std::env::var("BENCH_CONCURRENCY") {
+        options.concurrency = concurrency.parse().expect("BENCH_CONCURRENCY is a number");
+    }
+    let report = reconcile(&store, &target, options).await.unwrap();
     let elapsed = started.elapsed().as_secs_f64();
     let counts = store.rpc_counts();
     let total: u64 = counts.values().flat_map(|codes| codes.values()).sum();
@@ -95,9 +97,10 @@ async fn main() {
     let rate = size as f64 / elapsed;
     let share = throttled as f64 / total as f64;
     println!(
-        "cold apply of {size} at {LIMIT} RPS (max_rps {ceiling:?}): converged {}, {created} of \
+        "cold apply of {size} at {LIMIT} RPS (max_rps {ceiling:?}, concurrency {}): converged {}, {created} of \
          {size} created, {elapsed:.1} s, {rate:.2} schedules/s; {total} RPCs, {throttled} \
          ResourceExhausted ({:.1}%); final pace {:.1}/s; RPCs by code: {counts:?}",
+        options.concurrency,
         report.converged(),
         100.0 * share,
         pace.rate.unwrap_or(f64::NAN),
