@@ -11,9 +11,9 @@
 //! slowdown sets it to [`SLOWDOWN`] times the rate at which the server
 //! answered fine over the last [`WINDOW`] (or the pace, if lower), but
 //! never cuts it below [`MAX_CUT`] of what it was. Each fine answer to a
-//! call that had to wait for its turn adds [`GROWTH`] requests per second:
-//! about 3% a second at any pace, since a pace of `r` gets `r` answers a
-//! second.
+//! call that had to wait for its turn adds [`GROWTH`] requests per second,
+//! from [`GROWTH_HOLD`] after the last slowdown on: about 3% a second at
+//! any pace, since a pace of `r` gets `r` answers a second.
 //!
 //! Calls in flight are bounded too, whatever the reconcile's concurrency.
 //! Before the first throttle the bound starts at [`PACED_IN_FLIGHT`] and
@@ -45,6 +45,10 @@ pub const MAX_CUT: f64 = 0.8;
 /// What a fine answer to a call that waited for its turn adds to the pace,
 /// in requests per second.
 pub const GROWTH: f64 = 0.03;
+/// How long after a slowdown the pace holds before fine answers speed it
+/// up again: right after a cut the server's allowance is still empty, and a
+/// pace that grew at once would be throttled again within seconds.
+pub const GROWTH_HOLD: Duration = Duration::from_secs(5);
 /// How far back fine answers count to estimate the server's rate.
 pub const WINDOW: Duration = Duration::from_secs(1);
 /// The most calls in flight at once while calls are paced, and the bound
@@ -276,7 +280,10 @@ impl Pace {
                 if limiter.rate.is_none() {
                     limiter.unpaced_fine = limiter.unpaced_fine.saturating_add(1);
                 }
-                if waited && fresh {
+                let held = limiter
+                    .slowed_at
+                    .is_some_and(|slowed| now.duration_since(slowed) < GROWTH_HOLD);
+                if waited && fresh && !held {
                     let ceiling = limiter.ceiling.unwrap_or(f64::INFINITY);
                     limiter.rate = limiter.rate.map(|rate| (rate + GROWTH).min(ceiling));
                 }
@@ -421,15 +428,23 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn fine_answers_speed_it_up_again_by_three_percent_a_second() {
+    async fn fine_answers_speed_it_up_again_by_three_percent_a_second_after_a_hold() {
         let pace = Pace::new(None);
         send(&pace, 10, Answer::Fine).await;
         send(&pace, 1, Answer::Throttled).await;
         assert_eq!(pace.status().rate, Some(10.0));
+        // For 5 s after the slowdown, the pace holds.
+        let start = Instant::now();
+        send(&pace, 49, Answer::Fine).await;
+        assert!(start.elapsed() < GROWTH_HOLD);
+        assert_eq!(pace.status().rate, Some(10.0));
+        send(&pace, 1, Answer::Fine).await;
+        assert_eq!(start.elapsed(), GROWTH_HOLD);
+        // Then each answer adds 0.03.
         let start = Instant::now();
         send(&pace, 100, Answer::Fine).await;
         let rate = pace.status().rate.unwrap();
-        assert!((rate - 13.0).abs() < 1e-9, "{rate}");
+        assert!((rate - 13.03).abs() < 1e-9, "{rate}");
         // 100 calls at 10 to 13 a second took between 7.7 and 10 s.
         let took = start.elapsed();
         assert!(took > ms(7_700) && took < ms(10_000), "{took:?}");
