@@ -66,7 +66,7 @@ pub const THROTTLED_RECENTLY: Duration = Duration::from_secs(60);
 #[derive(Clone, Debug, Default)]
 pub struct Pace {
     limiter: Arc<Mutex<Limiter>>,
-    /// Told each time a call in flight ends.
+    /// Wakes the calls waiting for one in flight to end.
     ended: Arc<Notify>,
     /// Once cancelled, no call gets a turn any more.
     stop: CancellationToken,
@@ -116,7 +116,9 @@ impl Drop for InFlight {
         let mut limiter = self.0.lock();
         limiter.in_flight = limiter.in_flight.saturating_sub(1);
         drop(limiter);
-        self.0.ended.notify_one();
+        // Every waiter checks again: `notify_one` keeps a single permit, so
+        // two calls ending before their waiters wait would wake only one.
+        self.0.ended.notify_waiters();
     }
 }
 
@@ -213,7 +215,8 @@ impl Pace {
                 return None;
             }
             // Made before the check, so that a call ending after it still
-            // wakes this one (`notify_one` keeps a permit for it).
+            // wakes this one (`notify_waiters` wakes every `Notified` made
+            // before it, polled or not).
             let ended = self.ended.notified();
             if let Some(taken) = self.take_turn() {
                 break taken;
